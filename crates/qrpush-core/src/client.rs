@@ -1,0 +1,205 @@
+//! `Client`: publish, publish_many and ping over the shared pool, with the rules that make a
+//! call safe to make from a web request: validate everything before sending anything, stay
+//! within the time bound, replace stale connections silently, never re-send what may have
+//! reached Redis.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use crate::config::{validate_channel_part, Config};
+use crate::connection::{server_error, Connection};
+use crate::error::{Error, ErrorKind, Result};
+use crate::pool::{shared_pool, Pool};
+use crate::stats::StatsSnapshot;
+
+/// Longest channel name accepted (after the prefix), far above any sane name.
+pub const MAX_CHANNEL_LEN: usize = 1024;
+
+pub struct Client {
+    config: Config,
+    pool: Arc<Pool>,
+}
+
+impl Client {
+    /// A client over the process-wide pool of `config.endpoint`. Does not connect.
+    pub fn new(config: Config) -> Self {
+        let pool = shared_pool(&config.endpoint, config.pool_size);
+        Client { config, pool }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Checks a channel name: non-empty, bounded, no control characters.
+    pub fn validate_channel(&self, channel: &[u8]) -> Result<()> {
+        if channel.is_empty() {
+            return Err(Error::invalid("must not be empty"));
+        }
+        validate_channel_part(channel, MAX_CHANNEL_LEN)
+    }
+
+    /// Checks an encoded message against `max_payload`.
+    pub fn validate_payload(&self, payload: &[u8]) -> Result<()> {
+        if payload.len() > self.config.max_payload {
+            return Err(Error::invalid(format!(
+                "is {} bytes, more than qrpush.max_payload ({} bytes)",
+                payload.len(),
+                self.config.max_payload
+            )));
+        }
+        Ok(())
+    }
+
+    /// PUBLISH; returns the number of subscribers that received the message.
+    pub fn publish(&self, channel: &[u8], payload: &[u8]) -> Result<i64> {
+        self.validate_channel(channel)
+            .map_err(|e| prefixed("channel", e))?;
+        self.validate_payload(payload)
+            .map_err(|e| prefixed("message", e))?;
+        let reply = self.run(1, |conn, timeout| {
+            conn.request_one(timeout, |p| {
+                p.command(|cmd| self.publish_args(cmd, channel, payload))
+            })
+        })?;
+        self.receivers(reply, None)
+    }
+
+    /// Many PUBLISHes in one round trip; all validated first. Returns receiver counts in order.
+    pub fn publish_many<C: AsRef<[u8]>, P: AsRef<[u8]>>(
+        &self,
+        messages: &[(C, P)],
+    ) -> Result<Vec<i64>> {
+        for (i, (channel, payload)) in messages.iter().enumerate() {
+            self.validate_channel(channel.as_ref())
+                .map_err(|e| prefixed(&format!("message #{i}: channel"), e))?;
+            self.validate_payload(payload.as_ref())
+                .map_err(|e| prefixed(&format!("message #{i}: message"), e))?;
+        }
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies = self.run(messages.len() as u64, |conn, timeout| {
+            conn.request(timeout, messages.len(), |p| {
+                for (channel, payload) in messages {
+                    p.command(|cmd| self.publish_args(cmd, channel.as_ref(), payload.as_ref()));
+                }
+            })
+        })?;
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| self.receivers(v, Some(i)))
+            .collect()
+    }
+
+    /// One PING round trip, timed.
+    pub fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        let reply = self.run(0, |conn, timeout| {
+            conn.request_one(timeout, |p| {
+                p.command(|cmd| {
+                    cmd.arg("PING");
+                })
+            })
+        })?;
+        match reply {
+            Value::SimpleString(s) if s == "PONG" => Ok(start.elapsed()),
+            Value::ServerError(e) => Err(server_error(&e, "PING failed")),
+            other => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply to PING: {other:?}"),
+            )),
+        }
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.pool.snapshot()
+    }
+
+    /// Runs one request on a pooled connection, with the pool's stats, and one silent retry on a
+    /// new connection when (and only when) nothing can have reached Redis: the reused connection
+    /// failed before a single byte was accepted for sending.
+    pub fn run<T>(
+        &self,
+        messages: u64,
+        mut op: impl FnMut(&mut Connection, Duration) -> Result<T>,
+    ) -> Result<T> {
+        let start = Instant::now();
+        let mut retried = false;
+        let result = loop {
+            let mut lease = match self
+                .pool
+                .lease(self.config.connect_timeout, self.config.timeout)
+            {
+                Ok(lease) => lease,
+                Err(e) => break Err(e),
+            };
+            match op(lease.connection(), self.config.timeout) {
+                Ok(v) => break Ok(v),
+                Err(e) => {
+                    let fresh = lease.fresh;
+                    if e.breaks_connection() {
+                        lease.discard();
+                    }
+                    if !fresh && !retried && !e.maybe_sent() && e.breaks_connection() {
+                        retried = true;
+                        continue;
+                    }
+                    break Err(e);
+                }
+            }
+        };
+        match &result {
+            Ok(_) => self.pool.stats.record_success(messages, start.elapsed()),
+            Err(e) => self.pool.stats.record_failure(messages.max(1), e.message()),
+        }
+        result
+    }
+
+    fn publish_args(&self, cmd: &mut redis::Cmd, channel: &[u8], payload: &[u8]) {
+        cmd.arg("PUBLISH")
+            .arg(PrefixedChannel {
+                prefix: self.config.channel_prefix.as_bytes(),
+                channel,
+            })
+            .arg(payload);
+    }
+
+    fn receivers(&self, reply: Value, index: Option<usize>) -> Result<i64> {
+        let at = index
+            .map(|i| format!(" (message #{i})"))
+            .unwrap_or_default();
+        match reply {
+            Value::Int(n) => Ok(n),
+            Value::ServerError(e) => Err(server_error(&e, &format!("PUBLISH{at} failed"))),
+            other => Err(Error::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply to PUBLISH{at}: {other:?}"),
+            )),
+        }
+    }
+}
+
+/// The channel argument with the configured prefix, written as one RESP argument without
+/// building the concatenation first.
+struct PrefixedChannel<'a> {
+    prefix: &'a [u8],
+    channel: &'a [u8],
+}
+
+impl redis::ToRedisArgs for PrefixedChannel<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        let mut w = out.writer_for_next_arg();
+        // Writing to the command's in-memory buffer cannot fail.
+        let _ = w.write_all(self.prefix);
+        let _ = w.write_all(self.channel);
+    }
+}
+
+fn prefixed(what: &str, e: Error) -> Error {
+    Error::new(e.kind(), format!("{what} {}", e.message()))
+}

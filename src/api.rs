@@ -1,0 +1,108 @@
+//! The PHP-facing operations shared by the `QrPush` facade and `QrPush\Client`: convert the
+//! arguments, call the core, map the error. Nothing else happens here.
+
+use ext_php_rs::binary_slice::BinarySlice;
+use ext_php_rs::boxed::ZBox;
+use ext_php_rs::exception::PhpResult;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use qrpush_core::{Client, Error, StatsSnapshot};
+
+use crate::exceptions::to_php;
+use crate::message::{to_payload, type_name};
+
+pub fn publish(
+    client: &Client,
+    func: &str,
+    channel: BinarySlice<u8>,
+    message: &Zval,
+) -> PhpResult<i64> {
+    let channel: &[u8] = &channel;
+    client
+        .validate_channel(channel)
+        .map_err(|e| to_php(e, &arg(func, 1, "channel")))?;
+    let payload = to_payload(message).map_err(|e| to_php(e, &arg(func, 2, "message")))?;
+    client
+        .validate_payload(&payload)
+        .map_err(|e| to_php(e, &arg(func, 2, "message")))?;
+    client
+        .publish(channel, &payload)
+        .map_err(|e| to_php(e, func))
+}
+
+pub fn publish_many(client: &Client, func: &str, messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
+    let argument = arg(func, 1, "messages");
+    let mut batch: Vec<(&[u8], std::borrow::Cow<'_, [u8]>)> = Vec::with_capacity(messages.len());
+    for (i, pair) in messages.values().enumerate() {
+        let at = |what: &str| format!("{argument} message #{i}{what}");
+        let pair = pair.dereference();
+        let (channel, message) = match pair
+            .array()
+            .map(|p| (p.get_index(0), p.get_index(1), p.len()))
+        {
+            Some((Some(c), Some(m), 2)) => (c.dereference(), m),
+            _ => {
+                return Err(to_php(
+                    Error::invalid("must be a [string $channel, $message] pair"),
+                    &at(""),
+                ))
+            }
+        };
+        let Some(channel) = channel.zend_str().map(|s| s.as_bytes()) else {
+            return Err(to_php(
+                Error::invalid_type(format!(
+                    "must be of type string, {} given",
+                    type_name(channel)
+                )),
+                &at(": channel"),
+            ));
+        };
+        client
+            .validate_channel(channel)
+            .map_err(|e| to_php(e, &at(": channel")))?;
+        let payload = to_payload(message).map_err(|e| to_php(e, &at(": message")))?;
+        client
+            .validate_payload(&payload)
+            .map_err(|e| to_php(e, &at(": message")))?;
+        batch.push((channel, payload));
+    }
+    client.publish_many(&batch).map_err(|e| to_php(e, func))
+}
+
+pub fn ping(client: &Client, func: &str) -> PhpResult<f64> {
+    client
+        .ping()
+        .map(|d| d.as_secs_f64())
+        .map_err(|e| to_php(e, func))
+}
+
+pub fn stats(client: &Client) -> PhpResult<ZBox<ZendHashTable>> {
+    stats_array(&client.stats()).map_err(|e| format!("stats(): {e}").into())
+}
+
+/// The stats snapshot as the documented PHP array (see the stub's `stats()`).
+pub fn stats_array(s: &StatsSnapshot) -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
+    let mut latency = ZendHashTable::new();
+    latency.insert("p50", s.latency.p50_us as i64)?;
+    latency.insert("p90", s.latency.p90_us as i64)?;
+    latency.insert("p99", s.latency.p99_us as i64)?;
+    latency.insert("max", s.latency.max_us as i64)?;
+    latency.insert("count", s.latency.count as i64)?;
+    let mut a = ZendHashTable::new();
+    a.insert("published", s.published as i64)?;
+    a.insert("failed", s.failed as i64)?;
+    a.insert("reconnects", s.reconnects as i64)?;
+    a.insert("connections_created", s.connections_created as i64)?;
+    a.insert("pool_size", s.pool_size as i64)?;
+    a.insert("pool_idle", s.pool_idle as i64)?;
+    a.insert("pool_in_use", s.pool_in_use as i64)?;
+    a.insert("last_error", s.last_error.clone())?;
+    a.insert("latency_us", latency)?;
+    a.insert("endpoint", s.endpoint.clone())?;
+    a.insert("pid", s.pid as i64)?;
+    Ok(a)
+}
+
+/// PHP's way of naming an argument in errors: `QrPush::publish(): Argument #1 ($channel)`.
+fn arg(func: &str, position: u32, name: &str) -> String {
+    format!("{func}(): Argument #{position} (${name})")
+}

@@ -1,0 +1,64 @@
+//! `phpinfo()` / `php --ri qrpush`: version, build, effective configuration (redacted) and the
+//! default client's counters. INI entries are printed here rather than by PHP's own
+//! display_ini_entries(), which would print the URL with its password.
+
+use ext_php_rs::zend::ModuleEntry;
+use ext_php_rs::{info_table_end, info_table_header, info_table_row, info_table_start};
+use qrpush_core::SETTINGS;
+
+use crate::{facade, ini};
+
+pub extern "C" fn module_info(_module: *mut ModuleEntry) {
+    // A panic must not unwind into the engine from this extern "C" callback.
+    let _ = std::panic::catch_unwind(print_info);
+}
+
+fn print_info() {
+    let zts = if ext_php_rs::PHP_ZTS {
+        "enabled (ZTS)"
+    } else {
+        "disabled (NTS)"
+    };
+    info_table_start!();
+    info_table_row!("QrPush support", "enabled");
+    info_table_row!("Version", qrpush_core::VERSION);
+    info_table_row!("PHP API", ext_php_rs::ffi::ZEND_MODULE_API_NO.to_string());
+    info_table_row!("Thread safety", zts);
+    info_table_row!("Build", env!("QRPUSH_BUILD_INFO"));
+    info_table_row!("Transports", if cfg!(unix) { "tcp, unix" } else { "tcp" });
+    info_table_end!();
+
+    let config = match facade::default_client_if_created() {
+        Some(client) => client.config().clone(),
+        None => ini::config(),
+    };
+    info_table_start!();
+    info_table_header!("Directive", "Effective value");
+    for s in SETTINGS {
+        info_table_row!(format!("qrpush.{}", s.name), config.display_value(s.name));
+    }
+    info_table_end!();
+
+    if let Some(client) = facade::default_client_if_created() {
+        let s = client.stats();
+        info_table_start!();
+        info_table_header!("Default client (this process)", "Value");
+        info_table_row!("published", s.published.to_string());
+        info_table_row!("failed", s.failed.to_string());
+        info_table_row!("reconnects", s.reconnects.to_string());
+        info_table_row!("connections created", s.connections_created.to_string());
+        info_table_row!(
+            "pool idle / in use / size",
+            format!("{} / {} / {}", s.pool_idle, s.pool_in_use, s.pool_size)
+        );
+        info_table_row!(
+            "publish latency p50 / p99 / max",
+            format!(
+                "{} / {} / {} µs",
+                s.latency.p50_us, s.latency.p99_us, s.latency.max_us
+            )
+        );
+        info_table_row!("last error", s.last_error.unwrap_or_else(|| "none".into()));
+        info_table_end!();
+    }
+}

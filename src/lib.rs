@@ -1,0 +1,53 @@
+//! The `qrpush` PHP extension: a thin ext-php-rs binding over `qrpush-core`.
+//!
+//! # Layout
+//! - `facade`: `final class QrPush`, static methods over the default client from php.ini.
+//! - `client`: `final class QrPush\Client`, the same methods with per-instance URL and options.
+//! - `api`: the operations both share: convert arguments, call the core, map errors.
+//! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
+//! - `exceptions`: the exception classes and the one mapping from core errors to them.
+//! - `ini`: the `qrpush.*` directives, registered from the core's settings table.
+//! - `info`: the phpinfo() section.
+//!
+//! Module startup registers classes and INI entries only: no connection is opened before a
+//! call needs one (php-fpm forks its workers after startup).
+#![cfg_attr(windows, feature(abi_vectorcall))]
+
+mod api;
+mod client;
+mod exceptions;
+mod facade;
+mod info;
+mod ini;
+mod internal_class;
+mod message;
+
+use ext_php_rs::prelude::*;
+
+fn startup(_ty: i32, module_number: i32) -> i32 {
+    // Nothing in here may unwind into the engine.
+    let ok = std::panic::catch_unwind(|| {
+        ini::register(module_number);
+        ini::warn_invalid();
+    });
+    if ok.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
+#[php_module]
+#[php(startup = startup)]
+pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
+    module
+        .name("qrpush")
+        .version(qrpush_core::VERSION)
+        .class::<facade::QrPush>()
+        .class::<client::Client>()
+        .class::<exceptions::QrPushException>()
+        .class::<exceptions::ConnectionException>()
+        .class::<exceptions::TimeoutException>()
+        .class::<exceptions::ServerException>()
+        .info_function(info::module_info)
+}
