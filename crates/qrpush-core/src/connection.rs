@@ -48,7 +48,7 @@ impl Connection {
         let io_err = |e: io::Error| Error::io(&e, "configuring the socket to", &label);
         stream.set_write_timeout(timeout).map_err(io_err)?;
         stream.set_read_timeout(timeout).map_err(io_err)?;
-        let pid = std::process::id();
+        let pid = crate::process::current_pid();
         let mut conn = Connection {
             stream,
             parser: redis::Parser::new(),
@@ -106,7 +106,7 @@ impl Connection {
     /// True when this connection may carry the next command: opened by this process and still
     /// connected (checked without a round trip).
     pub fn is_reusable(&self) -> bool {
-        self.pid == std::process::id() && self.stream.is_alive()
+        self.pid == crate::process::current_pid() && self.stream.is_alive()
     }
 
     pub fn pid(&self) -> u32 {

@@ -21,6 +21,7 @@ pub mod endpoint;
 pub mod error;
 pub mod json;
 pub mod pool;
+mod process;
 pub mod secret;
 pub mod stats;
 mod stream;

@@ -62,7 +62,7 @@ impl Pool {
             endpoint,
             size: size.max(1),
             state: Mutex::new(PoolState {
-                pid: std::process::id(),
+                pid: crate::process::current_pid(),
                 idle: Vec::new(),
                 in_use: 0,
             }),
@@ -159,7 +159,7 @@ impl Pool {
     /// Dropping a connection only closes this process's copy of the descriptor; the parent's
     /// socket stays open and untouched (nothing is written to it).
     fn adopt_after_fork(&self, state: &mut PoolState) {
-        let pid = std::process::id();
+        let pid = crate::process::current_pid();
         if state.pid != pid {
             state.pid = pid;
             state.idle.clear();
@@ -186,7 +186,7 @@ impl Pool {
             last_error: self.stats.last_error(),
             latency: self.stats.latency(),
             endpoint: self.endpoint.redacted_url(),
-            pid: std::process::id(),
+            pid: crate::process::current_pid(),
         }
     }
 }

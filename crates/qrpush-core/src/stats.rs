@@ -152,10 +152,14 @@ fn bucket_of(us: u64) -> usize {
 
 /// The largest value that falls in bucket `i` (reported as the percentile: never optimistic).
 fn upper_bound_of(i: usize) -> u64 {
+    if i < SUB_BUCKETS as usize {
+        return 1; // bucket 0 holds 0 and 1 µs
+    }
     let log = i as u32 / SUB_BUCKETS;
     let sub = (i as u32 % SUB_BUCKETS) as u64;
     let base = 1u64 << log;
-    base + (sub + 1) * base / SUB_BUCKETS as u64 - 1
+    // Rounded up: the sub-bucket width is below 1 µs for the smallest powers of two.
+    base + ((sub + 1) * base).div_ceil(SUB_BUCKETS as u64) - 1
 }
 
 #[cfg(test)]
