@@ -60,12 +60,14 @@ impl Client {
             .map_err(|e| prefixed("channel", e))?;
         self.validate_payload(payload)
             .map_err(|e| prefixed("message", e))?;
-        let reply = self.run(1, |conn, timeout| {
-            conn.request_one(timeout, |p| {
+        // The reply is interpreted inside the request so that an error reply (NOPERM, ...)
+        // counts as a failure in the stats.
+        self.run(1, |conn, timeout| {
+            let reply = conn.request_one(timeout, |p| {
                 p.command(|cmd| self.publish_args(cmd, channel, payload))
-            })
-        })?;
-        self.receivers(reply, None)
+            })?;
+            self.receivers(reply, None)
+        })
     }
 
     /// Many PUBLISHes in one round trip; all validated first. Returns receiver counts in order.
@@ -82,38 +84,38 @@ impl Client {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        let replies = self.run(messages.len() as u64, |conn, timeout| {
-            conn.request(timeout, messages.len(), |p| {
+        self.run(messages.len() as u64, |conn, timeout| {
+            let replies = conn.request(timeout, messages.len(), |p| {
                 for (channel, payload) in messages {
                     p.command(|cmd| self.publish_args(cmd, channel.as_ref(), payload.as_ref()));
                 }
-            })
-        })?;
-        replies
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| self.receivers(v, Some(i)))
-            .collect()
+            })?;
+            replies
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| self.receivers(v, Some(i)))
+                .collect()
+        })
     }
 
     /// One PING round trip, timed.
     pub fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
-        let reply = self.run(0, |conn, timeout| {
-            conn.request_one(timeout, |p| {
+        self.run(0, |conn, timeout| {
+            let reply = conn.request_one(timeout, |p| {
                 p.command(|cmd| {
                     cmd.arg("PING");
                 })
-            })
-        })?;
-        match reply {
-            Value::SimpleString(s) if s == "PONG" => Ok(start.elapsed()),
-            Value::ServerError(e) => Err(server_error(&e, "PING failed")),
-            other => Err(Error::new(
-                ErrorKind::Protocol,
-                format!("unexpected reply to PING: {other:?}"),
-            )),
-        }
+            })?;
+            match reply {
+                Value::SimpleString(s) if s == "PONG" => Ok(start.elapsed()),
+                Value::ServerError(e) => Err(server_error(&e, "PING failed")),
+                other => Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("unexpected reply to PING: {other:?}"),
+                )),
+            }
+        })
     }
 
     pub fn stats(&self) -> StatsSnapshot {

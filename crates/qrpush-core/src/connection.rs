@@ -87,10 +87,10 @@ impl Connection {
         conn.flush_out(deadline)?;
         for step in steps {
             match conn.read_reply(deadline)? {
-                Value::ServerError(e) if step == "CLIENT SETNAME" => {
-                    // A least-privilege ACL user may lack CLIENT: naming is a courtesy, not a need.
-                    let _ = e;
-                }
+                // A least-privilege ACL user may lack CLIENT (NOPERM), and some Redis-compatible
+                // servers lack the command: naming is a courtesy, not a need. Any other error
+                // (e.g. "max number of clients reached") is the real reason the login failed.
+                Value::ServerError(e) if step == "CLIENT SETNAME" && is_optional_refusal(&e) => {}
                 Value::ServerError(e) => {
                     return Err(server_error(
                         &e,
@@ -122,8 +122,8 @@ impl Connection {
         replies: usize,
         pack: impl FnOnce(&mut Packer<'_>),
     ) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + timeout;
         self.pack(pack);
+        let deadline = Instant::now() + timeout;
         self.flush_out(deadline)?;
         let mut values = Vec::with_capacity(replies);
         for _ in 0..replies {
@@ -138,8 +138,8 @@ impl Connection {
         timeout: Duration,
         pack: impl FnOnce(&mut Packer<'_>),
     ) -> Result<Value> {
-        let deadline = Instant::now() + timeout;
         self.pack(pack);
+        let deadline = Instant::now() + timeout;
         self.flush_out(deadline)?;
         self.read_reply(deadline).map_err(Error::mark_maybe_sent)
     }
@@ -217,9 +217,10 @@ impl Connection {
         })
     }
 
-    /// Makes sure no single read can block past `deadline`. A setsockopt costs a syscall, so it is
-    /// only made when the remaining time is clearly shorter (or much longer) than the current bound:
-    /// on a warm connection the configured timeout already fits and nothing is changed.
+    /// Makes the socket's read timeout match the time left until `deadline`, so no single read
+    /// can block past it (nor give up early because an earlier, shorter deadline left a smaller
+    /// bound behind). A setsockopt costs a syscall, so it is only made when the two differ by more
+    /// than an eighth: on a warm connection the configured timeout already fits.
     fn bound_reads(&mut self, deadline: Instant) -> Result<()> {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -229,7 +230,7 @@ impl Connection {
             ));
         }
         let slack = self.read_timeout / 8;
-        if remaining + slack < self.read_timeout || remaining > self.read_timeout * 2 {
+        if remaining + slack < self.read_timeout || remaining > self.read_timeout + slack {
             self.stream
                 .set_read_timeout(remaining)
                 .map_err(|e| Error::io(&e, "configuring the socket to", &self.label))?;
@@ -252,6 +253,12 @@ impl Packer<'_> {
         build(self.cmd);
         self.cmd.write_packed_command(self.out);
     }
+}
+
+/// Refusals of an optional command that leave the connection fine to use.
+fn is_optional_refusal(e: &redis::ServerError) -> bool {
+    let detail = e.details().unwrap_or("");
+    e.code() == "NOPERM" || (e.code() == "ERR" && detail.starts_with("unknown"))
 }
 
 /// A Redis error reply as our error: "<context>: NOPERM User app has no permissions ...".
