@@ -161,7 +161,14 @@ impl Walker {
                             class_name(object)
                         ))
                     })?;
-                return self.value(&result, depth + 1);
+                // Like json_encode: returning $this means "my public properties", and the call
+                // itself is not a nesting level.
+                if let Some(same) = result.object() {
+                    if std::ptr::eq(same, object) {
+                        return self.public_properties(object, depth);
+                    }
+                }
+                return self.value(&result, depth);
             }
         }
         if let Some(backed_enum) = class("BackedEnum") {
@@ -175,16 +182,23 @@ impl Walker {
             }
         }
         if std::ptr::eq(ce, ext_php_rs::zend::ce::stdclass()) {
-            let properties = object.get_properties().map_err(|_| {
-                Error::invalid("contains an object whose properties cannot be read")
-            })?;
-            let entries = entries(properties)?;
-            return self.map(entries, depth);
+            return self.public_properties(object, depth);
         }
         Err(Error::invalid_type(format!(
             "contains an object of class {}; only \\stdClass, \\JsonSerializable and \\BackedEnum objects can be published",
             class_name(object)
         )))
+    }
+}
+
+impl Walker {
+    /// An object's public properties as a JSON object (what json_encode does for plain objects).
+    fn public_properties(&mut self, object: &ZendObject, depth: usize) -> Result<Value, Error> {
+        let properties = object
+            .get_properties()
+            .map_err(|_| Error::invalid("contains an object whose properties cannot be read"))?;
+        let entries = entries(properties)?;
+        self.map(entries, depth)
     }
 }
 

@@ -109,7 +109,7 @@ impl Client {
             })?;
             match reply {
                 Value::SimpleString(s) if s == "PONG" => Ok(start.elapsed()),
-                Value::ServerError(e) => Err(server_error(&e, "PING failed")),
+                Value::ServerError(e) => Err(server_error(&e, "PING")),
                 other => Err(Error::new(
                     ErrorKind::Protocol,
                     format!("unexpected reply to PING: {other:?}"),
@@ -172,12 +172,10 @@ impl Client {
     }
 
     fn receivers(&self, reply: Value, index: Option<usize>) -> Result<i64> {
-        let at = index
-            .map(|i| format!(" (message #{i})"))
-            .unwrap_or_default();
+        let at = index.map(|i| format!(" message #{i}")).unwrap_or_default();
         match reply {
             Value::Int(n) => Ok(n),
-            Value::ServerError(e) => Err(server_error(&e, &format!("PUBLISH{at} failed"))),
+            Value::ServerError(e) => Err(server_error(&e, &format!("PUBLISH{at}"))),
             other => Err(Error::new(
                 ErrorKind::Protocol,
                 format!("unexpected reply to PUBLISH{at}: {other:?}"),

@@ -92,10 +92,7 @@ impl Connection {
                 // (e.g. "max number of clients reached") is the real reason the login failed.
                 Value::ServerError(e) if step == "CLIENT SETNAME" && is_optional_refusal(&e) => {}
                 Value::ServerError(e) => {
-                    return Err(server_error(
-                        &e,
-                        &format!("{step} on {} failed", conn.label),
-                    ));
+                    return Err(server_error(&e, &format!("{step} to {}", conn.label)));
                 }
                 _ => {}
             }
@@ -261,11 +258,12 @@ fn is_optional_refusal(e: &redis::ServerError) -> bool {
     e.code() == "NOPERM" || (e.code() == "ERR" && detail.starts_with("unknown"))
 }
 
-/// A Redis error reply as our error: "<context>: NOPERM User app has no permissions ...".
+/// A Redis error reply as our error. The message starts with Redis's error code, so callers can
+/// match on it: "NOPERM User app has no permissions ... (PUBLISH to 127.0.0.1:6379)".
 pub fn server_error(e: &redis::ServerError, context: &str) -> Error {
     let detail = e.details().map(|d| format!(" {d}")).unwrap_or_default();
     Error::new(
         ErrorKind::Server,
-        format!("{context}: {}{detail}", e.code()),
+        format!("{}{detail} ({context})", e.code()),
     )
 }

@@ -95,6 +95,12 @@ impl Endpoint {
                 "unix:// sockets are not available on this platform; use redis://host:port",
             ));
         }
+        // unix://var/run/redis.sock would parse "var" as a host and silently use /run/redis.sock.
+        if url.host_str().is_some_and(|h| !h.is_empty()) {
+            return Err(Error::invalid(
+                "the unix:// URL must not have a host part; write the absolute path after three slashes, e.g. unix:///run/redis/redis.sock",
+            ));
+        }
         let path = decode(url.path(), "socket path")?;
         if !path.starts_with('/') || path.len() < 2 {
             return Err(Error::invalid(
@@ -257,7 +263,7 @@ mod tests {
             ),
             (
                 "unix://relative",
-                "the unix:// URL needs an absolute socket path, e.g. unix:///run/redis/redis.sock",
+                "the unix:// URL must not have a host part; write the absolute path after three slashes, e.g. unix:///run/redis/redis.sock",
             ),
         ];
         for (url, message) in cases {

@@ -189,7 +189,7 @@ fn invalid_urls_have_exact_messages() {
         ),
         (
             "unix://relative",
-            "url: the unix:// URL needs an absolute socket path, e.g. unix:///run/redis/redis.sock".into(),
+            "url: the unix:// URL must not have a host part; write the absolute path after three slashes, e.g. unix:///run/redis/redis.sock".into(),
         ),
         (
             "unix:///",

@@ -376,10 +376,10 @@ fn wrong_password_is_a_server_error_without_the_password() {
     assert_eq!(err.kind(), ErrorKind::Server, "{err}");
     assert!(!err.maybe_sent());
     assert!(
-        err.message().starts_with(&format!(
-            "AUTH on 127.0.0.1:{} failed: WRONGPASS",
-            server.port()
-        )),
+        err.message().starts_with("WRONGPASS ")
+            && err
+                .message()
+                .ends_with(&format!("(AUTH to 127.0.0.1:{})", server.port())),
         "{}",
         err.message()
     );
@@ -460,19 +460,14 @@ fn acl_user_without_publish_gets_noperm() {
         assert_eq!(err.kind(), ErrorKind::Server, "{err}");
         assert!(!err.maybe_sent());
         assert!(
-            err.message().starts_with("PUBLISH failed: NOPERM"),
+            err.message().starts_with("NOPERM") && err.message().ends_with("(PUBLISH)"),
             "{}",
             err.message()
         );
         assert!(!err.message().contains("pw-reader"));
     }
     let err = client.publish_many(&[("c", "a"), ("c", "b")]).unwrap_err();
-    assert!(
-        err.message()
-            .starts_with("PUBLISH (message #0) failed: NOPERM"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().starts_with("NOPERM"), "{}", err.message());
     sub.nothing_more(Duration::from_millis(200));
     // An error reply leaves the connection usable: no reconnect for it.
     let stats = client.stats();
@@ -548,7 +543,7 @@ fn database_out_of_range_is_a_server_error() {
     assert_eq!(
         err.message(),
         format!(
-            "SELECT on 127.0.0.1:{} failed: ERR DB index is out of range",
+            "ERR DB index is out of range (SELECT to 127.0.0.1:{})",
             server.port()
         )
     );
