@@ -6,6 +6,7 @@
 //! - `api`: the operations both share: convert arguments, call the core, map errors.
 //! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
 //! - `exceptions`: the exception classes and the one mapping from core errors to them.
+//! - `login`: `final class QrPush\Login`, the QR-login state machine over the default client.
 //! - `ini`: the `qrpush.*` directives, registered from the core's settings table.
 //! - `info`: the phpinfo() section.
 //!
@@ -20,6 +21,7 @@ mod facade;
 mod info;
 mod ini;
 mod internal_class;
+mod login;
 mod message;
 
 use ext_php_rs::prelude::*;
@@ -29,11 +31,16 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     let ok = std::panic::catch_unwind(|| {
         ini::register(module_number);
         ini::warn_invalid();
+        exceptions::register()
     });
-    if ok.is_ok() {
-        0
-    } else {
-        -1
+    match ok {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            let message = format!("qrpush: cannot register the exception classes: {e}");
+            ext_php_rs::error::php_error(&ext_php_rs::flags::ErrorType::CoreWarning, &message);
+            -1
+        }
+        Err(_) => -1,
     }
 }
 
@@ -45,9 +52,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .version(qrpush_core::VERSION)
         .class::<facade::QrPush>()
         .class::<client::Client>()
-        .class::<exceptions::QrPushException>()
-        .class::<exceptions::ConnectionException>()
-        .class::<exceptions::TimeoutException>()
-        .class::<exceptions::ServerException>()
+        .class::<login::Login>()
         .info_function(info::module_info)
 }

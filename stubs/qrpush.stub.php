@@ -29,6 +29,11 @@ final class QrPush
     public const VERSION = '0.1.0';
 
     /**
+     * Not constructible: QrPush is a static facade. Calling `new` throws an \Exception.
+     */
+    public function __construct() {}
+
+    /**
      * Publishes one message to a channel (Redis PUBLISH), prefixed with `qrpush.channel_prefix`.
      *
      * @param string $channel Channel name: non-empty, no ASCII control characters (CR, LF, NUL, ...).
@@ -150,5 +155,173 @@ class TimeoutException extends Exception
 
 /** Redis answered with an error reply (NOAUTH, WRONGPASS, NOPERM, ...). The message starts with its code. */
 class ServerException extends Exception
+{
+}
+
+/**
+ * QR login, the publisher side: an atomic state machine in Redis that publishes every transition.
+ *
+ *   pending --scan()--> scanned --approve()--> approved --redeem()--> redeemed
+ *                          `--reject()--> rejected
+ *   pending|scanned|approved --cancel()--> cancelled;  a passed deadline --> expired
+ *
+ * Every call is one Lua script run on the default client's pooled connections (same `qrpush.url`, time
+ * bounds and `qrpush.channel_prefix` as \QrPush::publish()): it checks the state, writes the new state and
+ * its TTL, and PUBLISHes the event, so state and events never disagree and of concurrent calls only one
+ * wins. A refused call throws a \QrPush\LoginException subclass and changes nothing, publishes nothing.
+ *
+ * Redis stores, per login, one hash `qrpush:login:<sha256(id)>`: state, version, times, the scanning user
+ * and device, the browser's IP and user agent, and SHA-256 hashes of the QR token, browser secret and
+ * ticket — never a secret, nor the login id itself. Exception messages never contain a secret.
+ *
+ * Events (JSON) go to `qrpush.login_channel` (mode `single`, the default: every event also carries
+ * `sessionId` = login id, as the seed's Ratchet server expects) or to `<login_channel>:<id>` (mode
+ * `per_login`), both after `qrpush.channel_prefix`:
+ *   {"v":1,"type":"scanned|approved|rejected|redeemed|cancelled|expired","loginId":"<id>",
+ *    ["sessionId":"<id>",] "seq":<state version>,"ts":<Redis time, ms>,"data":{...}}
+ * data: scanned {"expiresAt":ms}, approved {"ticket":"...","expiresAt":ms}, expired {"from":"<state>"},
+ * others {}. `seq` is the login's version after the transition (2 = scanned, 3 = approved/rejected, ...):
+ * a subscriber can drop duplicates and detect gaps; status() returns the same version.
+ *
+ * Status arrays (every method but redeem() returns one):
+ *   array{id: string, state: string, version: int, created_at_ms: int, expires_at_ms: ?int, channel: string}
+ * `expires_at_ms` is the deadline of a live login (pending/scanned: qrpush.login_pending_ttl after start;
+ * approved: qrpush.login_approved_ttl after approve) and null once it is finished; a finished login stays
+ * readable for qrpush.login_terminal_ttl, then it is gone (LoginNotFoundException).
+ *
+ * Ids, QR texts, tickets and secrets are accepted as any bytes: forged input is refused with the login
+ * exception it deserves (mostly LoginNotFoundException), never a \TypeError.
+ */
+final class Login
+{
+    /**
+     * Not constructible: QrPush\Login is a static facade. Calling `new` throws an \Exception.
+     */
+    public function __construct() {}
+
+    /**
+     * Creates a pending login, for the browser that wants to log in.
+     *
+     * @param string $browserIp The browser's address as the app sees it (shown to the phone); at most 64 bytes.
+     * @param string $userAgent The browser's User-Agent (shown to the phone); cut to 512 bytes.
+     * @return array The status array plus `qr` (the QR code's text, `<id>.<43 base64url chars>`) and
+     *     `browser_secret` (43 base64url chars: put it in an HttpOnly SameSite=Strict cookie, never in the page).
+     * @throws \ValueError A browser IP longer than 64 bytes.
+     * @throws \QrPush\Exception Redis could not be reached in time (ConnectionException, TimeoutException, ...).
+     * @example $login = QrPush\Login::start($_SERVER['REMOTE_ADDR'], $_SERVER['HTTP_USER_AGENT'] ?? '');
+     */
+    public static function start(string $browserIp, string $userAgent): array {}
+
+    /**
+     * The logged-in phone user scanned `$qr`: binds the login to `$userId` (pending → scanned).
+     *
+     * @param string $qr The scanned text.
+     * @param string $userId The phone's user: non-empty UTF-8, at most 256 bytes, no control characters.
+     * @param string $deviceInfo A description of the phone (returned by nothing but stored); at most 1024 bytes.
+     * @return array The status array plus `browser_ip` and `browser_user_agent`: show them, with
+     *     `created_at_ms`, before the user approves (the QRLJacking defence).
+     * @throws \QrPush\LoginNotFoundException Not a QR code of a login (or a forged, unknown or removed one).
+     * @throws \QrPush\LoginExpiredException|\QrPush\LoginStateException Expired, or already scanned/finished.
+     * @throws \ValueError An invalid user id or device info.
+     */
+    public static function scan(string $qr, string $userId, string $deviceInfo): array {}
+
+    /**
+     * The scanning user confirms (scanned → approved). Publishes `approved` with a new one-time ticket; the
+     * phone never sees it. The browser has qrpush.login_approved_ttl seconds to redeem it.
+     *
+     * @return array The status array.
+     * @throws \QrPush\LoginWrongUserException Another user scanned this login.
+     * @throws \QrPush\LoginStateException The login is not scanned (pending, already approved, finished).
+     * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+     */
+    public static function approve(string $loginId, string $userId): array {}
+
+    /**
+     * The scanning user declines (scanned → rejected). Publishes `rejected`.
+     *
+     * @return array The status array.
+     * @throws \QrPush\LoginWrongUserException|\QrPush\LoginStateException|\QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+     */
+    public static function reject(string $loginId, string $userId): array {}
+
+    /**
+     * The browser trades the ticket (from the `approved` event, or from status()) and its secret for the
+     * user id, exactly once (approved → redeemed). Publishes `redeemed`. Start a fresh session after it.
+     *
+     * @return string The user id given to scan().
+     * @throws \QrPush\LoginWrongSecretException The browser secret does not match (checked before the state).
+     * @throws \QrPush\LoginTicketUsedException The login was already redeemed (a replayed ticket).
+     * @throws \QrPush\LoginWrongTicketException The ticket does not match (forged, or replaced by status()).
+     * @throws \QrPush\LoginStateException The login is not approved.
+     * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+     */
+    public static function redeem(string $loginId, string $ticket, string $browserSecret): string {}
+
+    /**
+     * The browser gives up (pending/scanned/approved → cancelled). Publishes `cancelled`.
+     *
+     * @return array The status array.
+     * @throws \QrPush\LoginWrongSecretException|\QrPush\LoginStateException|\QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+     */
+    public static function cancel(string $loginId, string $browserSecret): array {}
+
+    /**
+     * The login's current state, for a browser that reconnects or polls (Pub/Sub is at-most-once). A live
+     * login past its deadline becomes `expired` here (and `expired` is published).
+     *
+     * @param string|null $browserSecret With the browser secret, an approved login's status also carries
+     *     `ticket`: a new one, which replaces the event's (so a browser that missed `approved` can redeem).
+     * @return array The status array (+ `ticket`).
+     * @throws \QrPush\LoginWrongSecretException A browser secret was given and does not match.
+     * @throws \QrPush\LoginNotFoundException Unknown, forged, or finished longer ago than qrpush.login_terminal_ttl.
+     */
+    public static function status(string $loginId, ?string $browserSecret = null): array {}
+}
+
+/** Root of QR-login refusals (never thrown itself). getCode() is one of the constants. Nothing changed in Redis. */
+class LoginException extends Exception
+{
+    public const NOT_FOUND = 101;
+    public const EXPIRED = 102;
+    public const WRONG_STATE = 103;
+    public const WRONG_USER = 104;
+    public const WRONG_SECRET = 105;
+    public const WRONG_TICKET = 106;
+    public const TICKET_USED = 107;
+}
+
+/** No such login: an unknown or forged id or QR code, or one removed after expiring (code 101). */
+class LoginNotFoundException extends LoginException
+{
+}
+
+/** The login's deadline passed (code 102). */
+class LoginExpiredException extends LoginException
+{
+}
+
+/** The transition is not allowed from the login's current state, e.g. approve() twice (code 103). */
+class LoginStateException extends LoginException
+{
+}
+
+/** approve()/reject() by a user other than the one who scanned (code 104). */
+class LoginWrongUserException extends LoginException
+{
+}
+
+/** The browser secret does not match (code 105). */
+class LoginWrongSecretException extends LoginException
+{
+}
+
+/** The ticket does not match (code 106). */
+class LoginWrongTicketException extends LoginException
+{
+}
+
+/** The login was already redeemed: the ticket was used (code 107). */
+class LoginTicketUsedException extends LoginException
 {
 }
