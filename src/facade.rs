@@ -15,7 +15,7 @@ use crate::{api, ini};
 /// process. Its pool handles fork() itself.
 static DEFAULT: OnceCell<Client> = OnceCell::new();
 
-fn client() -> &'static Client {
+pub(crate) fn client() -> &'static Client {
     DEFAULT.get_or_init(|| Client::new(ini::config()))
 }
 

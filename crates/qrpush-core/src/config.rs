@@ -56,7 +56,55 @@ pub const SETTINGS: &[Setting] = &[
         help: "largest message in bytes, after JSON encoding",
         secret: false,
     },
+    Setting {
+        name: "login_channel",
+        default: "qr-login-events",
+        help: "QrPush\\Login: channel of the login events (channel_prefix applies)",
+        secret: false,
+    },
+    Setting {
+        name: "login_channel_mode",
+        default: "single",
+        help: "QrPush\\Login: single (every event on login_channel, with sessionId) or per_login (login_channel:<id>)",
+        secret: false,
+    },
+    Setting {
+        name: "login_pending_ttl",
+        default: "120",
+        help: "QrPush\\Login: seconds a new login may wait to be scanned and approved",
+        secret: false,
+    },
+    Setting {
+        name: "login_approved_ttl",
+        default: "30",
+        help: "QrPush\\Login: seconds the browser has to redeem an approved login",
+        secret: false,
+    },
+    Setting {
+        name: "login_terminal_ttl",
+        default: "60",
+        help: "QrPush\\Login: seconds a finished login stays readable by status()",
+        secret: false,
+    },
 ];
+
+/// Where `QrPush\Login` publishes its events (`login_channel_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginChannelMode {
+    /// Every event on `login_channel`, each with a `sessionId` field (the seed's Ratchet server).
+    Single,
+    /// One channel per login: `login_channel:<login id>`.
+    PerLogin,
+}
+
+impl LoginChannelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginChannelMode::Single => "single",
+            LoginChannelMode::PerLogin => "per_login",
+        }
+    }
+}
 
 /// Everything a client needs, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +115,11 @@ pub struct Config {
     pub timeout: Duration,
     pub channel_prefix: String,
     pub max_payload: usize,
+    pub login_channel: String,
+    pub login_channel_mode: LoginChannelMode,
+    pub login_pending_ttl: Duration,
+    pub login_approved_ttl: Duration,
+    pub login_terminal_ttl: Duration,
 }
 
 const MAX_POOL_SIZE: usize = 1024;
@@ -84,6 +137,11 @@ impl Default for Config {
             timeout: Duration::ZERO,
             channel_prefix: String::new(),
             max_payload: 0,
+            login_channel: String::new(),
+            login_channel_mode: LoginChannelMode::Single,
+            login_pending_ttl: Duration::ZERO,
+            login_approved_ttl: Duration::ZERO,
+            login_terminal_ttl: Duration::ZERO,
         };
         for s in SETTINGS {
             config
@@ -111,6 +169,32 @@ impl Config {
             }
             "max_payload" => {
                 self.max_payload = parse_int(value, 1, MAX_PAYLOAD_LIMIT).map_err(named)?
+            }
+            "login_channel" => {
+                if value.is_empty() {
+                    return Err(named(Error::invalid("must not be empty")));
+                }
+                validate_channel_part(value.as_bytes(), MAX_PREFIX_LEN).map_err(named)?;
+                self.login_channel = value.to_string();
+            }
+            "login_channel_mode" => {
+                self.login_channel_mode = match value {
+                    "single" => LoginChannelMode::Single,
+                    "per_login" => LoginChannelMode::PerLogin,
+                    _ => {
+                        return Err(named(Error::invalid(format!(
+                            "expected single or per_login, got '{}'",
+                            value.chars().take(32).collect::<String>()
+                        ))))
+                    }
+                }
+            }
+            "login_pending_ttl" => self.login_pending_ttl = parse_seconds(value).map_err(named)?,
+            "login_approved_ttl" => {
+                self.login_approved_ttl = parse_seconds(value).map_err(named)?
+            }
+            "login_terminal_ttl" => {
+                self.login_terminal_ttl = parse_seconds(value).map_err(named)?
             }
             _ => {
                 let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
@@ -153,6 +237,11 @@ impl Config {
             "timeout" => format_seconds(self.timeout),
             "channel_prefix" => self.channel_prefix.clone(),
             "max_payload" => self.max_payload.to_string(),
+            "login_channel" => self.login_channel.clone(),
+            "login_channel_mode" => self.login_channel_mode.as_str().to_string(),
+            "login_pending_ttl" => format_seconds(self.login_pending_ttl),
+            "login_approved_ttl" => format_seconds(self.login_approved_ttl),
+            "login_terminal_ttl" => format_seconds(self.login_terminal_ttl),
             _ => String::new(),
         }
     }
@@ -221,6 +310,23 @@ mod tests {
         assert_eq!(c.channel_prefix, "");
         assert_eq!(c.endpoint.label(), "127.0.0.1:6379");
         assert_eq!(c.call_bound(), Duration::from_secs(2));
+        assert_eq!(c.login_channel, "qr-login-events");
+        assert_eq!(c.login_channel_mode, LoginChannelMode::Single);
+        assert_eq!(c.login_pending_ttl, Duration::from_secs(120));
+        assert_eq!(c.login_approved_ttl, Duration::from_secs(30));
+        assert_eq!(c.login_terminal_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn login_settings_round_trip() {
+        let mut c = Config::default();
+        c.set("login_channel_mode", "per_login").unwrap();
+        c.set("login_pending_ttl", "0.5").unwrap();
+        c.set("login_channel", "logins").unwrap();
+        assert_eq!(c.display_value("login_channel_mode"), "per_login");
+        assert_eq!(c.display_value("login_pending_ttl"), "0.5");
+        assert_eq!(c.display_value("login_approved_ttl"), "30.0");
+        assert_eq!(c.display_value("login_channel"), "logins");
     }
 
     #[test]
@@ -233,7 +339,10 @@ mod tests {
             ("max_payload", "0", "max_payload: expected a whole number from 1 to 536870912, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
             ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis:// or unix://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, channel_prefix, max_payload"),
+            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, channel_prefix, max_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl"),
+            ("login_channel", "", "login_channel: must not be empty"),
+            ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
+            ("login_pending_ttl", "0", "login_pending_ttl: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
         ];
         for (name, value, message) in cases {
             let mut c = Config::default();

@@ -20,6 +20,9 @@ pub enum ErrorKind {
     Server,
     /// Redis answered something that is not valid RESP or not the expected reply type.
     Protocol,
+    /// A `QrPush\Login` call was refused (unknown login, wrong state, user, secret or ticket);
+    /// nothing changed in Redis (`LoginException` subclasses).
+    Login(crate::login::LoginError),
 }
 
 /// An error with a message that is safe to show: it never contains a password or other secret.

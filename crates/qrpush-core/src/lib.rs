@@ -10,6 +10,7 @@
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
 //! - [`json`]: JSON byte-identical to PHP's `json_encode` with QrPush's flags.
 //! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
+//! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
 //! - [`error`]: [`Error`] and its [`ErrorKind`], mapped to PHP exceptions by the binding.
 //!
 //! The core never opens a connection on its own: only a call that needs Redis does.
@@ -20,6 +21,7 @@ pub mod connection;
 pub mod endpoint;
 pub mod error;
 pub mod json;
+pub mod login;
 pub mod pool;
 mod process;
 pub mod secret;
@@ -30,6 +32,7 @@ pub use client::Client;
 pub use config::{Config, Setting, SETTINGS};
 pub use endpoint::{Address, Endpoint};
 pub use error::{Error, ErrorKind, Result};
+pub use login::{Login, LoginError};
 pub use secret::Secret;
 pub use stats::{LatencySummary, StatsSnapshot};
 

@@ -1,0 +1,184 @@
+-- QrPush login: the state machine of one QR login. Every call is one atomic transition:
+-- check the state, write the new state and its TTL, PUBLISH the event. A refused call writes
+-- nothing and publishes nothing (every check comes before the first write).
+--
+--   pending --scan--> scanned --approve--> approved --redeem--> redeemed
+--                        \--reject--> rejected
+--   pending | scanned | approved --cancel--> cancelled
+--   pending | scanned | approved --(deadline passed, seen by any call)--> expired
+--
+-- KEYS[1]   the login's hash: qrpush:login:<base64url(sha256(login id))>
+-- ARGV[1]   operation: start | scan | approve | reject | redeem | cancel | status
+-- ARGV[2]   the login id (base64url): only copied into events, never stored
+-- ARGV[3]   the channel events go to
+-- ARGV[4]   "1": events carry "sessionId" (the seed-compatible single channel)
+-- ARGV[5..7] pending, approved and terminal TTLs in milliseconds
+-- ARGV[8..] the operation's own arguments, named where they are read
+--
+-- Secrets arrive as SHA-256 hashes (computed by QrPush) and only hashes are stored. The one
+-- plaintext secret a call carries is approve's new ticket, which is published, never stored.
+-- Time is Redis's own (TIME), so every app server agrees on deadlines.
+--
+-- Reply: {"ok", state, version, created_ms, deadline_ms, a, b} (a, b depend on the operation)
+--     or {"err", reason, state}.
+
+local key, op, id, channel = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local with_session_id = ARGV[4] == '1'
+local pending_ttl, approved_ttl, terminal_ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+
+-- Redis 7 always replicates a script's effects; before, TIME would forbid later writes without this.
+if redis.replicate_commands then
+  redis.replicate_commands()
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function ok(h, a, b)
+  return {'ok', h.state, int(h.version), h.created, h.deadline, a or '', b or ''}
+end
+
+local function refuse(reason, h)
+  return {'err', reason, h and h.state or ''}
+end
+
+if op == 'start' then
+  local qr_hash, secret_hash, ip, ua = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  -- 128 random bits never collide; this only guards against a caller reusing an id.
+  if redis.call('EXISTS', key) == 1 then
+    return refuse('exists')
+  end
+  local h = {state = 'pending', version = 1, created = int(now), deadline = int(now + pending_ttl)}
+  redis.call('HSET', key, 'state', h.state, 'version', '1', 'created', h.created,
+    'deadline', h.deadline, 'updated', h.created, 'qr', qr_hash, 'secret', secret_hash,
+    'ip', ip, 'ua', ua)
+  redis.call('PEXPIRE', key, int(pending_ttl + terminal_ttl))
+  return ok(h)
+end
+
+local flat = redis.call('HGETALL', key)
+if #flat == 0 then
+  return refuse('not_found')
+end
+local h = {}
+for i = 1, #flat, 2 do
+  h[flat[i]] = flat[i + 1]
+end
+h.version = tonumber(h.version)
+local live = h.state == 'pending' or h.state == 'scanned' or h.state == 'approved'
+
+-- The transition itself: new state, next version, optional TTL, and the event, all or nothing.
+local function move(state, data, fields, ttl)
+  h.version = h.version + 1
+  h.state = state
+  redis.call('HSET', key, 'state', state, 'version', int(h.version), 'updated', int(now), unpack(fields))
+  if ttl then
+    redis.call('PEXPIRE', key, int(ttl))
+  end
+  local event = '{"v":1,"type":"' .. state .. '","loginId":"' .. id .. '"'
+  if with_session_id then
+    event = event .. ',"sessionId":"' .. id .. '"'
+  end
+  event = event .. ',"seq":' .. int(h.version) .. ',"ts":' .. int(now) .. ',"data":{' .. data .. '}}'
+  redis.call('PUBLISH', channel, event)
+end
+
+-- The deadline passed: whichever call sees it first records and announces the expiry.
+if live and now >= tonumber(h.deadline) then
+  local from = h.state
+  h.deadline = '0'
+  move('expired', '"from":"' .. from .. '"', {'deadline', '0', 'ticket', ''}, terminal_ttl)
+  if op == 'status' then
+    return ok(h)
+  end
+  return refuse('expired', h)
+end
+
+if op == 'status' then
+  -- With the browser secret, an approved login gets a new ticket (ARGV[9], its hash): the
+  -- way a browser that missed the "approved" event still completes. The event's ticket dies.
+  local secret_hash, new_ticket_hash = ARGV[8], ARGV[9]
+  if secret_hash ~= '' then
+    if secret_hash ~= h.secret then
+      return refuse('wrong_secret', h)
+    end
+    if h.state == 'approved' then
+      redis.call('HSET', key, 'ticket', new_ticket_hash)
+      return ok(h, '1')
+    end
+  end
+  return ok(h)
+end
+
+if h.state == 'expired' then
+  return refuse('expired', h)
+end
+
+if op == 'scan' then
+  local qr_hash, user, device = ARGV[8], ARGV[9], ARGV[10]
+  if qr_hash ~= h.qr then
+    return refuse('not_found')
+  end
+  if h.state ~= 'pending' then
+    return refuse('wrong_state', h)
+  end
+  move('scanned', '"expiresAt":' .. h.deadline, {'user', user, 'device', device})
+  return ok(h, h.ip, h.ua)
+end
+
+if op == 'approve' or op == 'reject' then
+  local user = ARGV[8]
+  if h.state ~= 'scanned' then
+    return refuse('wrong_state', h)
+  end
+  if user ~= h.user then
+    return refuse('wrong_user', h)
+  end
+  if op == 'reject' then
+    h.deadline = '0'
+    move('rejected', '', {'deadline', '0'}, terminal_ttl)
+    return ok(h)
+  end
+  local ticket, ticket_hash = ARGV[9], ARGV[10]
+  h.deadline = int(now + approved_ttl)
+  move('approved', '"ticket":"' .. ticket .. '","expiresAt":' .. h.deadline,
+    {'deadline', h.deadline, 'ticket', ticket_hash}, approved_ttl + terminal_ttl)
+  return ok(h)
+end
+
+if op == 'redeem' then
+  local ticket_hash, secret_hash = ARGV[8], ARGV[9]
+  if secret_hash ~= h.secret then
+    return refuse('wrong_secret', h)
+  end
+  if h.state == 'redeemed' then
+    return refuse('ticket_used', h)
+  end
+  if h.state ~= 'approved' then
+    return refuse('wrong_state', h)
+  end
+  if ticket_hash ~= h.ticket then
+    return refuse('wrong_ticket', h)
+  end
+  h.deadline = '0'
+  move('redeemed', '', {'deadline', '0', 'ticket', ''}, terminal_ttl)
+  return ok(h, h.user, h.device)
+end
+
+if op == 'cancel' then
+  local secret_hash = ARGV[8]
+  if secret_hash ~= h.secret then
+    return refuse('wrong_secret', h)
+  end
+  if not live then
+    return refuse('wrong_state', h)
+  end
+  h.deadline = '0'
+  move('cancelled', '', {'deadline', '0', 'ticket', ''}, terminal_ttl)
+  return ok(h)
+end
+
+return redis.error_reply('ERR qrpush login script: unknown operation')
