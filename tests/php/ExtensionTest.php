@@ -26,7 +26,7 @@ final class ExtensionTest extends TestCase
     public function testLoadedInTheFlavourUnderTest(): void
     {
         self::assertTrue(extension_loaded('qrpush'));
-        self::assertSame(getenv('QRPUSH_FLAVOUR') === 'zts', PHP_ZTS, 'QRPUSH_FLAVOUR and PHP_ZTS disagree');
+        self::assertSame(getenv('QRPUSH_FLAVOUR') === 'zts', (bool) PHP_ZTS, 'QRPUSH_FLAVOUR and PHP_ZTS disagree');
         self::assertSame('8.4', PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION);
         self::assertContains('qrpush', get_loaded_extensions());
     }

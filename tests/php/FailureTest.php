@@ -59,6 +59,7 @@ final class FailureTest extends TestCase
         }
     }
 
+    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testMissingUnixSocketIsAConnectionException(): void
     {
         $client = new Client('unix:///nonexistent-' . bin2hex(random_bytes(4)) . '/redis.sock', self::OPTIONS);
@@ -66,6 +67,7 @@ final class FailureTest extends TestCase
         self::assertLessThan(self::BOUND, $elapsed);
     }
 
+    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testFrozenRedisIsATimeoutExceptionWithinTheBound(): void
     {
         $server = $this->redis();

@@ -9,6 +9,7 @@ namespace QrPush\Tests;
  * must open its own connection and never write on the parent's socket; the parent keeps using
  * its connection as if nothing happened.
  */
+#[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
 final class ForkTest extends TestCase
 {
     protected function setUp(): void

@@ -9,6 +9,7 @@ namespace QrPush\Tests;
  * the static facade. A worker keeps one persistent connection across requests (named
  * qrpush-<worker pid> in CLIENT LIST); the master never connects; Redis restarts are invisible.
  */
+#[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
 final class FpmTest extends TestCase
 {
     private RedisServer $server;

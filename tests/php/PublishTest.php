@@ -150,6 +150,7 @@ final class PublishTest extends TestCase
         self::assertSame(['keyed', 'by reference'], $this->subscriber->messages(2));
     }
 
+    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testUnixSocketEndpoint(): void
     {
         $server = $this->redis(unixSocket: true);

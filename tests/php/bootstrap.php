@@ -37,7 +37,9 @@ if ($flavour !== (PHP_ZTS ? 'zts' : 'nts')) {
 if ($ext === '' || !is_file($ext)) {
     $fail('QRPUSH_EXT must name the built extension (absolute path of libqrpush.so); got ' . var_export($ext, true));
 }
-foreach (['QRPUSH_PHP' => PHP_BINARY, 'QRPUSH_PHP_FPM' => null] as $var => $default) {
+// php-fpm does not exist on Windows; the tests that need it are Linux-only.
+$required = PHP_OS_FAMILY === 'Windows' ? ['QRPUSH_PHP' => PHP_BINARY] : ['QRPUSH_PHP' => PHP_BINARY, 'QRPUSH_PHP_FPM' => null];
+foreach ($required as $var => $default) {
     $value = getenv($var) ?: $default;
     if ($value === null || !is_executable($value)) {
         $fail("{$var} must name an executable (got " . var_export($value, true) . ')');

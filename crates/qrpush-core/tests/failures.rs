@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! What happens when Redis goes away, stalls or refuses: stale pooled connections are replaced
 //! without an error, unreachable and frozen servers fail within the configured bounds with the
 //! right error kind, and login problems are server errors that never show the password.

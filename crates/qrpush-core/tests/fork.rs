@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! fork() as php-fpm and pcntl_fork do it: a child never writes to a connection its parent
 //! opened; it opens its own, with its own counters, and the parent's connection keeps working.
 //!

@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! The QR-login state machine against a real redis-server: every transition and its event,
 //! refused calls (no state change, no event), expiry, the race for one transition, and what
 //! Redis stores (hashes, never a secret).

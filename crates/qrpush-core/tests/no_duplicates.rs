@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! A PUBLISH that may have reached Redis is never sent again: failures after the command was
 //! written say so (`maybe_sent`), and no subscriber ever sees a message twice, even when the
 //! server dies mid-flight or a reply is lost after Redis executed the command.

@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! The process-wide pool as Redis sees it: one connection reused across calls, never more than
 //! `pool_size` connections under concurrency, and a bounded wait when every connection is busy.
 

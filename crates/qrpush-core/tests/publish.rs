@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! Publishing against a real redis-server: what a subscriber receives is exactly what was
 //! published, receiver counts are Redis's, and invalid input never reaches the server.
 

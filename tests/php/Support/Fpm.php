@@ -176,7 +176,7 @@ final class Fpm
             ];
             $proc = proc_open(
                 ['cgi-fcgi', '-bind', '-connect', "127.0.0.1:{$this->port}"],
-                [0 => ['file', '/dev/null', 'r'], 1 => ['file', $out, 'w'], 2 => ['file', $err, 'w']],
+                [0 => ['null'], 1 => ['file', $out, 'w'], 2 => ['file', $err, 'w']],
                 $pipes,
                 null,
                 $env,

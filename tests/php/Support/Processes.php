@@ -22,7 +22,7 @@ final class Processes
 
     /**
      * Starts `$command` (an argv array: no shell involved, so the pid is the program's own) with
-     * stdin from /dev/null and stdout+stderr appended to `$log`.
+     * stdin from the null device and stdout+stderr appended to `$log`.
      *
      * @param list<string> $command
      * @return array{0: resource, 1: int} the proc handle and the pid
@@ -32,7 +32,7 @@ final class Processes
         self::registerShutdown();
         $proc = proc_open(
             $command,
-            [0 => ['file', '/dev/null', 'r'], 1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']],
+            [0 => ['null'], 1 => ['file', $log, 'a'], 2 => ['file', $log, 'a']],
             $pipes,
             $cwd,
         );

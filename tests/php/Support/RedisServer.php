@@ -187,12 +187,12 @@ final class RedisServer
     {
         $log = "{$this->dir}/redis.log";
         $command = [
-            'redis-server',
+            getenv('REDIS_SERVER') ?: 'redis-server',
             '--port', (string) $this->port,
             '--bind', '127.0.0.1',
             '--save', '',
             '--appendonly', 'no',
-            '--daemonize', 'no',
+            ...(PHP_OS_FAMILY === 'Windows' ? [] : ['--daemonize', 'no']),
             '--dir', $this->dir,
             '--logfile', '',
         ];
