@@ -99,6 +99,12 @@ pub fn stats_array(s: &StatsSnapshot) -> ext_php_rs::error::Result<ZBox<ZendHash
     a.insert("latency_us", latency)?;
     a.insert("endpoint", s.endpoint.clone())?;
     a.insert("pid", s.pid as i64)?;
+    let mut breaker = ZendHashTable::new();
+    breaker.insert("state", s.breaker.state.as_str())?;
+    breaker.insert("opened_at", s.breaker.opened_at)?;
+    breaker.insert("fast_failures", s.breaker.fast_failures as i64)?;
+    breaker.insert("trips", s.breaker.trips as i64)?;
+    a.insert("breaker", breaker)?;
     Ok(a)
 }
 

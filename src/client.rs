@@ -24,11 +24,22 @@ const CTOR: &str = "QrPush\\Client::__construct()";
 impl Client {
     /// php.ini settings first, then `$url`, then `$options` — each validated strictly.
     #[php(optional = url)]
-    pub fn __construct(url: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+    pub fn __construct(
+        url: Option<BinarySlice<u8>>,
+        options: Option<&ZendHashTable>,
+    ) -> PhpResult<Self> {
         let mut config = ini::config();
         if let Some(url) = url {
+            // Taken as bytes: a PHP string that is not UTF-8 is a bad value (ValueError), not a
+            // bad type (ext-php-rs's String conversion throws an unexplained TypeError for it).
+            let url = std::str::from_utf8(&url).map_err(|_| {
+                to_php(
+                    Error::invalid("the Redis URL is not valid UTF-8"),
+                    &format!("{CTOR}: Argument #1 ($url)"),
+                )
+            })?;
             config
-                .set("url", &url)
+                .set("url", url)
                 .map_err(|e| to_php(strip_name(e), &format!("{CTOR}: Argument #1 ($url)")))?;
         }
         for (key, value) in options.into_iter().flat_map(|o| o.iter()) {
@@ -68,6 +79,8 @@ fn option_text(value: &Zval) -> Result<String, Error> {
     let value = value.dereference();
     if let Some(s) = value.str() {
         Ok(s.to_string())
+    } else if value.zend_str().is_some() {
+        Err(Error::invalid("must be valid UTF-8"))
     } else if let Some(n) = value.long() {
         Ok(n.to_string())
     } else if let Some(f) = value.double() {

@@ -25,7 +25,14 @@ fn print_info() {
     info_table_row!("PHP API", ext_php_rs::ffi::ZEND_MODULE_API_NO.to_string());
     info_table_row!("Thread safety", zts);
     info_table_row!("Build", env!("QRPUSH_BUILD_INFO"));
-    info_table_row!("Transports", if cfg!(unix) { "tcp, unix" } else { "tcp" });
+    info_table_row!(
+        "Transports",
+        if cfg!(unix) {
+            "tcp, tls (rustls), unix"
+        } else {
+            "tcp, tls (rustls)"
+        }
+    );
     info_table_end!();
 
     let config = match facade::default_client_if_created() {
@@ -59,6 +66,20 @@ fn print_info() {
             )
         );
         info_table_row!("last error", s.last_error.unwrap_or_else(|| "none".into()));
+        let b = &s.breaker;
+        let since = b
+            .opened_at
+            .map(|t| format!(", opened at {t:.3} (Unix time)"))
+            .unwrap_or_default();
+        info_table_row!(
+            "circuit breaker",
+            format!(
+                "{}{since}; {} trips, {} fast failures",
+                b.state.as_str(),
+                b.trips,
+                b.fast_failures
+            )
+        );
         info_table_end!();
     }
 }

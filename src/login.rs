@@ -43,6 +43,12 @@ impl Login {
         a.insert("qr", started.qr.expose()).map_err(internal)?;
         a.insert("browser_secret", started.browser_secret.expose())
             .map_err(internal)?;
+        // The WebSocket gateway's handshake token; null without qrpush.gateway_secret.
+        a.insert(
+            "gateway_token",
+            started.gateway_token.as_ref().map(|t| t.expose()),
+        )
+        .map_err(internal)?;
         Ok(a)
     }
 

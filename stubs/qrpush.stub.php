@@ -76,8 +76,14 @@ final class QrPush
      * @return array{published: int, failed: int, reconnects: int, connections_created: int,
      *     pool_size: int, pool_idle: int, pool_in_use: int, last_error: ?string,
      *     latency_us: array{p50: int, p90: int, p99: int, max: int, count: int},
-     *     endpoint: string, pid: int}
-     *     `last_error` and `endpoint` never contain a password.
+     *     endpoint: string, pid: int,
+     *     breaker: array{state: string, opened_at: ?float, fast_failures: int, trips: int}}
+     *     `last_error` and `endpoint` never contain a password. `breaker` is the circuit breaker in front of
+     *     new connections: `state` is `closed`, `open` (a connection attempt timed out less than
+     *     `qrpush.breaker_cooldown` ago: calls that need a new connection fail fast) or `half-open` (the
+     *     cool-down is over: the next such call tries once); `opened_at` is when it last opened (Unix time,
+     *     null while closed); `fast_failures` counts the calls it failed without trying; `trips` how often
+     *     it opened.
      * @example var_dump(QrPush::stats()['published']);
      */
     public static function stats(): array {}
@@ -97,7 +103,7 @@ final class Client
      * @param string|null $url `redis://[user[:password]@]host[:port][/db]` or `unix:///path/redis.sock`
      *     (Unix only); null means `qrpush.url`.
      * @param array $options Keys are the php.ini directive names without `qrpush.`: `connect_timeout`,
-     *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`. Unset keys come from php.ini.
+     *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`, `breaker_cooldown`. Unset keys come from php.ini.
      * @throws \ValueError A malformed URL, an unknown option key or an invalid option value.
      * @example $c = new QrPush\Client('redis://app:secret@127.0.0.1:6380/0', ['timeout' => 0.5]);
      */
@@ -143,7 +149,11 @@ class Exception extends \RuntimeException
 {
 }
 
-/** Redis cannot be reached (refused, unresolvable, unix socket missing) or the connection was lost. */
+/**
+ * Redis cannot be reached (refused, unresolvable, unix socket missing) or the connection was lost; or the
+ * circuit breaker is open: a connection attempt timed out less than `qrpush.breaker_cooldown` seconds ago,
+ * so the call failed at once without trying ("circuit open for Redis at ... retrying after X s").
+ */
 class ConnectionException extends Exception
 {
 }
@@ -205,7 +215,10 @@ final class Login
      * @param string $browserIp The browser's address as the app sees it (shown to the phone); at most 64 bytes.
      * @param string $userAgent The browser's User-Agent (shown to the phone); cut to 512 bytes.
      * @return array The status array plus `qr` (the QR code's text, `<id>.<43 base64url chars>`) and
-     *     `browser_secret` (43 base64url chars: put it in an HttpOnly SameSite=Strict cookie, never in the page).
+     *     `browser_secret` (43 base64url chars: put it in an HttpOnly SameSite=Strict cookie, never in the page),
+     *     and `gateway_token`: the WebSocket gateway's handshake token for this login (`<id>.<expiry ms>.<HMAC>`,
+     *     signed with qrpush.gateway_secret, valid until the login can no longer change; the page may see it),
+     *     or null when qrpush.gateway_secret is empty.
      * @throws \ValueError A browser IP longer than 64 bytes.
      * @throws \QrPush\Exception Redis could not be reached in time (ConnectionException, TimeoutException, ...).
      * @example $login = QrPush\Login::start($_SERVER['REMOTE_ADDR'], $_SERVER['HTTP_USER_AGENT'] ?? '');

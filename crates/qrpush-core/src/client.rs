@@ -133,10 +133,11 @@ impl Client {
         let start = Instant::now();
         let mut retried = false;
         let result = loop {
-            let mut lease = match self
-                .pool
-                .lease(self.config.connect_timeout, self.config.timeout)
-            {
+            let mut lease = match self.pool.lease_guarded(
+                self.config.connect_timeout,
+                self.config.timeout,
+                self.config.breaker_cooldown,
+            ) {
                 Ok(lease) => lease,
                 Err(e) => break Err(e),
             };
@@ -176,10 +177,12 @@ impl Client {
         match reply {
             Value::Int(n) => Ok(n),
             Value::ServerError(e) => Err(server_error(&e, &format!("PUBLISH{at}"))),
+            // A reply came, so the PUBLISH reached Redis: never retried (a possible duplicate).
             other => Err(Error::new(
                 ErrorKind::Protocol,
                 format!("unexpected reply to PUBLISH{at}: {other:?}"),
-            )),
+            )
+            .mark_maybe_sent()),
         }
     }
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::login::token::MIN_SECRET_LEN as MIN_GATEWAY_SECRET_LEN;
+use crate::secret::Secret;
+use crate::tls::TlsOptions;
 
 /// One configuration setting, as a php.ini directive `qrpush.<name>` and a Client option `<name>`.
 pub struct Setting {
@@ -42,6 +45,12 @@ pub const SETTINGS: &[Setting] = &[
         name: "timeout",
         default: "1.0",
         help: "seconds to wait for Redis to read a command and answer",
+        secret: false,
+    },
+    Setting {
+        name: "breaker_cooldown",
+        default: "0.5",
+        help: "seconds to fail fast (circuit open) after a connection attempt timed out, before one trial; 0 disables",
         secret: false,
     },
     Setting {
@@ -86,6 +95,30 @@ pub const SETTINGS: &[Setting] = &[
         help: "QrPush\\Login: seconds a finished login stays readable by status()",
         secret: false,
     },
+    Setting {
+        name: "gateway_secret",
+        default: "",
+        help: "QrPush\\Login: the secret (at least 16 bytes) shared with the WebSocket gateway; start() signs the gateway_token with it; empty: no token",
+        secret: true,
+    },
+    Setting {
+        name: "tls_ca_file",
+        default: "",
+        help: "rediss:// only: absolute path of the PEM CA certificate(s) to trust instead of the built-in Mozilla roots",
+        secret: false,
+    },
+    Setting {
+        name: "tls_verify",
+        default: "full",
+        help: "rediss:// only: full (certificate chain and host name) or none (INSECURE, testing only: anyone on the path can impersonate Redis)",
+        secret: false,
+    },
+    Setting {
+        name: "tls_server_name",
+        default: "",
+        help: "rediss:// only: the name the certificate must be valid for (and SNI), instead of the URL's host",
+        secret: false,
+    },
 ];
 
 /// Where `QrPush\Login` publishes its events (`login_channel_mode`).
@@ -113,6 +146,8 @@ pub struct Config {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Circuit breaker cool-down after a slow connection failure; zero disables it.
+    pub breaker_cooldown: Duration,
     pub channel_prefix: String,
     pub max_payload: usize,
     pub login_channel: String,
@@ -120,6 +155,10 @@ pub struct Config {
     pub login_pending_ttl: Duration,
     pub login_approved_ttl: Duration,
     pub login_terminal_ttl: Duration,
+    /// Signs the WebSocket gateway's handshake tokens (`login::token`); `None`: no tokens.
+    pub gateway_secret: Option<Secret>,
+    /// The `tls_*` settings; also copied into a `rediss://` endpoint (they are part of the pool key).
+    pub tls: TlsOptions,
 }
 
 const MAX_POOL_SIZE: usize = 1024;
@@ -135,6 +174,7 @@ impl Default for Config {
             pool_size: 0,
             connect_timeout: Duration::ZERO,
             timeout: Duration::ZERO,
+            breaker_cooldown: Duration::ZERO,
             channel_prefix: String::new(),
             max_payload: 0,
             login_channel: String::new(),
@@ -142,6 +182,8 @@ impl Default for Config {
             login_pending_ttl: Duration::ZERO,
             login_approved_ttl: Duration::ZERO,
             login_terminal_ttl: Duration::ZERO,
+            gateway_secret: None,
+            tls: TlsOptions::default(),
         };
         for s in SETTINGS {
             config
@@ -159,10 +201,23 @@ impl Config {
         let value = value.trim();
         let named = |e: Error| Error::invalid(format!("{name}: {}", e.message()));
         match name {
-            "url" => self.endpoint = Endpoint::parse(value).map_err(named)?,
+            "url" => self.endpoint = Endpoint::parse(value).map_err(named)?.with_tls(&self.tls),
             "pool_size" => self.pool_size = parse_int(value, 1, MAX_POOL_SIZE).map_err(named)?,
             "connect_timeout" => self.connect_timeout = parse_seconds(value).map_err(named)?,
             "timeout" => self.timeout = parse_seconds(value).map_err(named)?,
+            "breaker_cooldown" => {
+                self.breaker_cooldown = match value.parse::<f64>() {
+                    Ok(s) if s == 0.0 => Duration::ZERO,
+                    _ => parse_seconds(value)
+                        .map_err(|_| {
+                            Error::invalid(format!(
+                                "expected 0 (off) or seconds greater than 0 and at most {MAX_TIMEOUT_SECS}, like 0.5, got '{}'",
+                                value.chars().take(32).collect::<String>()
+                            ))
+                        })
+                        .map_err(named)?,
+                }
+            }
             "channel_prefix" => {
                 validate_channel_part(value.as_bytes(), MAX_PREFIX_LEN).map_err(named)?;
                 self.channel_prefix = value.to_string();
@@ -195,6 +250,21 @@ impl Config {
             }
             "login_terminal_ttl" => {
                 self.login_terminal_ttl = parse_seconds(value).map_err(named)?
+            }
+            "gateway_secret" => {
+                self.gateway_secret = match value.len() {
+                    0 => None,
+                    n if n < MIN_GATEWAY_SECRET_LEN => {
+                        return Err(named(Error::invalid(format!(
+                            "must be empty (no gateway tokens) or at least {MIN_GATEWAY_SECRET_LEN} bytes, got {n}"
+                        ))))
+                    }
+                    _ => Some(Secret::new(value)),
+                }
+            }
+            "tls_ca_file" | "tls_verify" | "tls_server_name" => {
+                self.tls.set(name, value).map_err(named)?;
+                self.endpoint = self.endpoint.clone().with_tls(&self.tls);
             }
             _ => {
                 let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
@@ -235,6 +305,7 @@ impl Config {
             "pool_size" => self.pool_size.to_string(),
             "connect_timeout" => format_seconds(self.connect_timeout),
             "timeout" => format_seconds(self.timeout),
+            "breaker_cooldown" => format_seconds(self.breaker_cooldown),
             "channel_prefix" => self.channel_prefix.clone(),
             "max_payload" => self.max_payload.to_string(),
             "login_channel" => self.login_channel.clone(),
@@ -242,6 +313,11 @@ impl Config {
             "login_pending_ttl" => format_seconds(self.login_pending_ttl),
             "login_approved_ttl" => format_seconds(self.login_approved_ttl),
             "login_terminal_ttl" => format_seconds(self.login_terminal_ttl),
+            "gateway_secret" => match self.gateway_secret {
+                Some(_) => "<redacted>".to_string(),
+                None => String::new(),
+            },
+            "tls_ca_file" | "tls_verify" | "tls_server_name" => self.tls.display_value(name),
             _ => String::new(),
         }
     }
@@ -277,7 +353,14 @@ fn parse_int(value: &str, min: usize, max: usize) -> Result<usize> {
 
 fn parse_seconds(value: &str) -> Result<Duration> {
     match value.parse::<f64>() {
-        Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_TIMEOUT_SECS => {
+        // Below a nanosecond a positive value would become a zero Duration (found by
+        // tests/proptest_parsers.rs): a zero socket timeout is an error, a zero TTL expires at once.
+        Ok(s)
+            if s.is_finite()
+                && s > 0.0
+                && s <= MAX_TIMEOUT_SECS
+                && !Duration::from_secs_f64(s).is_zero() =>
+        {
             Ok(Duration::from_secs_f64(s))
         }
         _ => Err(Error::invalid(format!(
@@ -310,6 +393,7 @@ mod tests {
         assert_eq!(c.channel_prefix, "");
         assert_eq!(c.endpoint.label(), "127.0.0.1:6379");
         assert_eq!(c.call_bound(), Duration::from_secs(2));
+        assert_eq!(c.breaker_cooldown, Duration::from_millis(500));
         assert_eq!(c.login_channel, "qr-login-events");
         assert_eq!(c.login_channel_mode, LoginChannelMode::Single);
         assert_eq!(c.login_pending_ttl, Duration::from_secs(120));
@@ -338,8 +422,8 @@ mod tests {
             ("connect_timeout", "NaN", "connect_timeout: expected seconds greater than 0 and at most 3600, like 0.5, got 'NaN'"),
             ("max_payload", "0", "max_payload: expected a whole number from 1 to 536870912, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
-            ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis:// or unix://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, channel_prefix, max_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl"),
+            ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss:// or unix://"),
+            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, channel_prefix, max_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, gateway_secret, tls_ca_file, tls_verify, tls_server_name"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
             ("login_pending_ttl", "0", "login_pending_ttl: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
@@ -352,6 +436,23 @@ mod tests {
                 c,
                 Config::default(),
                 "a failed set leaves the config unchanged"
+            );
+        }
+    }
+
+    #[test]
+    fn breaker_cooldown_accepts_zero_to_disable() {
+        let mut c = Config::default();
+        c.set("breaker_cooldown", "0").unwrap();
+        assert_eq!(c.breaker_cooldown, Duration::ZERO);
+        assert_eq!(c.display_value("breaker_cooldown"), "0.0");
+        c.set("breaker_cooldown", "1.5").unwrap();
+        assert_eq!(c.breaker_cooldown, Duration::from_millis(1500));
+        for bad in ["-1", "x", "NaN", "3601"] {
+            let err = c.set("breaker_cooldown", bad).expect_err(bad);
+            assert_eq!(
+                err.message(),
+                format!("breaker_cooldown: expected 0 (off) or seconds greater than 0 and at most 3600, like 0.5, got '{bad}'")
             );
         }
     }

@@ -49,6 +49,7 @@ impl Connection {
         stream.set_write_timeout(timeout).map_err(io_err)?;
         stream.set_read_timeout(timeout).map_err(io_err)?;
         let pid = crate::process::current_pid();
+        let label_for_errors = label.clone();
         let mut conn = Connection {
             stream,
             parser: redis::Parser::new(),
@@ -84,9 +85,18 @@ impl Connection {
         steps.push("CLIENT SETNAME");
 
         let deadline = start + connect_timeout;
-        conn.flush_out(deadline)?;
+        // The handshake is part of connecting: a timeout here is about connect_timeout.
+        let handshake_error = |e: Error| match e.kind() {
+            ErrorKind::Timeout => Error::new(
+                ErrorKind::Timeout,
+                format!("Redis at {label_for_errors} did not complete the login in time"),
+            )
+            .with_hint("qrpush.connect_timeout; is the server overloaded or stopped?"),
+            _ => e,
+        };
+        conn.flush_out(deadline).map_err(handshake_error)?;
         for step in steps {
-            match conn.read_reply(deadline)? {
+            match conn.read_reply(deadline).map_err(handshake_error)? {
                 // A least-privilege ACL user may lack CLIENT (NOPERM), and some Redis-compatible
                 // servers lack the command: naming is a courtesy, not a need. Any other error
                 // (e.g. "max number of clients reached") is the real reason the login failed.

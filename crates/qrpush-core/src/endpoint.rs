@@ -3,11 +3,16 @@
 //!
 //! The address is an enum so that TLS (`rediss://`), and later Sentinel or Cluster seed lists, are
 //! new variants rather than a reshaped config. Messages never echo the URL: it may hold a password.
+//!
+//! TLS options are not URL parameters: they are settings (`tls_ca_file`, `tls_verify`,
+//! `tls_server_name`) that `Config` puts into the `Address::Tls` of a `rediss://` URL, so they are
+//! part of the endpoint's equality (the pool key) whatever order the settings were given in.
 
 use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::tls::TlsOptions;
 
 pub const DEFAULT_PORT: u16 = 6379;
 
@@ -16,6 +21,12 @@ pub const DEFAULT_PORT: u16 = 6379;
 pub enum Address {
     /// `redis://host:port`; `host` is a name, an IPv4 address or a bracket-less IPv6 address.
     Tcp { host: String, port: u16 },
+    /// `rediss://host:port`: TLS over TCP, with the options that decide whom it trusts.
+    Tls {
+        host: String,
+        port: u16,
+        tls: TlsOptions,
+    },
     /// `unix:///path/redis.sock` (Unix only: Windows builds reject it when parsing).
     Unix { path: String },
 }
@@ -32,7 +43,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `redis://[user[:password]@]host[:port][/db]` or `unix:///path[?db=N&user=U&password=P]`.
+    /// Parses `redis[s]://[user[:password]@]host[:port][/db]` or
+    /// `unix:///path[?db=N&user=U&password=P]`. A `rediss://` URL gets the default TLS options
+    /// (full verification against the built-in roots); see `with_tls`.
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
         if url.is_empty() {
@@ -45,17 +58,34 @@ impl Endpoint {
         })?;
         match parsed.scheme() {
             "redis" => Self::parse_tcp(&parsed),
+            "rediss" => {
+                let mut endpoint = Self::parse_tcp(&parsed)?;
+                if let Address::Tcp { host, port } = endpoint.address {
+                    endpoint.address = Address::Tls {
+                        host,
+                        port,
+                        tls: TlsOptions::default(),
+                    };
+                }
+                Ok(endpoint)
+            }
             "unix" | "redis+unix" => Self::parse_unix(&parsed),
-            "rediss" => Err(Error::invalid(
-                "rediss:// (TLS) is not supported by this build of qrpush yet; use redis:// on a trusted network",
-            )),
             other => Err(Error::invalid(format!(
-                "unsupported URL scheme '{other}://'; expected redis:// or unix://"
+                "unsupported URL scheme '{other}://'; expected redis://, rediss:// or unix://"
             ))),
         }
     }
 
     fn parse_tcp(url: &url::Url) -> Result<Self> {
+        // A '/', '?' or '#' written raw in a password ends the authority early, and the rest of
+        // the credentials lands in the path, query or fragment, where the messages below would
+        // echo it. Refuse such URLs without quoting any part of them.
+        if url.fragment().is_some()
+            || url.path().contains('@')
+            || url.query().is_some_and(|q| q.contains('@'))
+        {
+            return Err(Error::invalid(MISPLACED_CREDENTIALS));
+        }
         let host = match url.host() {
             Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -113,26 +143,67 @@ impl Endpoint {
             password: None,
             db: 0,
         };
+        // With a password in the query, a raw '&', '?' or '#' in or before it would make part of
+        // it look like another parameter's value (or a fragment): then no message quotes the query.
+        let has_password = url.query().is_some_and(|q| q.contains("pass"))
+            || url
+                .query_pairs()
+                .any(|(key, _)| key == "password" || key == "pass");
+        if url.fragment().is_some() {
+            return Err(Error::invalid(MISPLACED_CREDENTIALS));
+        }
         for (key, value) in url.query_pairs() {
-            match &*key {
-                "db" => endpoint.db = parse_db(&value)?,
-                "user" | "username" => endpoint.username = Some(value.into_owned()),
-                "password" | "pass" => endpoint.password = Some(Secret::new(value.into_owned())),
-                other => {
-                    return Err(Error::invalid(format!(
-                        "the Redis URL has an unknown query parameter '{other}'"
-                    )))
+            let result = match &*key {
+                "db" => parse_db(&value).map(|db| endpoint.db = db),
+                "user" | "username" => {
+                    endpoint.username = Some(value.into_owned());
+                    Ok(())
                 }
+                "password" | "pass" => {
+                    endpoint.password = Some(Secret::new(value.into_owned()));
+                    Ok(())
+                }
+                other => Err(Error::invalid(format!(
+                    "the Redis URL has an unknown query parameter '{other}'"
+                ))),
+            };
+            if let Err(e) = result {
+                return Err(if has_password {
+                    Error::invalid(MISPLACED_CREDENTIALS)
+                } else {
+                    e
+                });
             }
         }
         Ok(endpoint)
     }
 
+    /// The same endpoint with `tls` as its TLS options when it is a `rediss://` one (other
+    /// addresses ignore TLS settings).
+    pub fn with_tls(mut self, tls: &TlsOptions) -> Self {
+        if let Address::Tls { tls: options, .. } = &mut self.address {
+            options.clone_from(tls);
+        }
+        self
+    }
+
+    /// The TLS options, for a `rediss://` endpoint.
+    pub fn tls(&self) -> Option<&TlsOptions> {
+        match &self.address {
+            Address::Tls { tls, .. } => Some(tls),
+            _ => None,
+        }
+    }
+
     /// A short label for messages: `127.0.0.1:6379` or `unix:/run/redis.sock`. No credentials.
     pub fn label(&self) -> String {
         match &self.address {
-            Address::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
-            Address::Tcp { host, port } => format!("{host}:{port}"),
+            Address::Tcp { host, port } | Address::Tls { host, port, .. } if host.contains(':') => {
+                format!("[{host}]:{port}")
+            }
+            Address::Tcp { host, port } | Address::Tls { host, port, .. } => {
+                format!("{host}:{port}")
+            }
             Address::Unix { path } => format!("unix:{path}"),
         }
     }
@@ -147,6 +218,7 @@ impl Endpoint {
         };
         match &self.address {
             Address::Tcp { .. } => format!("redis://{auth}{}/{}", self.label(), self.db),
+            Address::Tls { .. } => format!("rediss://{auth}{}/{}", self.label(), self.db),
             Address::Unix { path } => format!("unix://{auth}{path}?db={}", self.db),
         }
     }
@@ -157,6 +229,9 @@ impl fmt::Debug for Endpoint {
         f.write_str(&self.redacted_url())
     }
 }
+
+/// The error for a URL whose credentials were not percent-encoded and so spill out of place.
+const MISPLACED_CREDENTIALS: &str = "the Redis URL has a '#' or an '@' after the host, or an invalid query after a password: percent-encode '/', '?', '#', '@', '&' and '=' in the user name and password (%2F, %3F, %23, %40, %26, %3D)";
 
 fn parse_db(text: &str) -> Result<u32> {
     text.parse::<u32>().map_err(|_| {
@@ -219,6 +294,17 @@ mod tests {
             ),
             ("redis://app@h", tcp("h", 6379), Some("app"), None, 0),
             ("redis://[::1]:7000", tcp("::1", 7000), None, None, 0),
+            (
+                "rediss://u:pw@h:6380/1",
+                Address::Tls {
+                    host: "h".into(),
+                    port: 6380,
+                    tls: TlsOptions::default(),
+                },
+                Some("u"),
+                Some("pw"),
+                1,
+            ),
             ("  redis://h:1/  ", tcp("h", 1), None, None, 0),
         ];
         for (url, address, user, pass, db) in cases {
@@ -250,7 +336,7 @@ mod tests {
             ("", "the Redis URL is empty"),
             (
                 "http://h",
-                "unsupported URL scheme 'http://'; expected redis:// or unix://",
+                "unsupported URL scheme 'http://'; expected redis://, rediss:// or unix://",
             ),
             (
                 "redis://h/x",
@@ -260,6 +346,10 @@ mod tests {
             (
                 "redis://h?timeout=1",
                 "the Redis URL has an unknown query parameter 'timeout'",
+            ),
+            (
+                "rediss://h?ca_file=/ca.pem",
+                "the Redis URL has an unknown query parameter 'ca_file'",
             ),
             (
                 "unix://relative",
@@ -285,5 +375,20 @@ mod tests {
         assert_eq!(e.redacted_url(), "redis://app:<redacted>@10.0.0.1:6380/1");
         assert_eq!(format!("{e:?}"), "redis://app:<redacted>@10.0.0.1:6380/1");
         assert_eq!(e.label(), "10.0.0.1:6380");
+        let e = Endpoint::parse("rediss://:hunter2@[::1]:6380").unwrap();
+        assert_eq!(e.redacted_url(), "rediss://:<redacted>@[::1]:6380/0");
+    }
+
+    #[test]
+    fn tls_options_are_part_of_the_endpoint_identity() {
+        let plain = Endpoint::parse("rediss://h:6380").unwrap();
+        let custom = plain.clone().with_tls(&TlsOptions {
+            ca_file: Some("/ca.pem".into()),
+            ..TlsOptions::default()
+        });
+        assert_ne!(plain, custom, "another CA is another pool");
+        assert_eq!(custom.tls().unwrap().ca_file.as_deref(), Some("/ca.pem"));
+        let tcp = Endpoint::parse("redis://h:6380").unwrap();
+        assert_eq!(tcp.clone().with_tls(&custom.tls().unwrap().clone()), tcp);
     }
 }

@@ -5,7 +5,9 @@
 //! - [`endpoint`]: Redis URL parsing into an [`Endpoint`] (address, credentials, db).
 //! - [`secret`]: [`Secret`], a string that never prints.
 //! - `stream`: TCP / Unix socket bytes and the no-round-trip liveness check.
+//! - [`tls`]: `rediss://`: rustls (ring) client config, trust store and bounded handshake.
 //! - [`connection`]: one Redis connection: handshake, pipelined requests under a deadline.
+//! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
 //! - [`json`]: JSON byte-identical to PHP's `json_encode` with QrPush's flags.
@@ -15,6 +17,7 @@
 //!
 //! The core never opens a connection on its own: only a call that needs Redis does.
 
+pub mod breaker;
 pub mod client;
 pub mod config;
 pub mod connection;
@@ -27,6 +30,7 @@ mod process;
 pub mod secret;
 pub mod stats;
 mod stream;
+pub mod tls;
 
 pub use client::Client;
 pub use config::{Config, Setting, SETTINGS};
@@ -35,6 +39,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use login::{Login, LoginError};
 pub use secret::Secret;
 pub use stats::{LatencySummary, StatsSnapshot};
+pub use tls::{TlsOptions, TlsVerify};
 
 /// The crate version, shown by `php --ri qrpush` and `QrPush::VERSION`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 
+use crate::breaker::Breaker;
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
@@ -25,6 +26,8 @@ pub struct Pool {
     /// Signalled when a connection is returned, for threads waiting on a full pool.
     returned: Condvar,
     pub stats: Stats,
+    /// Fails calls fast after a slow connection failure (see `breaker`).
+    pub breaker: Breaker,
 }
 
 struct PoolState {
@@ -68,6 +71,7 @@ impl Pool {
             }),
             returned: Condvar::new(),
             stats: Stats::default(),
+            breaker: Breaker::default(),
         }
     }
 
@@ -77,7 +81,20 @@ impl Pool {
 
     /// Lends a live connection: an idle one if any is still connected, else a new one. Waits for
     /// a free slot when `pool_size` connections are all in use, at most `connect_timeout`.
+    /// No circuit breaker: see `lease_guarded`.
     pub fn lease(&self, connect_timeout: Duration, timeout: Duration) -> Result<Lease<'_>> {
+        self.lease_guarded(connect_timeout, timeout, Duration::ZERO)
+    }
+
+    /// `lease`, with the circuit breaker in front of opening a connection: while it is open
+    /// (`breaker_cooldown` after a slow connection failure), a call that needs a new connection
+    /// fails at once. A live idle connection is still lent. A zero cool-down disables it.
+    pub fn lease_guarded(
+        &self,
+        connect_timeout: Duration,
+        timeout: Duration,
+        breaker_cooldown: Duration,
+    ) -> Result<Lease<'_>> {
         let deadline = Instant::now() + connect_timeout;
         let mut state = self.state.lock();
         self.adopt_after_fork(&mut state);
@@ -98,12 +115,12 @@ impl Pool {
                     .reconnects
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 drop(conn);
-                return self.open_in_slot(connect_timeout, timeout);
+                return self.open_in_slot(connect_timeout, timeout, breaker_cooldown);
             }
             if state.in_use < self.size {
                 state.in_use += 1;
                 drop(state);
-                return self.open_in_slot(connect_timeout, timeout);
+                return self.open_in_slot(connect_timeout, timeout, breaker_cooldown);
             }
             if self.returned.wait_until(&mut state, deadline).timed_out() {
                 return Err(Error::new(
@@ -121,9 +138,37 @@ impl Pool {
     }
 
     /// Opens a connection for a slot already counted in `in_use`; gives the slot back on failure.
-    fn open_in_slot(&self, connect_timeout: Duration, timeout: Duration) -> Result<Lease<'_>> {
+    fn open_in_slot(
+        &self,
+        connect_timeout: Duration,
+        timeout: Duration,
+        breaker_cooldown: Duration,
+    ) -> Result<Lease<'_>> {
+        let start = Instant::now();
+        let permit = match self.breaker.admit(start, breaker_cooldown) {
+            Ok(permit) => permit,
+            Err(open) => {
+                self.release_slot(None);
+                let label = self.endpoint.label();
+                let why = if open.trial_running {
+                    "a trial connection is under way".to_string()
+                } else {
+                    format!("retrying after {:.3} s", open.retry_in.as_secs_f64())
+                };
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "circuit open for Redis at {label} since {:.3} s ago ({}); {why}",
+                        open.open_for.as_secs_f64(),
+                        open.cause
+                    ),
+                )
+                .with_hint("qrpush.breaker_cooldown"));
+            }
+        };
         match Connection::open(&self.endpoint, connect_timeout, timeout) {
             Ok(conn) => {
+                permit.succeeded();
                 self.stats
                     .connections_created
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -134,6 +179,10 @@ impl Pool {
                 })
             }
             Err(e) => {
+                // Only a slow failure is worth failing fast for: a refusal costs microseconds.
+                let now = Instant::now();
+                let slow = e.kind() == ErrorKind::Timeout || now - start >= connect_timeout / 2;
+                permit.failed(now, slow, e.message());
                 self.release_slot(None);
                 Err(e)
             }
@@ -165,6 +214,7 @@ impl Pool {
             state.idle.clear();
             state.in_use = 0;
             self.stats.reset();
+            self.breaker.reset();
         }
     }
 
@@ -187,6 +237,7 @@ impl Pool {
             latency: self.stats.latency(),
             endpoint: self.endpoint.redacted_url(),
             pid: crate::process::current_pid(),
+            breaker: self.breaker.snapshot(Instant::now()),
         }
     }
 }

@@ -1,43 +1,38 @@
-//! The byte stream under a connection: TCP everywhere, Unix sockets on Unix, and the one check
-//! that makes pooled connections cheap to trust — is the peer still there?
+//! The byte stream under a connection: TCP everywhere, TLS over TCP (`rediss://`), Unix sockets on
+//! Unix, and the one check that makes pooled connections cheap to trust — is the peer still there?
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use crate::endpoint::Address;
+use crate::tls::{self, TlsStream};
 
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    /// Boxed: a rustls session is a few hundred bytes, the other variants one descriptor.
+    Tls(Box<TlsStream>),
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
 }
 
 impl Stream {
-    /// Connects within `bound` (per resolved address, and overall).
+    /// Connects within `bound` (per resolved address, and overall). For TLS the handshake is part
+    /// of the connect and of the bound.
     pub(crate) fn connect(address: &Address, bound: Duration) -> io::Result<Stream> {
+        let deadline = Instant::now() + bound;
         match address {
-            Address::Tcp { host, port } => {
-                let deadline = Instant::now() + bound;
-                // Name resolution itself cannot be bounded portably; literal IPs skip it.
-                let mut last_err = None;
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    if remaining.is_zero() {
-                        break;
-                    }
-                    match TcpStream::connect_timeout(&addr, remaining) {
-                        Ok(s) => {
-                            // Commands are small and latency-bound: never wait for Nagle.
-                            s.set_nodelay(true)?;
-                            return Ok(Stream::Tcp(s));
-                        }
-                        Err(e) => last_err = Some(e),
-                    }
-                }
-                Err(last_err.unwrap_or_else(|| {
-                    io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
-                }))
+            Address::Tcp { host, port } => Ok(Stream::Tcp(connect_tcp(host, *port, deadline)?)),
+            Address::Tls {
+                host,
+                port,
+                tls: options,
+            } => {
+                // A bad CA file fails here, before touching the network.
+                let config = tls::prepare(options)?;
+                let sock = connect_tcp(host, *port, deadline)?;
+                let stream = tls::handshake(config, sock, host, options, deadline)?;
+                Ok(Stream::Tls(Box::new(stream)))
             }
             #[cfg(unix)]
             Address::Unix { path } => {
@@ -54,6 +49,7 @@ impl Stream {
     pub(crate) fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.set_read_timeout(Some(t)),
             #[cfg(unix)]
             Stream::Unix(s) => s.set_read_timeout(Some(t)),
         }
@@ -62,6 +58,7 @@ impl Stream {
     pub(crate) fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_write_timeout(Some(t)),
+            Stream::Tls(s) => s.sock.set_write_timeout(Some(t)),
             #[cfg(unix)]
             Stream::Unix(s) => s.set_write_timeout(Some(t)),
         }
@@ -74,16 +71,51 @@ impl Stream {
     /// trip (phpredis pays an ECHO round trip for the same knowledge). Unexpected bytes (an error
     /// Redis sent before closing, e.g. "max number of clients reached") would desynchronise the
     /// next reply, so they also mean "do not reuse".
+    ///
+    /// TLS peeks the TCP socket under the session the same way: a `close_notify` alert or a FIN
+    /// shows as readable or EOF, and no TLS record is expected between two requests either (the
+    /// server's session tickets arrive before the handshake's replies, which `open` reads). rustls'
+    /// own state must be clean too: no `close_notify` already read, no unread plaintext, nothing
+    /// left unsent.
     pub(crate) fn is_alive(&self) -> bool {
         match self {
-            #[cfg(unix)]
-            Stream::Tcp(s) => unix_peek_alive(std::os::unix::io::AsRawFd::as_raw_fd(s)),
+            Stream::Tcp(s) => socket_alive(s),
+            Stream::Tls(s) => s.conn.wants_read() && !s.conn.wants_write() && socket_alive(&s.sock),
             #[cfg(unix)]
             Stream::Unix(s) => unix_peek_alive(std::os::unix::io::AsRawFd::as_raw_fd(s)),
-            #[cfg(not(unix))]
-            Stream::Tcp(s) => portable_peek_alive(s),
         }
     }
+}
+
+/// Connects to the first resolved address that answers before `deadline`.
+fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
+    // Name resolution itself cannot be bounded portably; literal IPs skip it.
+    let mut last_err = None;
+    for addr in (host, port).to_socket_addrs()? {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, remaining) {
+            Ok(s) => {
+                // Commands are small and latency-bound: never wait for Nagle.
+                s.set_nodelay(true)?;
+                return Ok(s);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))
+}
+
+#[cfg(unix)]
+fn socket_alive(s: &TcpStream) -> bool {
+    unix_peek_alive(std::os::unix::io::AsRawFd::as_raw_fd(s))
+}
+
+#[cfg(not(unix))]
+fn socket_alive(s: &TcpStream) -> bool {
+    portable_peek_alive(s)
 }
 
 /// One `recv(MSG_PEEK | MSG_DONTWAIT)`: no mode switch, no round trip.
@@ -125,6 +157,7 @@ impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
             #[cfg(unix)]
             Stream::Unix(s) => s.read(buf),
         }
@@ -135,12 +168,19 @@ impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
+            // rustls accepts the bytes into the session, then sends what it can; a send error
+            // after that is reported by the next write or read (never as "nothing was sent":
+            // part of the records may have reached Redis).
+            Stream::Tls(s) => s.write(buf),
             #[cfg(unix)]
             Stream::Unix(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }

@@ -1,3 +1,6 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
 //! Redis URLs through `Config::set("url", ..)`, the way php.ini and Client options arrive:
 //! what each URL means (label, database, user, password), the exact message of each invalid
 //! one, and that a password never shows in an error, a `Debug` dump, phpinfo or stats.
@@ -142,15 +145,16 @@ fn invalid_urls_have_exact_messages() {
         ("   ", "url: the Redis URL is empty".into()),
         (
             "http://h",
-            "url: unsupported URL scheme 'http://'; expected redis:// or unix://".into(),
+            "url: unsupported URL scheme 'http://'; expected redis://, rediss:// or unix://".into(),
         ),
         (
             "localhost:6379",
-            "url: unsupported URL scheme 'localhost://'; expected redis:// or unix://".into(),
+            "url: unsupported URL scheme 'localhost://'; expected redis://, rediss:// or unix://".into(),
         ),
         (
-            "rediss://h:6380",
-            "url: rediss:// (TLS) is not supported by this build of qrpush yet; use redis:// on a trusted network".into(),
+            // TLS options are settings (tls_ca_file, ...), not URL parameters.
+            "rediss://h:6380?ca_file=/ca.pem",
+            "url: the Redis URL has an unknown query parameter 'ca_file'".into(),
         ),
         (
             "127.0.0.1:6379",
@@ -226,7 +230,7 @@ fn errors_never_contain_the_password() {
         format!("redis://u:{secret}@h/x"),
         format!("redis://u:{secret}@h:0"),
         format!("redis://u:{secret}@h?password={secret}"),
-        format!("rediss://u:{secret}@h"),
+        format!("rediss://u:{secret}@h:0"),
         format!("http://u:{secret}@h"),
         format!("redis://:{secret}@"),
         format!("unix:///s?password={secret}&db=x"),

@@ -72,6 +72,11 @@ local live = h.state == 'pending' or h.state == 'scanned' or h.state == 'approve
 
 -- The transition itself: new state, next version, optional TTL, and the event, all or nothing.
 local function move(state, data, fields, ttl)
+  -- Redis does not roll a script back: check that the event can be published before writing
+  -- anything, or an ACL refusing the channel would leave a state change without its event.
+  if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel, '') then
+    error({err = 'NOPERM this user has no permissions to publish the login events to ' .. channel})
+  end
   h.version = h.version + 1
   h.state = state
   redis.call('HSET', key, 'state', state, 'version', int(h.version), 'updated', int(now), unpack(fields))

@@ -32,6 +32,8 @@
 
 mod script;
 pub mod secrets;
+pub mod token;
+pub mod wire;
 
 use std::fmt;
 use std::time::Duration;
@@ -167,6 +169,9 @@ pub struct Started {
     /// The QR code's text: `<login id>.<QR token>`.
     pub qr: Secret,
     pub browser_secret: Secret,
+    /// The WebSocket gateway's handshake token for this login (see [`token`]); `None` when the
+    /// config has no `gateway_secret`.
+    pub gateway_token: Option<Secret>,
 }
 
 /// A login's public state (what `status()` returns, and every transition).
@@ -231,10 +236,12 @@ impl<'a> Login<'a> {
             ],
         )?;
         let (status, _, _) = self.status_of(&id, reply, "start")?;
+        let gateway_token = token::for_login(self.client.config(), &status).map(Secret::new);
         Ok(Started {
             status,
             qr: Secret::new(secrets::qr_text(&id, &qr_token)),
             browser_secret: Secret::new(browser_secret),
+            gateway_token,
         })
     }
 

@@ -1,0 +1,515 @@
+//! TLS for `rediss://` endpoints: rustls with the ring provider (no OpenSSL, nothing to ship beside
+//! the extension), the trust store (a CA file, else Mozilla's roots compiled in), and the handshake,
+//! bounded by `connect_timeout` like the TCP connect before it.
+//!
+//! The options come from three settings (`tls_ca_file`, `tls_verify`, `tls_server_name`: php.ini
+//! `qrpush.tls_*` or Client options), not from the URL: they are part of the endpoint (the pool key),
+//! so two clients that trust different CAs never share a connection.
+//!
+//! A rustls connection sends nothing on drop (no `close_notify`: only `send_close_notify()` would),
+//! so a forked child dropping the connections it inherited cannot disturb its parent's session.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
+    SignatureScheme, StreamOwned,
+};
+
+use crate::error::{Error, Result};
+
+/// A TLS session over a TCP socket. Timeouts are the socket's (`sock.set_read_timeout`).
+pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+/// How the server's certificate is checked (`tls_verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TlsVerify {
+    /// The certificate must chain to a trusted CA (`tls_ca_file`, else the built-in Mozilla roots)
+    /// and be valid for the server name (the URL's host, or `tls_server_name`). The default.
+    #[default]
+    Full,
+    /// INSECURE, for testing only: any certificate is accepted, so anyone on the network path can
+    /// impersonate the server and read the password and every message. The traffic is encrypted,
+    /// but to whom is not checked.
+    None,
+}
+
+impl TlsVerify {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsVerify::Full => "full",
+            TlsVerify::None => "none",
+        }
+    }
+}
+
+/// The TLS settings of a `rediss://` endpoint. Part of the endpoint's identity (the pool key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct TlsOptions {
+    /// PEM file of the CA certificate(s) to trust instead of the built-in roots (`tls_ca_file`).
+    pub ca_file: Option<String>,
+    pub verify: TlsVerify,
+    /// The name the certificate must be valid for, and the SNI sent, instead of the URL's host
+    /// (`tls_server_name`), for connecting by IP address to a server whose certificate names it.
+    pub server_name: Option<String>,
+}
+
+/// The settings this module owns, as the config table names them.
+pub const SETTING_NAMES: [&str; 3] = ["tls_ca_file", "tls_verify", "tls_server_name"];
+
+/// Longest accepted CA file path.
+const MAX_PATH_LEN: usize = 4096;
+
+impl TlsOptions {
+    /// Sets one of `SETTING_NAMES` from its text form; unchanged on error. The message does not
+    /// name the setting (the caller prefixes it).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        match name {
+            "tls_ca_file" => self.ca_file = parse_ca_file(value)?,
+            "tls_verify" => {
+                self.verify = match value {
+                    "full" => TlsVerify::Full,
+                    "none" => TlsVerify::None,
+                    // Never "none" by accident: an empty value keeps verifying (with a warning).
+                    "" => {
+                        return Err(Error::invalid(
+                            "expected full or none (insecure, for testing only), got '' (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes)",
+                        ))
+                    }
+                    _ => {
+                        return Err(Error::invalid(format!(
+                            "expected full or none (insecure, for testing only), got '{}'",
+                            value.chars().take(32).collect::<String>()
+                        )))
+                    }
+                }
+            }
+            "tls_server_name" => self.server_name = parse_server_name(value)?,
+            _ => return Err(Error::invalid(format!("'{name}' is not a TLS setting"))),
+        }
+        Ok(())
+    }
+
+    /// The effective value as text (nothing here is secret).
+    pub fn display_value(&self, name: &str) -> String {
+        match name {
+            "tls_ca_file" => self.ca_file.clone().unwrap_or_default(),
+            "tls_verify" => self.verify.as_str().to_string(),
+            "tls_server_name" => self.server_name.clone().unwrap_or_default(),
+            _ => String::new(),
+        }
+    }
+}
+
+fn parse_ca_file(value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > MAX_PATH_LEN || value.contains('\0') {
+        return Err(Error::invalid(format!(
+            "must be a file path of at most {MAX_PATH_LEN} bytes without NUL"
+        )));
+    }
+    // php-fpm workers and CLI scripts run from different directories: a relative path would
+    // name different files in each.
+    if !Path::new(value).is_absolute() {
+        return Err(Error::invalid(format!(
+            "must be an absolute path to a PEM file, got '{}'",
+            value.chars().take(64).collect::<String>()
+        )));
+    }
+    Ok(Some(value.to_string()))
+}
+
+fn parse_server_name(value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match ServerName::try_from(value) {
+        Ok(_) => Ok(Some(value.to_string())),
+        Err(_) => Err(Error::invalid(format!(
+            "expected a DNS name or an IP address, got '{}'",
+            value.chars().take(64).collect::<String>()
+        ))),
+    }
+}
+
+/// The rustls client configuration for `options`, built once per process and options (the CA file
+/// is read on the first TLS connection of the process, not at every connect): a failure is not
+/// cached, so a fixed file is picked up by the next connect.
+fn client_config(options: &TlsOptions) -> io::Result<Arc<ClientConfig>> {
+    static CONFIGS: Lazy<Mutex<HashMap<TlsOptions, Arc<ClientConfig>>>> =
+        Lazy::new(|| Mutex::new(HashMap::new()));
+    if let Some(config) = CONFIGS.lock().get(options) {
+        return Ok(Arc::clone(config));
+    }
+    let config = Arc::new(build_client_config(options)?);
+    CONFIGS.lock().insert(options.clone(), Arc::clone(&config));
+    Ok(config)
+}
+
+fn build_client_config(options: &TlsOptions) -> io::Result<ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| io::Error::other(format!("TLS is not available: {e}")))?;
+    Ok(match options.verify {
+        TlsVerify::Full => builder
+            .with_root_certificates(trust_store(options)?)
+            .with_no_client_auth(),
+        TlsVerify::None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth(),
+    })
+}
+
+/// The CA file's certificates, else Mozilla's roots (webpki-roots, compiled in).
+fn trust_store(options: &TlsOptions) -> io::Result<RootCertStore> {
+    let Some(path) = &options.ca_file else {
+        return Ok(RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        });
+    };
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let pem = std::fs::read(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read tls_ca_file {path}: {e}")))?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert =
+            cert.map_err(|e| invalid(format!("tls_ca_file {path} is not valid PEM: {e}")))?;
+        roots.add(cert).map_err(|e| {
+            invalid(format!(
+                "tls_ca_file {path} holds a certificate that cannot be a trust anchor: {e}"
+            ))
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(invalid(format!(
+            "tls_ca_file {path} holds no certificate (-----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(roots)
+}
+
+/// The rustls configuration for `options`, loaded before the TCP connect so that a bad CA file
+/// fails without touching the network.
+pub(crate) fn prepare(options: &TlsOptions) -> io::Result<Arc<ClientConfig>> {
+    client_config(options)
+}
+
+/// Runs the TLS handshake on a connected socket, within `deadline` (what is left of
+/// `connect_timeout`). Every failure is an error that names the reason and never returns a stream
+/// that did not verify: a wrong CA or name fails closed, before any command is written.
+pub(crate) fn handshake(
+    config: Arc<ClientConfig>,
+    mut sock: TcpStream,
+    host: &str,
+    options: &TlsOptions,
+    deadline: Instant,
+) -> io::Result<TlsStream> {
+    let name = options.server_name.as_deref().unwrap_or(host);
+    let server_name = ServerName::try_from(name.to_string()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("'{name}' is not a valid TLS server name; set tls_server_name"),
+        )
+    })?;
+    let mut conn = ClientConnection::new(config, server_name)
+        .map_err(|e| describe(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+    while conn.is_handshaking() {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the TLS handshake timed out",
+            ));
+        }
+        sock.set_read_timeout(Some(remaining))?;
+        sock.set_write_timeout(Some(remaining))?;
+        match conn.complete_io(&mut sock) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(describe(e)),
+        }
+    }
+    Ok(StreamOwned::new(conn, sock))
+}
+
+/// A handshake failure as a message that says what to fix. Timeouts keep their kind (the caller
+/// reports them as timeouts).
+fn describe(e: io::Error) -> io::Error {
+    let kind = e.kind();
+    if matches!(kind, io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) {
+        return e;
+    }
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    let text = match tls {
+        Some(rustls::Error::InvalidCertificate(cert)) => format!(
+            "TLS certificate verification failed: {}",
+            certificate_problem(cert)
+        ),
+        Some(rustls::Error::InvalidMessage(_)) | Some(rustls::Error::InappropriateMessage { .. }) => {
+            "TLS handshake failed: the server did not answer with TLS (is this port a TLS port? use redis:// for a plain one)"
+                .to_string()
+        }
+        Some(rustls::Error::AlertReceived(alert)) => {
+            format!("TLS handshake failed: the server refused it with the alert {alert:?}")
+        }
+        Some(other) => format!("TLS handshake failed: {other}"),
+        None if kind == io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the TLS handshake (is this port a TLS port?)"
+                .to_string()
+        }
+        None => format!("TLS handshake failed: {e}"),
+    };
+    io::Error::new(kind, text)
+}
+
+fn certificate_problem(cert: &CertificateError) -> String {
+    match cert {
+        CertificateError::UnknownIssuer => {
+            "the server's certificate is not signed by a trusted CA (set tls_ca_file to the CA certificate that signed it)"
+                .to_string()
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            format!("{cert} (the name checked is the URL's host, or tls_server_name when set)")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `tls_verify = none`: accepts any certificate (the handshake's signatures are still checked, so
+/// the session is at least bound to the certificate presented). Insecure by design.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    #[test]
+    fn settings_parse_and_display() {
+        let mut o = TlsOptions::default();
+        assert_eq!(o.display_value("tls_verify"), "full");
+        o.set("tls_verify", "none").unwrap();
+        o.set("tls_ca_file", "/etc/ssl/ca.pem").unwrap();
+        o.set("tls_server_name", "redis.internal").unwrap();
+        assert_eq!(o.verify, TlsVerify::None);
+        assert_eq!(o.display_value("tls_ca_file"), "/etc/ssl/ca.pem");
+        assert_eq!(o.display_value("tls_server_name"), "redis.internal");
+        o.set("tls_server_name", "10.0.0.1").unwrap();
+        o.set("tls_ca_file", "").unwrap();
+        o.set("tls_server_name", "").unwrap();
+        assert_eq!(o.ca_file, None);
+        assert_eq!(o.server_name, None);
+
+        let before = o.clone();
+        for (name, value, message) in [
+            (
+                "tls_verify",
+                "",
+                "expected full or none (insecure, for testing only), got '' (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes)",
+            ),
+            (
+                "tls_verify",
+                "yes",
+                "expected full or none (insecure, for testing only), got 'yes'",
+            ),
+            (
+                "tls_ca_file",
+                "ca.pem",
+                "must be an absolute path to a PEM file, got 'ca.pem'",
+            ),
+            (
+                "tls_server_name",
+                "bad name!",
+                "expected a DNS name or an IP address, got 'bad name!'",
+            ),
+        ] {
+            let e = o.set(name, value).expect_err(name);
+            assert_eq!(e.message(), message);
+            assert_eq!(o, before, "a failed set changes nothing");
+        }
+    }
+
+    /// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it.
+    fn ca_and_server() -> (String, rustls::ServerConfig) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        (ca_cert.pem(), server)
+    }
+
+    /// Dropping a client stream must write nothing: no close_notify alert, just the socket's FIN.
+    /// A forked child drops the connections it inherited; an alert on the shared session would
+    /// make Redis close the parent's connection.
+    #[test]
+    fn dropping_a_stream_sends_no_close_notify() {
+        let (ca_pem, server_config) = ca_and_server();
+        let dir = std::env::temp_dir().join(format!("qrpush-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, ca_pem).unwrap();
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+            let mut tls = StreamOwned::new(conn, sock);
+            let mut ping = [0u8; 4];
+            tls.read_exact(&mut ping).unwrap();
+            tls.write_all(b"pong").unwrap();
+            // After the client's drop: a clean close (close_notify) reads as Ok(0), a bare FIN as
+            // UnexpectedEof. Anything else would be bytes the client sent on drop.
+            let mut rest = Vec::new();
+            let end = tls.read_to_end(&mut rest);
+            (ping, rest, end.map_err(|e| e.kind()))
+        });
+
+        let options = TlsOptions {
+            ca_file: Some(ca_path.display().to_string()),
+            ..TlsOptions::default()
+        };
+        let config = prepare(&options).unwrap();
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut tls = handshake(config, sock, "localhost", &options, deadline).unwrap();
+        tls.write_all(b"ping").unwrap();
+        let mut pong = [0u8; 4];
+        tls.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"pong");
+        drop(tls);
+
+        let (ping, rest, end) = server.join().unwrap();
+        assert_eq!(&ping, b"ping");
+        assert!(rest.is_empty(), "bytes after the drop: {rest:?}");
+        assert_eq!(
+            end,
+            Err(io::ErrorKind::UnexpectedEof),
+            "the server saw a close_notify: dropping the client stream sent one"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_wrong_name_fails_closed_with_a_clear_message() {
+        let (ca_pem, server_config) = ca_and_server();
+        let dir = std::env::temp_dir().join(format!("qrpush-tls-unit-name-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_path = dir.join("ca.pem");
+        std::fs::write(&ca_path, ca_pem).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let conn = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
+            let mut tls = StreamOwned::new(conn, sock);
+            let mut buf = [0u8; 1];
+            tls.read(&mut buf).map_err(|e| e.to_string())
+        });
+        let options = TlsOptions {
+            ca_file: Some(ca_path.display().to_string()),
+            server_name: Some("other.example".into()),
+            ..TlsOptions::default()
+        };
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let err = handshake(
+            prepare(&options).unwrap(),
+            sock,
+            "localhost",
+            &options,
+            deadline,
+        )
+        .expect_err("a certificate for another name must be refused");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("TLS certificate verification failed: certificate not valid for name \"other.example\""),
+            "{text}"
+        );
+        // The server learns why (an alert) and never gets application data.
+        assert!(server.join().unwrap().is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
