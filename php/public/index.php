@@ -7,9 +7,11 @@ declare(strict_types=1);
  * php/nginx.conf.template). The login state lives in Redis, managed by the extension's
  * QrPush\Login; this file only maps HTTP to it.
  *
- *   GET  /                     login page: shows the QR code, polls the status, redeems the ticket
+ *   GET  /                     login page: shows the QR code, follows the login over the WebSocket
+ *                              gateway (/ws/, polling only while it is unreachable), redeems the ticket
  *   GET  /phone                the phone app's stand-in (user "demo"): paste/scan, see the browser, decide
- *   POST /api/login/start      browser: new login; the browser secret goes into an HttpOnly cookie
+ *   POST /api/login/start      browser: new login; the browser secret goes into an HttpOnly cookie,
+ *                              the gateway token (when qrpush.gateway_secret is set) to the page
  *   GET  /api/login/status     browser: ?id=...; with its cookie an approved login returns a ticket
  *   POST /api/login/scan       phone: {"qr": ...} -> which browser asks (IP, user agent, time)
  *   POST /api/login/approve    phone: {"id": ...}
@@ -133,6 +135,9 @@ try {
             $lifetime = (int) ceil(((float) ini_get('qrpush.login_pending_ttl')) + ((float) ini_get('qrpush.login_approved_ttl')));
             secret_cookie($login['id'], $login['browser_secret'], max(60, $lifetime));
             unset($login['browser_secret']); // the page's script never sees it
+            if (($login['gateway_token'] ?? null) === null) {
+                unset($login['gateway_token']); // no gateway configured: the page polls
+            }
             $login['qr_svg'] = QrCode::encode($login['qr'])->svg();
             respond(201, $login);
 

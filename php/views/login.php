@@ -13,6 +13,10 @@
   .state { font-weight: bold; }
   button { font-size: 1rem; padding: .3rem .8rem; }
   .muted { color: #666; font-size: .9rem; }
+  #loggedIn { background: #e8f5e9; border: 1px solid #81c784; padding: .5rem 1rem; }
+  #transport::before { content: "●"; margin-right: .3rem; color: #999; }
+  #transport[data-state="websocket"]::before { color: #2e7d32; }
+  #transport[data-state="reconnecting"]::before, #transport[data-state="polling"]::before { color: #ef6c00; }
   [hidden] { display: none !important; }
 </style>
 </head>
@@ -35,14 +39,24 @@
   <p>Status: <span class="state" id="state">…</span> <span class="muted" id="expires"></span></p>
   <p id="message"></p>
   <p><button id="cancel">Cancel</button> <button id="restart" hidden>New code</button></p>
-  <p class="muted">The page polls the login status once a second; with the WebSocket gateway it will
-    receive the login's events instead (channel <code id="channel"></code>).</p>
+  <p class="muted">Updates: <span id="transport" data-state="none">…</span>
+    (channel <code id="channel"></code>)</p>
 </section>
 
 <script nonce="<?= $nonce ?>">
 'use strict';
+// The login page: starts a login, shows its QR code, and follows it. With the WebSocket gateway
+// (the start answer carries gateway_token) the page holds one socket to /ws/ and gets the login's
+// status, then its events, pushed: no polling. It polls GET /api/login/status only while the socket
+// has been down for a few seconds (or when there is no gateway), and stops when it is back.
 const $ = (id) => document.getElementById(id);
-let login = null, timer = null, redeeming = false;
+const POLL_AFTER_MS = 3000, POLL_EVERY_MS = 2000, RECONNECT_MAX_MS = 5000;
+let login = null, lastSeq = 0, finished = false, redeeming = false;
+let socket = null, downSince = null, reconnectDelay = 250, reconnectTimer = null;
+let pollTimer = null, countdownTimer = null;
+// For tests and the benchmark: how the page learnt the outcome, and when (performance.now()).
+const demo = window.qrDemo = { transport: 'none', via: null, reconnects: 0, messages: [], polls: 0,
+  approvedAt: null, loggedInAt: null };
 
 async function api(method, url, body) {
   const init = { method, credentials: 'same-origin', headers: {} };
@@ -62,63 +76,181 @@ const texts = {
   cancelled: 'cancelled',
   expired: 'the code expired',
 };
+const live = (state) => ['pending', 'scanned', 'approved'].includes(state);
 
-function show(status) {
-  $('state').textContent = status.state;
-  $('message').textContent = texts[status.state] || '';
-  const live = ['pending', 'scanned', 'approved'].includes(status.state);
-  $('qr').classList.toggle('faded', status.state !== 'pending');
-  $('cancel').hidden = !live;
-  $('restart').hidden = live;
-  if (!live) { clearInterval(timer); timer = null; $('expires').textContent = ''; }
+function transport(state, text) {
+  demo.transport = state;
+  $('transport').dataset.state = state;
+  $('transport').textContent = text;
+}
+
+function show(state) {
+  $('state').textContent = state;
+  $('message').textContent = texts[state] || '';
+  $('qr').classList.toggle('faded', state !== 'pending');
+  $('cancel').hidden = !live(state);
+  $('restart').hidden = live(state);
+  if (!live(state) && state !== 'redeemed') finish();
+}
+
+// One place for news about the login, whatever brought it: seq orders them, older news is ignored.
+function apply(state, seq, via, ticket) {
+  if (finished || seq < lastSeq) return;
+  lastSeq = seq;
+  show(state);
+  if (state === 'approved') redeem(ticket, via);
+}
+
+async function redeem(ticket, via) {
+  if (redeeming) return;
+  redeeming = true;
+  try {
+    if (!ticket) {
+      // A status message or a poll: the app hands this browser (its secret cookie) a fresh ticket.
+      const status = await api('GET', '/api/login/status?id=' + encodeURIComponent(login.id));
+      if (status.state !== 'approved' || !status.ticket) {
+        redeeming = false;
+        if (status.state !== 'approved') apply(status.state, status.version, via);
+        else $('message').textContent = 'Approved, but this browser lacks the login\'s secret cookie.';
+        return;
+      }
+      ticket = status.ticket;
+    }
+    const result = await api('POST', '/api/login/redeem', { id: login.id, ticket });
+    demo.via = via;
+    loggedIn(result.user);
+  } catch (e) {
+    redeeming = false;
+    // The event's ticket was replaced meanwhile (a poll asked for a fresh one): ask again.
+    if (e.data && e.data.error === 'LoginWrongTicketException' && ticket) return redeem(null, via);
+    $('message').textContent = 'Error: ' + e.message;
+  }
 }
 
 function countdown() {
-  if (!login || !login.expires_at_ms) return;
+  if (!login || !login.expires_at_ms || finished) { $('expires').textContent = ''; return; }
   const left = Math.max(0, Math.round((login.expires_at_ms - Date.now()) / 1000));
   $('expires').textContent = `(expires in ${left} s)`;
 }
 
+// --- the WebSocket --------------------------------------------------------------------------
+function connect() {
+  reconnectTimer = null;
+  if (!login || finished || !login.gateway_token) return;
+  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const ws = socket = new WebSocket(scheme + location.host + '/ws/?token=' + encodeURIComponent(login.gateway_token));
+  if (demo.transport !== 'reconnecting') transport('connecting', 'connecting…');
+  ws.onopen = () => {
+    if (socket !== ws) return;
+    reconnectDelay = 250;
+    downSince = null;
+    stopPolling();
+    transport('websocket', 'live, pushed over a WebSocket');
+  };
+  ws.onmessage = (e) => {
+    if (socket !== ws) return;
+    const m = JSON.parse(e.data);
+    demo.messages.push({ at: performance.now(), type: m.type, seq: m.seq });
+    if (m.loginId !== login.id) return;
+    if (m.type === 'status') {
+      if (m.data.expiresAt) login.expires_at_ms = m.data.expiresAt;
+      apply(m.data.state, m.seq, 'ws-status');
+    } else {
+      if (m.type === 'approved') demo.approvedAt = performance.now();
+      if (m.data && m.data.expiresAt) login.expires_at_ms = m.data.expiresAt;
+      apply(m.type, m.seq, 'ws-event', m.data && m.data.ticket);
+    }
+  };
+  ws.onclose = (e) => {
+    if (socket !== ws) return;
+    socket = null;
+    if (finished) return;
+    if ([4001, 4004, 4029].includes(e.code)) {
+      // Refused for good (token, login gone, too many tabs): polling is all that is left.
+      transport('polling', `polling (the gateway refused: ${e.code} ${e.reason})`);
+      startPolling();
+      return;
+    }
+    demo.reconnects++;
+    downSince = downSince || Date.now();
+    transport('reconnecting', 'reconnecting…');
+    const delay = reconnectDelay * (0.75 + Math.random() / 2); // exponential backoff, with jitter
+    reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
+    reconnectTimer = setTimeout(connect, delay);
+    setTimeout(() => { if (downSince && Date.now() - downSince >= POLL_AFTER_MS - 50) startPolling(); }, POLL_AFTER_MS);
+  };
+}
+
+// --- polling: only as a fallback --------------------------------------------------------------
+function startPolling() {
+  if (pollTimer || finished) return;
+  if (login.gateway_token && demo.transport !== 'polling') transport('polling', 'polling until the WebSocket is back');
+  pollTimer = setInterval(poll, POLL_EVERY_MS);
+  poll();
+}
+
+function stopPolling() {
+  clearInterval(pollTimer);
+  pollTimer = null;
+}
+
 async function poll() {
-  if (!login || redeeming) return;
+  if (!login || redeeming || finished) return;
+  demo.polls++;
   try {
     const status = await api('GET', '/api/login/status?id=' + encodeURIComponent(login.id));
     login.expires_at_ms = status.expires_at_ms;
-    show(status);
-    if (status.state === 'approved' && status.ticket) {
-      redeeming = true;
-      const result = await api('POST', '/api/login/redeem', { id: login.id, ticket: status.ticket });
-      loggedIn(result.user);
-    }
+    // The status call hands an approved login a fresh ticket: redeem with it right away.
+    apply(status.state, status.version, 'poll', status.ticket);
   } catch (e) {
-    redeeming = false;
     $('message').textContent = 'Error: ' + e.message;
   }
-  countdown();
+}
+
+// --- the login's life ---------------------------------------------------------------------------
+function finish() {
+  finished = true;
+  stopPolling();
+  clearTimeout(reconnectTimer);
+  clearInterval(countdownTimer);
+  countdownTimer = null;
+  $('expires').textContent = '';
+  if (socket) { const ws = socket; socket = null; ws.close(1000); }
+  if (login && login.gateway_token) transport('done', 'done');
 }
 
 async function start() {
-  redeeming = false;
+  finish();
+  finished = false; redeeming = false; lastSeq = 0; reconnectDelay = 250; downSince = null;
   login = await api('POST', '/api/login/start', {});
   $('qr').innerHTML = login.qr_svg; // SVG made by the server from the login's own QR text
   $('qrText').textContent = login.qr;
   $('channel').textContent = login.channel;
   $('loginBox').hidden = false;
-  show(login);
-  clearInterval(timer);
-  timer = setInterval(poll, 1000);
+  apply(login.state, login.version, 'start');
+  countdownTimer = setInterval(countdown, 1000); // local clock only: no request
   countdown();
+  if (login.gateway_token) {
+    connect();
+  } else {
+    transport('polling', 'polling once a second (no WebSocket gateway configured)');
+    pollTimer = setInterval(poll, 1000);
+  }
 }
 
 function loggedIn(user) {
-  clearInterval(timer);
+  finish();
+  demo.loggedInAt = performance.now();
   $('loginBox').hidden = true;
   $('loggedIn').hidden = false;
   $('who').textContent = user;
 }
 
 $('copy').addEventListener('click', () => navigator.clipboard && navigator.clipboard.writeText($('qrText').textContent));
-$('cancel').addEventListener('click', async () => { show(await api('POST', '/api/login/cancel', { id: login.id })); });
+$('cancel').addEventListener('click', async () => {
+  const status = await api('POST', '/api/login/cancel', { id: login.id });
+  apply(status.state, status.version, 'cancel');
+});
 $('restart').addEventListener('click', start);
 $('logout').addEventListener('click', async () => { await api('POST', '/api/logout', {}); location.reload(); });
 

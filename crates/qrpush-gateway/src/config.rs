@@ -1,0 +1,352 @@
+//! Flags and environment variables, and the validated [`Settings`] built from them.
+//!
+//! The Redis side (URL, channel prefix, login channel and mode, the token secret) is the
+//! extension's own configuration: the values go through `qrpush_core::Config::set`, the same
+//! parser and validation as the `qrpush.*` php.ini directives, so both sides agree on every channel
+//! name and on the secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use qrpush_core::config::LoginChannelMode;
+use qrpush_core::Config;
+
+const AFTER_HELP: &str = "\
+THE SECRET
+  Browsers connect to /ws/?token=<token>, where the token comes from QrPush\\Login::start()
+  (array key gateway_token). It is signed with php.ini's qrpush.gateway_secret; give the gateway
+  the same secret (at least 16 bytes) in a file (--secret-file, read once at startup, trimmed) or
+  in the environment variable QRPUSH_GATEWAY_SECRET. There is no flag for the secret itself: flags
+  show in `ps`. Wrong or expired tokens are closed with code 4001.
+
+ENDPOINTS
+  GET /ws/ (WebSocket)  ?token=... ; the first message is the login's status, then its events
+  GET /healthz          200 when Redis is subscribed, 503 otherwise (JSON body)
+  GET /metrics          Prometheus text format
+
+CLOSE CODES
+  1001 shutting down (reconnect)   4001 wrong or expired token   4004 no such login (any more)
+  4029 too many sockets for this login. Too slow or silent sockets are dropped (the client sees 1006).
+
+Every flag can also be set through the environment variable shown in [env: ...].
+Durations: 250ms, 20s, 2m, or plain seconds (1.5).";
+
+/// Command line of `qrpush-gateway`.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "qrpush-gateway",
+    version,
+    about = "QrPush's WebSocket gateway: forwards QR-login events from Redis Pub/Sub to the browsers waiting for them",
+    long_about = "QrPush's WebSocket gateway: forwards QR-login events from Redis Pub/Sub to the browsers \
+        waiting for them.\n\nPHP (QrPush\\Login) publishes every transition of a login to Redis; each \
+        browser holds one WebSocket to a gateway, authenticated by a short-lived token, and receives \
+        first the login's current status, then its events as they are published. Run one or more \
+        gateways behind a round-robin proxy (nginx: location /ws/): each forwards only to its own sockets.",
+    after_help = AFTER_HELP,
+    args_override_self = true
+)]
+pub struct Args {
+    /// Address to listen on (WebSocket, /healthz, /metrics). Keep it private: put nginx in front.
+    #[arg(long, env = "QRPUSH_GATEWAY_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+
+    /// Redis, as php.ini's qrpush.url: redis://[user[:password]@]host[:port][/db] or unix:///path.
+    #[arg(
+        long,
+        env = "QRPUSH_GATEWAY_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
+    pub redis_url: String,
+
+    /// As php.ini's qrpush.channel_prefix.
+    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_PREFIX", default_value = "")]
+    pub channel_prefix: String,
+
+    /// As php.ini's qrpush.login_channel.
+    #[arg(
+        long,
+        env = "QRPUSH_GATEWAY_LOGIN_CHANNEL",
+        default_value = "qr-login-events"
+    )]
+    pub login_channel: String,
+
+    /// As php.ini's qrpush.login_channel_mode: `single` (one channel, routed by sessionId) or
+    /// `per_login` (<login_channel>:<id>, subscribed while a socket of that login is open).
+    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_MODE", default_value = "single",
+          value_parser = ["single", "per_login"])]
+    pub channel_mode: String,
+
+    /// File holding the token secret (php.ini's qrpush.gateway_secret). Or set QRPUSH_GATEWAY_SECRET.
+    #[arg(long, env = "QRPUSH_GATEWAY_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Origins allowed to connect, comma-separated (e.g. https://example.com). Empty: same origin
+    /// as the Host header only. `*`: any. Requests without an Origin (not from a browser) are allowed.
+    #[arg(long, env = "QRPUSH_GATEWAY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Send a WebSocket ping this often.
+    #[arg(long, env = "QRPUSH_GATEWAY_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Drop a socket that has not answered a ping within this time.
+    #[arg(long, env = "QRPUSH_GATEWAY_PING_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ping_timeout: Duration,
+
+    /// Messages queued per socket; a socket whose queue is full is too slow and is dropped.
+    #[arg(long, env = "QRPUSH_GATEWAY_SEND_QUEUE", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub send_queue: u32,
+
+    /// Drop a socket when writing one message to it takes longer than this.
+    #[arg(long, env = "QRPUSH_GATEWAY_SEND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Refuse new sockets (HTTP 503) beyond this many.
+    #[arg(
+        long,
+        env = "QRPUSH_GATEWAY_MAX_CONNECTIONS",
+        default_value_t = 100_000
+    )]
+    pub max_connections: u64,
+
+    /// Sockets one login (one token) may hold at once; more are closed with 4029.
+    #[arg(
+        long,
+        env = "QRPUSH_GATEWAY_MAX_SOCKETS_PER_LOGIN",
+        default_value_t = 8
+    )]
+    pub max_sockets_per_login: usize,
+
+    /// First delay before reconnecting to Redis; doubles per failed attempt.
+    #[arg(long, env = "QRPUSH_GATEWAY_REDIS_BACKOFF_MIN", default_value = "100ms", value_parser = parse_duration)]
+    pub redis_backoff_min: Duration,
+
+    /// Longest delay between Redis reconnect attempts.
+    #[arg(long, env = "QRPUSH_GATEWAY_REDIS_BACKOFF_MAX", default_value = "5s", value_parser = parse_duration)]
+    pub redis_backoff_max: Duration,
+
+    /// PING the Pub/Sub connection this often, to notice a dead link that sent no FIN.
+    #[arg(long, env = "QRPUSH_GATEWAY_REDIS_PING_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub redis_ping_interval: Duration,
+
+    /// Time bound of one Redis operation (connect, subscribe, ping, status read).
+    #[arg(long, env = "QRPUSH_GATEWAY_REDIS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
+    /// On SIGTERM/SIGINT: close every socket with 1001, then wait at most this long for them.
+    #[arg(long, env = "QRPUSH_GATEWAY_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log filter (tracing/RUST_LOG syntax): error, warn, info, debug, or e.g. qrpush_gateway=debug.
+    #[arg(long, env = "QRPUSH_GATEWAY_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Everything the gateway needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    /// The extension's configuration: endpoint, channel names and mode, the token secret.
+    pub core: Config,
+    /// Lowercased origins without a trailing slash; empty: same origin; contains "*": any.
+    pub allowed_origins: Vec<String>,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub send_queue: usize,
+    pub send_timeout: Duration,
+    pub max_connections: u64,
+    pub max_sockets_per_login: usize,
+    pub redis_backoff_min: Duration,
+    pub redis_backoff_max: Duration,
+    pub redis_ping_interval: Duration,
+    pub redis_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Settings {
+    /// Validates `args`; the secret comes from `--secret-file` or `secret_env` (QRPUSH_GATEWAY_SECRET).
+    pub fn from_args(args: &Args, secret_env: Option<String>) -> anyhow::Result<Settings> {
+        let secret = match (&args.secret_file, secret_env) {
+            (Some(path), _) => std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("--secret-file {}: cannot read it: {e}", path.display())
+            })?,
+            (None, Some(value)) => value,
+            (None, None) => anyhow::bail!(
+                "no secret: give --secret-file PATH or QRPUSH_GATEWAY_SECRET (the same value as php.ini's qrpush.gateway_secret)"
+            ),
+        };
+        let mut core = Config::default();
+        for (name, value, flag) in [
+            ("url", args.redis_url.as_str(), "--redis-url"),
+            ("channel_prefix", &args.channel_prefix, "--channel-prefix"),
+            ("login_channel", &args.login_channel, "--login-channel"),
+            ("login_channel_mode", &args.channel_mode, "--channel-mode"),
+            ("gateway_secret", &secret, "the secret"),
+        ] {
+            core.set(name, value).map_err(|e| {
+                let message = e.message();
+                let message = message
+                    .strip_prefix(&format!("{name}: "))
+                    .unwrap_or(message);
+                anyhow::anyhow!("{flag}: {message}")
+            })?;
+        }
+        if core.gateway_secret.is_none() {
+            anyhow::bail!("the secret is empty");
+        }
+        // Status reads go through the core's client: bound them like the Pub/Sub operations.
+        let seconds = format!("{}", args.redis_timeout.as_secs_f64());
+        core.set("connect_timeout", &seconds)
+            .and_then(|()| core.set("timeout", &seconds))
+            .map_err(|e| anyhow::anyhow!("--redis-timeout: {}", e.message()))?;
+        let mut allowed_origins = Vec::new();
+        for origin in &args.allowed_origins {
+            let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+            if origin.is_empty() {
+                continue;
+            }
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                anyhow::bail!(
+                    "--allowed-origins: '{origin}' is not an origin (expected like https://example.com[:port], or *)"
+                );
+            }
+            allowed_origins.push(origin);
+        }
+        for (name, value) in [
+            ("--ping-interval", args.ping_interval),
+            ("--ping-timeout", args.ping_timeout),
+            ("--send-timeout", args.send_timeout),
+            ("--redis-backoff-min", args.redis_backoff_min),
+            ("--redis-backoff-max", args.redis_backoff_max),
+            ("--redis-ping-interval", args.redis_ping_interval),
+            ("--redis-timeout", args.redis_timeout),
+        ] {
+            if value.is_zero() {
+                anyhow::bail!("{name} must be greater than 0");
+            }
+        }
+        if args.max_sockets_per_login == 0 {
+            anyhow::bail!("--max-sockets-per-login must be at least 1");
+        }
+        Ok(Settings {
+            listen: args.listen,
+            core,
+            allowed_origins,
+            ping_interval: args.ping_interval,
+            ping_timeout: args.ping_timeout,
+            send_queue: args.send_queue as usize,
+            send_timeout: args.send_timeout,
+            max_connections: args.max_connections,
+            max_sockets_per_login: args.max_sockets_per_login,
+            redis_backoff_min: args.redis_backoff_min,
+            redis_backoff_max: args.redis_backoff_max.max(args.redis_backoff_min),
+            redis_ping_interval: args.redis_ping_interval,
+            redis_timeout: args.redis_timeout,
+            shutdown_timeout: args.shutdown_timeout,
+        })
+    }
+
+    /// Settings from flags given as a list (the defaults for the rest), for tests and tools.
+    pub fn from_flags<I, S>(flags: I, secret: &str) -> anyhow::Result<Settings>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        let args = Args::try_parse_from(
+            std::iter::once(std::ffi::OsString::from("qrpush-gateway"))
+                .chain(flags.into_iter().map(Into::into)),
+        )?;
+        Settings::from_args(&args, Some(secret.to_string()))
+    }
+
+    pub fn mode(&self) -> LoginChannelMode {
+        self.core.login_channel_mode
+    }
+
+    pub fn secret(&self) -> &[u8] {
+        self.core
+            .gateway_secret
+            .as_ref()
+            .map(|s| s.expose().as_bytes())
+            .unwrap_or_default()
+    }
+}
+
+/// `250ms`, `20s`, `2m`, or plain (fractional) seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (like 250ms, 20s, 2m or 1.5)"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("'{text}': unknown unit (use ms, s or m)")),
+    };
+    if !seconds.is_finite() || !(0.0..=86_400.0).contains(&seconds) {
+        return Err(format!("'{text}' is out of range (0 to 24 h)"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn defaults_and_validation() {
+        let s = Settings::from_flags(Vec::<String>::new(), "0123456789abcdef").unwrap();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8090");
+        assert_eq!(s.mode(), LoginChannelMode::Single);
+        assert_eq!(s.secret(), b"0123456789abcdef");
+        assert_eq!(s.ping_interval, Duration::from_secs(20));
+        assert!(s.allowed_origins.is_empty());
+        let e = Settings::from_flags(Vec::<String>::new(), "short").unwrap_err();
+        assert!(e.to_string().contains("at least 16 bytes"), "{e}");
+        let e = Settings::from_flags(["--redis-url", "ftp://x"], "0123456789abcdef").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--redis-url: unsupported URL scheme"),
+            "{e}"
+        );
+        let e = Settings::from_flags(["--allowed-origins", "example.com"], "0123456789abcdef")
+            .unwrap_err();
+        assert!(e.to_string().contains("is not an origin"), "{e}");
+        let s = Settings::from_flags(
+            [
+                "--allowed-origins",
+                "HTTPS://Example.com/,http://127.0.0.1:8080",
+                "--channel-mode",
+                "per_login",
+            ],
+            "0123456789abcdef",
+        )
+        .unwrap();
+        assert_eq!(
+            s.allowed_origins,
+            ["https://example.com", "http://127.0.0.1:8080"]
+        );
+        assert_eq!(s.mode(), LoginChannelMode::PerLogin);
+    }
+}

@@ -1,0 +1,259 @@
+//! Who is connected here, for which login, and which channels Redis must deliver.
+//!
+//! One mutex guards the whole routing state; it is held only for map operations (never across an
+//! await), so a dispatch to the sockets of one login costs a hash lookup and a `try_send` each.
+//!
+//! Status on (re)subscribe, without a gap: a socket's first message is its login's status, read
+//! *after* its channel is confirmed subscribed on the current Redis connection. Either the socket
+//! registers while the channel is confirmed (it reads its own status at once), or the subscriber
+//! confirms the channel later and reads the status for every socket of the login then; both
+//! checks happen under the same lock, so no socket falls between them. Events published between
+//! the subscription and the status read reach the socket too: the browser keeps the highest `seq`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::Utf8Bytes;
+use qrpush_core::config::LoginChannelMode;
+use qrpush_core::login::wire::EventMeta;
+use qrpush_core::login::Login;
+use qrpush_core::Client;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+
+/// What a socket's task is asked to write.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A published event, unchanged; `ts` is its Redis time (ms), for the lag metric.
+    Event { text: Utf8Bytes, seq: i64, ts: i64 },
+    /// The login's status (first message after every (re)subscribe); `seq` is its version.
+    Status { text: Utf8Bytes, seq: i64 },
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// The hub's handle on one socket.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub id: u64,
+    pub tx: mpsc::Sender<Outgoing>,
+    /// Cancelled when the socket's queue overflowed: its task drops it as too slow.
+    pub slow: CancellationToken,
+}
+
+impl Peer {
+    /// Queues `message`; a full queue marks the socket slow (it is dropped, memory stays flat).
+    fn offer(&self, message: Outgoing) -> bool {
+        match self.tx.try_send(message) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.slow.cancel();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+struct LoginEntry {
+    channel: String,
+    peers: Vec<Peer>,
+}
+
+#[derive(Default)]
+struct Inner {
+    logins: HashMap<String, LoginEntry>,
+    /// Channels Redis confirmed on the current connection.
+    confirmed: HashSet<String>,
+}
+
+/// Refusal of a registration.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    TooManyForLogin,
+}
+
+pub struct Hub {
+    mode: LoginChannelMode,
+    /// For the channel names: `QrPush\Login`'s own (`Login::channel`).
+    client: Arc<Client>,
+    max_per_login: usize,
+    inner: Mutex<Inner>,
+    /// Signalled when the set of wanted channels changed (per-login mode).
+    pub changed: Notify,
+    metrics: Arc<Metrics>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(client: Arc<Client>, max_per_login: usize, metrics: Arc<Metrics>) -> Hub {
+        Hub {
+            mode: client.config().login_channel_mode,
+            client,
+            max_per_login,
+            inner: Mutex::new(Inner::default()),
+            changed: Notify::new(),
+            metrics,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent maps (no multi-step invariants).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn next_peer_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// The channel of `login_id`'s events (the same names `QrPush\Login::channel()` uses).
+    pub fn channel_of(&self, login_id: &str) -> String {
+        Login::new(&self.client).channel(login_id)
+    }
+
+    /// Adds a socket. `Ok(true)`: its channel is subscribed already, the caller reads the status
+    /// for this socket now; `Ok(false)`: the subscriber will, once it confirms the channel.
+    pub fn register(&self, login_id: &str, peer: Peer) -> Result<bool, RegisterError> {
+        let channel = self.channel_of(login_id);
+        let mut inner = self.lock();
+        let confirmed = inner.confirmed.contains(&channel);
+        let new_login = !inner.logins.contains_key(login_id);
+        let entry = inner
+            .logins
+            .entry(login_id.to_string())
+            .or_insert_with(|| LoginEntry {
+                channel,
+                peers: Vec::new(),
+            });
+        if entry.peers.len() >= self.max_per_login {
+            return Err(RegisterError::TooManyForLogin);
+        }
+        entry.peers.push(peer);
+        if new_login {
+            self.metrics.logins.fetch_add(1, Relaxed);
+            if self.mode == LoginChannelMode::PerLogin {
+                self.changed.notify_one();
+            }
+        }
+        Ok(confirmed)
+    }
+
+    /// Removes a socket; the last one of a login ends its subscription (per-login mode).
+    pub fn unregister(&self, login_id: &str, peer_id: u64) {
+        let mut inner = self.lock();
+        let Some(entry) = inner.logins.get_mut(login_id) else {
+            return;
+        };
+        entry.peers.retain(|p| p.id != peer_id);
+        if entry.peers.is_empty() {
+            inner.logins.remove(login_id);
+            self.metrics.logins.fetch_sub(1, Relaxed);
+            if self.mode == LoginChannelMode::PerLogin {
+                self.changed.notify_one();
+            }
+        }
+    }
+
+    /// The channels Redis should deliver now.
+    pub fn wanted_channels(&self) -> HashSet<String> {
+        match self.mode {
+            LoginChannelMode::Single => HashSet::from([self.channel_of("")]),
+            LoginChannelMode::PerLogin => self
+                .lock()
+                .logins
+                .values()
+                .map(|e| e.channel.clone())
+                .collect(),
+        }
+    }
+
+    /// Redis confirmed `channels`: returns the logins whose status must be sent, each with the
+    /// sockets waiting for it (sockets registering from now on read their own).
+    pub fn confirm(&self, channels: &[String]) -> Vec<(String, Vec<u64>)> {
+        let mut inner = self.lock();
+        inner.confirmed.extend(channels.iter().cloned());
+        let channels: HashSet<&String> = channels.iter().collect();
+        inner
+            .logins
+            .iter()
+            .filter(|(_, e)| channels.contains(&e.channel))
+            .map(|(id, e)| (id.clone(), e.peers.iter().map(|p| p.id).collect()))
+            .collect()
+    }
+
+    /// About to unsubscribe `channels`: sockets registering from now on wait for a new confirm.
+    pub fn unconfirm(&self, channels: &[String]) {
+        let mut inner = self.lock();
+        for c in channels {
+            inner.confirmed.remove(c);
+        }
+    }
+
+    /// The Redis connection is gone: nothing is confirmed any more.
+    pub fn connection_lost(&self) {
+        self.lock().confirmed.clear();
+    }
+
+    /// Routes one Pub/Sub message to the sockets of its login on this gateway.
+    pub fn dispatch(&self, channel: &str, payload: &[u8]) {
+        self.metrics.events_received.fetch_add(1, Relaxed);
+        let Some(meta) = EventMeta::parse(payload) else {
+            self.metrics.events_unrouted.fetch_add(1, Relaxed);
+            tracing::debug!(channel, "ignoring a message that is not a login event");
+            return;
+        };
+        // Routing key: sessionId (single mode, the seed's contract), else loginId.
+        let Ok(text) = std::str::from_utf8(payload) else {
+            return; // parsed as JSON, so it is UTF-8: unreachable
+        };
+        let text = Utf8Bytes::from(text.to_string());
+        let inner = self.lock();
+        match inner.logins.get(meta.route()) {
+            // The event must come from the login's own channel: a message for login A on
+            // login B's channel is not delivered.
+            Some(entry) if entry.channel == channel => {
+                for peer in &entry.peers {
+                    peer.offer(Outgoing::Event {
+                        text: text.clone(),
+                        seq: meta.seq,
+                        ts: meta.ts,
+                    });
+                }
+            }
+            _ => {
+                self.metrics.events_unrouted.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Queues `message` (built per peer) to those of `peer_ids` that are sockets of `login_id`.
+    pub fn send_to(
+        &self,
+        login_id: &str,
+        peer_ids: &[u64],
+        mut message: impl FnMut() -> Outgoing,
+    ) -> usize {
+        let inner = self.lock();
+        let Some(entry) = inner.logins.get(login_id) else {
+            return 0;
+        };
+        entry
+            .peers
+            .iter()
+            .filter(|p| peer_ids.contains(&p.id))
+            .filter(|p| p.offer(message()))
+            .count()
+    }
+
+    /// True while one of `peer_ids` is still a socket of `login_id` here.
+    pub fn is_connected(&self, login_id: &str, peer_ids: &[u64]) -> bool {
+        self.lock()
+            .logins
+            .get(login_id)
+            .is_some_and(|e| e.peers.iter().any(|p| peer_ids.contains(&p.id)))
+    }
+}

@@ -1,0 +1,144 @@
+//! QrPush's reference WebSocket gateway.
+//!
+//! ```text
+//!  PHP-FPM (QrPush\Login) ──PUBLISH──▶ Redis ──Pub/Sub──▶ gateway ──WebSocket──▶ browser
+//!                                        ▲                   │  (token from Login::start())
+//!                                        └── status read ────┘  on every (re)subscribe
+//! ```
+//!
+//! - [`config`]: flags/env → [`Settings`] (the Redis side through `qrpush_core::Config`).
+//! - [`hub`]: sockets by login, the channels wanted, routing of events.
+//! - `subscriber`: the Pub/Sub connection: subscribe on demand, reconnect with backoff.
+//! - `status`: a login's status through the core (the same read as `QrPush\Login::status()`).
+//! - `socket`: one socket's task: writes, heartbeats, slow-client and shutdown handling.
+//! - `server`: the handshake (Origin, token → 4001), `/healthz`, `/metrics`.
+//! - [`metrics`]: Prometheus counters and the publish→send lag histogram.
+//!
+//! [`start`] runs a gateway inside the caller's tokio runtime (the binary, and the tests, which
+//! run several at once); [`Gateway::shutdown`] is what SIGTERM does.
+
+pub mod config;
+pub mod hub;
+pub mod metrics;
+mod server;
+mod socket;
+mod status;
+mod subscriber;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use qrpush_core::Client;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Args, Settings};
+pub use metrics::Metrics;
+pub use server::origin_allowed;
+pub use subscriber::connection_info;
+
+/// Shared by every task of one gateway.
+pub struct App {
+    pub settings: Settings,
+    pub hub: Arc<hub::Hub>,
+    pub metrics: Arc<Metrics>,
+    status: Arc<status::StatusReader>,
+    /// Cancelled on shutdown: sockets close with 1001, the subscriber stops.
+    shutdown: CancellationToken,
+    /// The socket tasks, awaited (bounded) on shutdown.
+    tasks: TaskTracker,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    app: Arc<App>,
+    server: JoinHandle<()>,
+    subscriber: JoinHandle<()>,
+}
+
+/// Binds `settings.listen` and starts serving and subscribing.
+pub async fn start(settings: Settings) -> anyhow::Result<Gateway> {
+    let redis = redis::Client::open(connection_info(&settings.core.endpoint)?)?;
+    let core = Arc::new(Client::new(settings.core.clone()));
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(hub::Hub::new(
+        core.clone(),
+        settings.max_sockets_per_login,
+        metrics.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(App {
+        settings,
+        hub,
+        metrics,
+        status: Arc::new(status::StatusReader::new(core)),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    let subscriber = tokio::spawn(subscriber::run(
+        Arc::new(app.settings.clone()),
+        app.hub.clone(),
+        app.status.clone(),
+        app.metrics.clone(),
+        redis,
+        app.shutdown.clone(),
+    ));
+    let router = server::router(app.clone());
+    let stop = app.shutdown.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    });
+    Ok(Gateway {
+        addr,
+        app,
+        server,
+        subscriber,
+    })
+}
+
+impl Gateway {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.app.metrics
+    }
+
+    /// Starts a graceful shutdown: no new sockets, every open one closed with 1001.
+    pub fn shutdown(&self) {
+        self.app.shutdown.cancel();
+    }
+
+    /// Waits for the shutdown to finish: sockets closed (at most `--shutdown-timeout`).
+    pub async fn wait(self) {
+        self.app.shutdown.cancelled().await;
+        let _ = self.server.await;
+        let _ = self.subscriber.await;
+        self.app.tasks.close();
+        if tokio::time::timeout(self.app.settings.shutdown_timeout, self.app.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.app.tasks.len(),
+                "shutdown timeout: dropping the sockets still open"
+            );
+        }
+    }
+
+    /// `shutdown` and `wait`.
+    pub async fn stop(self) {
+        self.shutdown();
+        self.wait().await;
+    }
+}

@@ -1,0 +1,227 @@
+//! Counters and the publish→send lag histogram, rendered as Prometheus text at `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds (seconds) of the lag histogram's buckets.
+const LAG_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Why a socket was closed by the gateway (the `reason` label of `dropped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drop {
+    /// Its send queue was full, or one write took longer than --send-timeout.
+    Slow,
+    /// It did not answer a ping in time.
+    Heartbeat,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub connections: AtomicI64,
+    pub connections_total: AtomicU64,
+    pub rejected_token: AtomicU64,
+    pub rejected_origin: AtomicU64,
+    pub rejected_capacity: AtomicU64,
+    pub rejected_per_login: AtomicU64,
+    pub not_found: AtomicU64,
+    pub events_received: AtomicU64,
+    pub events_unrouted: AtomicU64,
+    pub events_forwarded: AtomicU64,
+    pub status_sent: AtomicU64,
+    pub dropped_slow: AtomicU64,
+    pub dropped_heartbeat: AtomicU64,
+    pub redis_connected: AtomicI64,
+    pub redis_reconnects: AtomicU64,
+    pub redis_connect_failures: AtomicU64,
+    pub subscriptions: AtomicI64,
+    pub logins: AtomicI64,
+    lag_buckets: [AtomicU64; LAG_BUCKETS.len()],
+    lag_count: AtomicU64,
+    lag_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn dropped(&self, why: Drop) {
+        match why {
+            Drop::Slow => self.dropped_slow.fetch_add(1, Relaxed),
+            Drop::Heartbeat => self.dropped_heartbeat.fetch_add(1, Relaxed),
+        };
+    }
+
+    /// One event written to a socket, `lag_ms` after Redis's `ts` of it.
+    pub fn forwarded(&self, lag_ms: f64) {
+        self.events_forwarded.fetch_add(1, Relaxed);
+        let lag = (lag_ms / 1000.0).max(0.0);
+        for (bound, bucket) in LAG_BUCKETS.iter().zip(&self.lag_buckets) {
+            if lag <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.lag_count.fetch_add(1, Relaxed);
+        self.lag_sum_us.fetch_add((lag * 1e6) as u64, Relaxed);
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let g = |a: &AtomicI64| a.load(Relaxed).to_string();
+        let c = |a: &AtomicU64| a.load(Relaxed).to_string();
+        one(
+            "qrpush_gateway_connections",
+            "gauge",
+            "Open, authenticated WebSocket connections.",
+            g(&self.connections),
+        );
+        one(
+            "qrpush_gateway_connections_total",
+            "counter",
+            "WebSocket connections accepted (with a valid token).",
+            c(&self.connections_total),
+        );
+        one(
+            "qrpush_gateway_logins",
+            "gauge",
+            "Logins with at least one open socket here.",
+            g(&self.logins),
+        );
+        one(
+            "qrpush_gateway_events_received_total",
+            "counter",
+            "Messages received from Redis Pub/Sub.",
+            c(&self.events_received),
+        );
+        one(
+            "qrpush_gateway_events_unrouted_total",
+            "counter",
+            "Messages with no socket of their login on this gateway (or not a login event).",
+            c(&self.events_unrouted),
+        );
+        one(
+            "qrpush_gateway_events_forwarded_total",
+            "counter",
+            "Events written to a socket.",
+            c(&self.events_forwarded),
+        );
+        one(
+            "qrpush_gateway_status_sent_total",
+            "counter",
+            "Status messages written to a socket (on every (re)subscribe).",
+            c(&self.status_sent),
+        );
+        one(
+            "qrpush_gateway_login_not_found_total",
+            "counter",
+            "Sockets closed with 4004 because their login no longer exists.",
+            c(&self.not_found),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP qrpush_gateway_rejected_total Connections refused.\n# TYPE qrpush_gateway_rejected_total counter"
+        );
+        for (reason, value) in [
+            ("token", &self.rejected_token),
+            ("origin", &self.rejected_origin),
+            ("capacity", &self.rejected_capacity),
+            ("per_login", &self.rejected_per_login),
+        ] {
+            let _ = writeln!(
+                out,
+                "qrpush_gateway_rejected_total{{reason=\"{reason}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP qrpush_gateway_dropped_total Sockets closed by the gateway.\n# TYPE qrpush_gateway_dropped_total counter"
+        );
+        for (reason, value) in [
+            ("slow", &self.dropped_slow),
+            ("heartbeat", &self.dropped_heartbeat),
+        ] {
+            let _ = writeln!(
+                out,
+                "qrpush_gateway_dropped_total{{reason=\"{reason}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        let mut one = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        one(
+            "qrpush_gateway_redis_connected",
+            "gauge",
+            "1 while the Pub/Sub connection to Redis is up.",
+            g(&self.redis_connected),
+        );
+        one(
+            "qrpush_gateway_redis_reconnects_total",
+            "counter",
+            "Pub/Sub connections re-established after one was lost.",
+            c(&self.redis_reconnects),
+        );
+        one(
+            "qrpush_gateway_redis_connect_failures_total",
+            "counter",
+            "Failed attempts to connect and subscribe to Redis.",
+            c(&self.redis_connect_failures),
+        );
+        one(
+            "qrpush_gateway_subscriptions",
+            "gauge",
+            "Channels subscribed on the current Redis connection.",
+            g(&self.subscriptions),
+        );
+        let name = "qrpush_gateway_publish_to_send_lag_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} From the event's ts (Redis time at publish) to the write to the socket.\n# TYPE {name} histogram"
+        );
+        for (bound, bucket) in LAG_BUCKETS.iter().zip(&self.lag_buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                bucket.load(Relaxed)
+            );
+        }
+        let count = self.lag_count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.lag_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let m = Metrics::default();
+        m.forwarded(0.5);
+        m.forwarded(30.0);
+        m.forwarded(-3.0);
+        let text = m.render();
+        assert!(text.contains("qrpush_gateway_publish_to_send_lag_seconds_bucket{le=\"0.001\"} 2"));
+        assert!(text.contains("qrpush_gateway_publish_to_send_lag_seconds_bucket{le=\"0.05\"} 3"));
+        assert!(text.contains("qrpush_gateway_publish_to_send_lag_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("qrpush_gateway_publish_to_send_lag_seconds_count 3"));
+        assert!(text.contains("qrpush_gateway_events_forwarded_total 3"));
+        assert!(text.contains("qrpush_gateway_rejected_total{reason=\"token\"} 0"));
+    }
+}

@@ -1,0 +1,185 @@
+//! HTTP: the WebSocket handshake (Origin allow-list, token, capacity), `/healthz`, `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use qrpush_core::login::token;
+
+use crate::socket;
+use crate::App;
+
+/// Largest message a browser may send (it sends none; this bounds what a client can make us buffer).
+const MAX_INCOMING: usize = 1024;
+/// Read chunk per socket: small, because idle sockets are what a gateway holds most.
+const READ_BUFFER: usize = 4096;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/ws/", get(websocket))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn websocket(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&app.settings.allowed_origins, &headers) {
+        app.metrics.rejected_origin.fetch_add(1, Relaxed);
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    if app.metrics.connections.load(Relaxed).max(0) as u64 >= app.settings.max_connections {
+        app.metrics.rejected_capacity.fetch_add(1, Relaxed);
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+    }
+    if app.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    // The token is checked here, but refused after the upgrade: a browser's script only ever sees
+    // a WebSocket close code (4001), never an HTTP status.
+    let verdict = token::verify(
+        app.settings.secret(),
+        query.get("token").map(String::as_str).unwrap_or(""),
+        socket::now_ms() as i64,
+    );
+    let upgrade = upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING);
+    let tracked = app.tasks.clone();
+    let shutdown = app.shutdown.clone();
+    upgrade.on_upgrade(move |ws| {
+        tracked.track_future(async move {
+            match verdict {
+                Ok(claims) => socket::serve(app, ws, claims.login_id, shutdown).await,
+                Err(why) => {
+                    app.metrics.rejected_token.fetch_add(1, Relaxed);
+                    tracing::debug!(reason = %why, "refusing a socket");
+                    socket::refuse(ws, 4001, why.as_str()).await;
+                }
+            }
+        })
+    })
+}
+
+/// The Origin check: a browser always sends Origin on a WebSocket handshake; a page of another
+/// site must not open sockets here (cross-site WebSocket hijacking). No Origin: not a browser.
+pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+    if allowed.is_empty() {
+        // Same origin: scheme-less compare of the Origin's authority with the Host header.
+        let host = headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        return !host.is_empty() && authority == Some(host.as_str());
+    }
+    allowed.iter().any(|a| a == "*" || *a == origin)
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let up = app.metrics.redis_connected.load(Relaxed) == 1 && !app.shutdown.is_cancelled();
+    let body = format!(
+        "{{\"status\":\"{}\",\"redis\":\"{}\",\"connections\":{},\"subscriptions\":{}}}\n",
+        if up { "ok" } else { "unavailable" },
+        if app.metrics.redis_connected.load(Relaxed) == 1 {
+            "up"
+        } else {
+            "down"
+        },
+        app.metrics.connections.load(Relaxed),
+        app.metrics.subscriptions.load(Relaxed),
+    );
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [
+            (CONTENT_TYPE, "application/json"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/plain; version=0.0.4"),
+            (CACHE_CONTROL, "no-store"),
+        ],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(o) = origin {
+            h.insert(ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h.insert(HOST, HeaderValue::from_str(host).unwrap());
+        h
+    }
+
+    #[test]
+    fn origins() {
+        let same = Vec::new();
+        assert!(origin_allowed(&same, &headers(None, "a:1")));
+        assert!(origin_allowed(&same, &headers(Some("http://a:1"), "a:1")));
+        assert!(origin_allowed(&same, &headers(Some("https://A:1/"), "a:1")));
+        assert!(!origin_allowed(
+            &same,
+            &headers(Some("http://evil:1"), "a:1")
+        ));
+        assert!(!origin_allowed(&same, &headers(Some("null"), "a:1")));
+        let list = vec!["https://example.com".to_string()];
+        assert!(origin_allowed(
+            &list,
+            &headers(Some("https://example.com"), "gw")
+        ));
+        assert!(!origin_allowed(
+            &list,
+            &headers(Some("http://example.com"), "gw")
+        ));
+        assert!(!origin_allowed(
+            &list,
+            &headers(Some("https://example.com.evil"), "gw")
+        ));
+        let any = vec!["*".to_string()];
+        assert!(origin_allowed(&any, &headers(Some("https://x"), "gw")));
+    }
+}

@@ -1,0 +1,219 @@
+//! One browser's socket, after its token was accepted: one task that writes what the hub queues,
+//! sends pings, reads pongs, and ends on close, heartbeat loss, slowness or shutdown.
+//!
+//! Order on the wire: the status comes first (events that arrive before it are held, and sent
+//! after it only if newer), and nothing older than what was already sent goes out: every event
+//! has a greater `seq` than the message before it; a status (sent after every resubscribe) may
+//! repeat the last `seq`.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Outgoing, Peer, RegisterError};
+use crate::metrics::Drop;
+use crate::status;
+use crate::App;
+
+/// How long a closing handshake may take before the TCP connection is simply dropped.
+const CLOSE_BOUND: Duration = Duration::from_secs(1);
+
+enum End {
+    /// Send this close frame (best effort), then drop.
+    Close(u16, &'static str),
+    /// Drop without a word: the peer is gone, dead or too slow to take a close frame.
+    Drop,
+}
+
+pub fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+/// Closes a socket at once (a refused handshake: bad token, too many sockets).
+pub async fn refuse(mut socket: WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = tokio::time::timeout(CLOSE_BOUND, socket.send(Message::Close(Some(frame)))).await;
+    // Wait briefly for the client's close reply, so the close is clean on both sides.
+    let _ = tokio::time::timeout(CLOSE_BOUND, async {
+        while let Some(Ok(message)) = socket.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Serves the socket of `login_id` until it ends.
+pub async fn serve(
+    app: Arc<App>,
+    socket: WebSocket,
+    login_id: String,
+    shutdown: CancellationToken,
+) {
+    let settings = &app.settings;
+    let (tx, mut rx) = mpsc::channel(settings.send_queue);
+    let peer = Peer {
+        id: app.hub.next_peer_id(),
+        tx,
+        slow: CancellationToken::new(),
+    };
+    let slow = peer.slow.clone();
+    let peer_id = peer.id;
+    match app.hub.register(&login_id, peer) {
+        Err(RegisterError::TooManyForLogin) => {
+            app.metrics.rejected_per_login.fetch_add(1, Relaxed);
+            refuse(socket, 4029, "too many sockets for this login").await;
+            return;
+        }
+        Ok(subscribed) => {
+            if subscribed {
+                tokio::spawn(status::deliver(
+                    app.hub.clone(),
+                    app.status.clone(),
+                    app.metrics.clone(),
+                    login_id.clone(),
+                    vec![peer_id],
+                ));
+            }
+        }
+    }
+    app.metrics.connections_total.fetch_add(1, Relaxed);
+    app.metrics.connections.fetch_add(1, Relaxed);
+    tracing::debug!(login = %login_id, peer = peer_id, "socket open");
+
+    let (mut sink, mut stream) = socket.split();
+    let start = Instant::now() + settings.ping_interval;
+    let mut ping = tokio::time::interval_at(start, settings.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pong_deadline: Option<Instant> = None;
+    let send_timeout = settings.send_timeout;
+    // The highest seq written; None until the first status.
+    let mut last_seq: Option<i64> = None;
+    let mut held: Vec<(Utf8Bytes, i64, i64)> = Vec::new();
+
+    let end = loop {
+        let heartbeat_lost = async {
+            match pong_deadline {
+                Some(deadline) => sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break End::Close(1001, "server shutting down"),
+            _ = slow.cancelled() => {
+                app.metrics.dropped(Drop::Slow);
+                break End::Drop;
+            }
+            outgoing = rx.recv() => {
+                // What to write now: (text, Some(ts) for an event | None for a status).
+                let mut batch: Vec<(Utf8Bytes, Option<i64>)> = Vec::new();
+                match outgoing {
+                    Some(Outgoing::Event { text, seq, ts }) => match last_seq {
+                        None if held.len() < settings.send_queue => held.push((text, seq, ts)),
+                        None => {
+                            app.metrics.dropped(Drop::Slow);
+                            break End::Drop;
+                        }
+                        Some(last) if seq > last => {
+                            last_seq = Some(seq);
+                            batch.push((text, Some(ts)));
+                        }
+                        Some(_) => {} // already told (by a status or this event)
+                    },
+                    Some(Outgoing::Status { text, seq }) => {
+                        if last_seq.is_none_or(|last| seq >= last) {
+                            last_seq = Some(seq);
+                            batch.push((text, None));
+                        }
+                        for (text, event_seq, ts) in held.drain(..) {
+                            if last_seq.is_none_or(|last| event_seq > last) {
+                                last_seq = Some(event_seq);
+                                batch.push((text, Some(ts)));
+                            }
+                        }
+                    }
+                    Some(Outgoing::Close(code, reason)) => break End::Close(code, reason),
+                    None => break End::Drop,
+                }
+                let mut failed = None;
+                for (text, lag_from) in batch {
+                    match tokio::time::timeout(send_timeout, sink.send(Message::Text(text))).await {
+                        Ok(Ok(())) => match lag_from {
+                            Some(ts) => app.metrics.forwarded(now_ms() - ts as f64),
+                            None => {
+                                app.metrics.status_sent.fetch_add(1, Relaxed);
+                            }
+                        },
+                        Ok(Err(_)) => {
+                            failed = Some(End::Drop);
+                            break;
+                        }
+                        Err(_) => {
+                            app.metrics.dropped(Drop::Slow);
+                            failed = Some(End::Drop);
+                            break;
+                        }
+                    }
+                }
+                if let Some(end) = failed {
+                    break end;
+                }
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Drop,
+                // Any frame proves the peer alive; the browser sends nothing else (tungstenite
+                // answers pings itself).
+                Some(Ok(_)) => pong_deadline = None,
+            },
+            _ = ping.tick() => {
+                if pong_deadline.is_none() {
+                    match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => pong_deadline = Some(Instant::now() + settings.ping_timeout),
+                        Ok(Err(_)) => break End::Drop,
+                        Err(_) => {
+                            app.metrics.dropped(Drop::Slow);
+                            break End::Drop;
+                        }
+                    }
+                }
+            }
+            _ = heartbeat_lost => {
+                app.metrics.dropped(Drop::Heartbeat);
+                break End::Drop;
+            }
+        }
+    };
+
+    app.hub.unregister(&login_id, peer_id);
+    app.metrics.connections.fetch_sub(1, Relaxed);
+    tracing::debug!(login = %login_id, peer = peer_id, "socket closed");
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(CLOSE_BOUND, sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(CLOSE_BOUND, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}

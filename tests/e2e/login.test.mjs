@@ -1,0 +1,141 @@
+// End to end in headless Chromium: a person's QR login, with the phone driven over HTTP.
+// Run by tests/e2e/run (which starts the stack and sets the environment below); node's test runner.
+//
+//   QRPUSH_E2E_BASE       http://127.0.0.1:<nginx port>
+//   QRPUSH_E2E_RUN        php/stack's run directory (gateway-<port>.pid: the gateways' pids)
+//   QRPUSH_E2E_MODE       single | per_login (what the stack runs)
+//   QRPUSH_E2E_ARTIFACTS  where screenshots go
+//   QRPUSH_NODE_MODULES   where playwright-core is installed
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(join(process.env.QRPUSH_NODE_MODULES, 'x.js'));
+const { chromium } = require('playwright-core');
+
+const BASE = process.env.QRPUSH_E2E_BASE;
+const RUN = process.env.QRPUSH_E2E_RUN;
+const MODE = process.env.QRPUSH_E2E_MODE || 'single';
+const ARTIFACTS = process.env.QRPUSH_E2E_ARTIFACTS;
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let context, userDataDir;
+
+before(async () => {
+  userDataDir = mkdtempSync(join(tmpdir(), 'qrpush-e2e-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: '/usr/bin/chromium', headless: true, args: FLAGS,
+    viewport: { width: 900, height: 900 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+});
+
+/** The phone app: its user is "demo" (the demo_user cookie's default). */
+async function phone(action, body) {
+  const response = await fetch(`${BASE}/api/login/${action}`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: 'demo_user=demo' },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json();
+  assert.equal(response.status, 200, `${action}: ${JSON.stringify(data)}`);
+  return data;
+}
+
+/** A fresh login page (no session cookie): waits until its socket is open. */
+async function openLoginPage() {
+  await context.clearCookies();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e));
+  await page.goto(`${BASE}/`);
+  await page.waitForFunction(() => window.qrDemo && window.qrDemo.transport === 'websocket', null, { timeout: 10000 });
+  return page;
+}
+
+async function pageState(page) {
+  return page.evaluate(() => document.getElementById('state').textContent);
+}
+
+/** Decodes the QR code as rendered, from a screenshot of the page's SVG (zbarimg, if installed). */
+async function decodeQr(page, name) {
+  const file = join(ARTIFACTS, `${name}.png`);
+  writeFileSync(file, await page.locator('#qr svg').screenshot());
+  try {
+    return execFileSync('zbarimg', ['--quiet', '--raw', file],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch (e) {
+    if (e.code === 'ENOENT') return null; // no zbarimg: the text is checked, the image is not
+    throw e;
+  }
+}
+
+function gatewayPids() {
+  return readdirSync(RUN).filter((f) => /^gateway-\d+\.pid$/.test(f))
+    .map((f) => Number(readFileSync(join(RUN, f), 'utf8').trim()));
+}
+
+test(`${MODE}: the phone approves and the page shows the user, pushed over the WebSocket`, async () => {
+  const page = await openLoginPage();
+  const qr = (await page.textContent('#qrText')).trim();
+  assert.match(qr, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
+  const decoded = await decodeQr(page, `e2e-${MODE}-qr`);
+  if (decoded !== null) assert.equal(decoded, qr, 'the QR code on the page scans to its text');
+  assert.equal(await pageState(page), 'pending');
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-1-pending.png`) });
+
+  const scanned = await phone('scan', { qr });
+  assert.equal(scanned.state, 'scanned');
+  assert.equal(scanned.browser_user_agent.includes('Chrome'), true, scanned.browser_user_agent);
+  await page.waitForFunction(() => document.getElementById('state').textContent === 'scanned');
+
+  const t0 = Date.now();
+  await phone('approve', { id: scanned.id });
+  await page.waitForSelector('#loggedIn:not([hidden])', { timeout: 10000 });
+  const ms = Date.now() - t0;
+  assert.equal(await page.textContent('#who'), 'demo');
+  const demo = await page.evaluate(() => window.qrDemo);
+  assert.equal(demo.via, 'ws-event', 'the approved event came over the socket');
+  assert.equal(demo.polls, 0, 'the page never polled');
+  assert.deepEqual(demo.messages.map((m) => m.type).slice(0, 3), ['status', 'scanned', 'approved']);
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-2-logged-in.png`) });
+  console.log(`# approve → "Logged in as demo" shown: ${ms} ms`);
+  await page.close();
+});
+
+test(`${MODE}: the gateways restart between scan and approve, and the page still completes`, async () => {
+  const page = await openLoginPage();
+  const qr = (await page.textContent('#qrText')).trim();
+  const scanned = await phone('scan', { qr });
+  await page.waitForFunction(() => document.getElementById('state').textContent === 'scanned');
+
+  // SIGTERM every gateway: they close the sockets with 1001, the stack restarts them (0.5 s).
+  const pids = gatewayPids();
+  assert.equal(pids.length, 2);
+  for (const pid of pids) process.kill(pid, 'SIGTERM');
+  await page.waitForFunction(() => window.qrDemo.transport === 'reconnecting', null, { timeout: 5000 });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-3-reconnecting.png`) });
+  // Approved while no gateway listens: the event reaches nobody (Pub/Sub is at-most-once)...
+  await phone('approve', { id: scanned.id });
+  // ...and the status sent when the page's socket is back carries the outcome.
+  await page.waitForSelector('#loggedIn:not([hidden])', { timeout: 15000 });
+  assert.equal(await page.textContent('#who'), 'demo');
+  const demo = await page.evaluate(() => window.qrDemo);
+  assert.ok(demo.reconnects >= 1, JSON.stringify(demo));
+  assert.notDeepEqual(gatewayPids().sort(), pids.sort(), 'the gateways were restarted');
+  assert.equal(demo.via, 'ws-status', `completed through the status on resubscribe: ${JSON.stringify(demo)}`);
+  assert.equal(demo.polls, 0, 'no polling was needed');
+  // After the reconnect: the status (approved, seq 3), nothing older; then maybe "redeemed" (4).
+  const after = demo.messages.slice(demo.messages.findLastIndex((m) => m.type === 'status'));
+  assert.deepEqual([after[0].type, after[0].seq], ['status', 3], JSON.stringify(demo.messages));
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-4-after-restart.png`) });
+  await page.close();
+});
