@@ -1,11 +1,19 @@
 # The two commands of the README, plus the pieces they are made of.
-.PHONY: demo test build provision bench clean
+.PHONY: demo test build provision bench clean soak leaks
 
-demo:        ## build, start Redis and show a subscriber receiving what PHP publishes
+demo:        ## the QR-login demo: Redis, php-fpm, two WebSocket gateways, nginx (prints the URL)
 	bash scripts/demo
 
 test:        ## every test: Rust core, PHPUnit on PHP 8.4 NTS and ZTS (CLI and php-fpm)
 	bash scripts/test
+
+leaks:       ## slow memory checks: valgrind over 100k publishes + login flows, php-fpm RSS over 1M publishes
+	bash scripts/build all
+	bash tests/leaks/run
+
+soak:        ## the fault-injection suite's long run: every fault 4 times under php-fpm load (minutes)
+	bash scripts/build all
+	bash tests/fault/run --soak
 
 build:       ## the extension for PHP 8.4 NTS and ZTS (target/{nts,zts}/release/libqrpush.so)
 	bash scripts/build all

@@ -13,7 +13,7 @@ final class StatsTest extends TestCase
 {
     private const KEYS = [
         'published', 'failed', 'reconnects', 'connections_created', 'pool_size', 'pool_idle', 'pool_in_use',
-        'last_error', 'latency_us', 'endpoint', 'pid',
+        'last_error', 'latency_us', 'endpoint', 'pid', 'breaker',
     ];
 
     private static function assertShape(array $stats): void
@@ -30,6 +30,14 @@ final class StatsTest extends TestCase
             self::assertIsInt($value, "latency_us.{$key}");
         }
         self::assertSame(getmypid(), $stats['pid']);
+        self::assertSame(['state', 'opened_at', 'fast_failures', 'trips'], array_keys($stats['breaker']));
+        self::assertContains($stats['breaker']['state'], ['closed', 'open', 'half-open']);
+        self::assertSame($stats['breaker']['state'] === 'closed', $stats['breaker']['opened_at'] === null, 'opened_at is null only while closed');
+        if ($stats['breaker']['opened_at'] !== null) {
+            self::assertIsFloat($stats['breaker']['opened_at']);
+        }
+        self::assertIsInt($stats['breaker']['fast_failures']);
+        self::assertIsInt($stats['breaker']['trips']);
     }
 
     public function testFreshClientHasZeroCountersAndDoesNotConnect(): void

@@ -24,12 +24,14 @@ final class Fpm
      * @param array<string, string> $ini more directives for the pool (php_admin_value), e.g. qrpush.*
      * @param bool $extensionInPool load the extension with php_admin_value[extension] instead: each
      *     worker then loads it after the fork (and runs its module startup itself)
+     * @param array<string, string> $pool more pool directives, e.g. ['pm.max_requests' => '5']
      */
     public function __construct(
         string $redisUrl,
         private readonly int $workers = 1,
         array $ini = [],
         private readonly bool $extensionInPool = false,
+        private readonly array $pool = [],
     ) {
         $this->owner = getmypid();
         $this->dir = Processes::tempDir('fpm');
@@ -241,6 +243,9 @@ final class Fpm
             'catch_workers_output = yes',
             'clear_env = yes',
         ];
+        foreach ($this->pool as $name => $value) {
+            $lines[] = "{$name} = {$value}";
+        }
         if (self::asRoot()) {
             array_push($lines, 'user = root', 'group = root');
         }

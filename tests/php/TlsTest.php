@@ -1,0 +1,282 @@
+<?php
+
+declare(strict_types=1);
+
+namespace QrPush\Tests;
+
+use QrPush\Client;
+use QrPush\ConnectionException;
+use QrPush\ServerException;
+
+/**
+ * `rediss://` through PHP, against a real TLS redis-server: a CA and a server certificate
+ * (localhost, 127.0.0.1) made by the openssl CLI for this class, plus an unrelated CA. With the
+ * right CA it publishes (Client options, php.ini directives, php-fpm); with a wrong CA or name it
+ * fails closed with a ConnectionException and nothing is published.
+ *
+ * The server also listens on a plain port: the test's own subscriber and admin connections use it.
+ */
+#[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
+final class TlsTest extends TestCase
+{
+    private static string $pki = '';
+
+    public static function setUpBeforeClass(): void
+    {
+        self::$pki = Processes::tempDir('tls-pki');
+        $dir = self::$pki;
+        $ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+        foreach (['ca' => 'QrPush test CA', 'other-ca' => 'Some other CA'] as $name => $cn) {
+            self::openssl(['req', '-x509', ...$ec, '-keyout', "{$dir}/{$name}.key", '-out', "{$dir}/{$name}.pem",
+                '-days', '2', '-subj', "/CN={$cn}",
+                '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+        }
+        self::openssl(['req', '-new', ...$ec, '-keyout', "{$dir}/server.key", '-out', "{$dir}/server.csr", '-subj', '/CN=localhost']);
+        file_put_contents("{$dir}/server.ext", implode("\n", [
+            'subjectAltName=DNS:localhost,IP:127.0.0.1',
+            'basicConstraints=CA:FALSE',
+            'keyUsage=critical,digitalSignature',
+            'extendedKeyUsage=serverAuth',
+        ]) . "\n");
+        self::openssl(['x509', '-req', '-in', "{$dir}/server.csr", '-CA', "{$dir}/ca.pem", '-CAkey', "{$dir}/ca.key",
+            '-set_serial', '0x' . bin2hex(random_bytes(8)), '-days', '2', '-out', "{$dir}/server.pem", '-extfile', "{$dir}/server.ext"]);
+    }
+
+    public static function tearDownAfterClass(): void
+    {
+        if (self::$pki !== '') {
+            Processes::removeDir(self::$pki);
+        }
+    }
+
+    /** @param list<string> $args */
+    private static function openssl(array $args): void
+    {
+        $result = PhpProcess::exec(['openssl', ...$args], 30.0);
+        if ($result->exitCode !== 0) {
+            throw new \RuntimeException('making the test certificates failed: ' . $result->describe());
+        }
+    }
+
+    private static function file(string $name): string
+    {
+        return self::$pki . "/{$name}";
+    }
+
+    /**
+     * A redis-server with a TLS port (returned) beside its plain one.
+     *
+     * @return array{RedisServer, int}
+     */
+    private function tlsRedis(?string $password = null): array
+    {
+        $port = Processes::freePort();
+        $server = $this->redis($password, [
+            '--tls-port', (string) $port,
+            '--tls-cert-file', self::file('server.pem'),
+            '--tls-key-file', self::file('server.key'),
+            '--tls-ca-cert-file', self::file('ca.pem'),
+            '--tls-auth-clients', 'no',
+        ]);
+        return [$server, $port];
+    }
+
+    /** A Client for the TLS port that trusts the test CA, with `$options` on top. */
+    private static function tlsClient(int $port, array $options = [], string $auth = ''): Client
+    {
+        return new Client("rediss://{$auth}127.0.0.1:{$port}/0", $options + [
+            'tls_ca_file' => self::file('ca.pem'),
+            'connect_timeout' => 1.0,
+            'timeout' => 1.0,
+        ]);
+    }
+
+    public function testPublishesWithTheRightCaAndReusesOneConnection(): void
+    {
+        [$server, $port] = $this->tlsRedis();
+        $channel = self::channel('tls');
+        $subscriber = $this->subscribe($server, $channel);
+        $client = self::tlsClient($port);
+        for ($i = 0; $i < 20; $i++) {
+            self::assertSame(1, $client->publish($channel, ['i' => $i]));
+        }
+        self::assertSame([1, 1], $client->publishMany([[$channel, 'a'], [$channel, 'b']]));
+        self::assertGreaterThan(0.0, $client->ping());
+        $messages = $subscriber->messages(22);
+        self::assertSame('{"i":0}', $messages[0]);
+        self::assertSame('b', $messages[21]);
+
+        $stats = $client->stats();
+        self::assertSame(1, $stats['connections_created'], var_export($stats, true));
+        self::assertSame(0, $stats['reconnects']);
+        self::assertSame(22, $stats['published']);
+        self::assertSame("rediss://127.0.0.1:{$port}/0", $stats['endpoint']);
+        // The connection is the TLS port's.
+        $mine = $server->qrpushClients(getmypid());
+        self::assertCount(1, $mine);
+        self::assertSame("127.0.0.1:{$port}", $mine[0]['laddr']);
+    }
+
+    public function testAWrongCaFailsClosed(): void
+    {
+        [$server, $port] = $this->tlsRedis();
+        $channel = self::channel('tls');
+        $subscriber = $this->subscribe($server, $channel);
+        // Another CA's file, and the built-in Mozilla roots (no CA file).
+        foreach ([self::file('other-ca.pem'), ''] as $ca) {
+            $client = self::tlsClient($port, ['tls_ca_file' => $ca]);
+            $e = self::assertThrowsExactly(
+                ConnectionException::class,
+                static fn () => $client->publish($channel, 'must not arrive'),
+                "connecting to Redis at 127.0.0.1:{$port} failed: TLS certificate verification failed: the server's certificate is not signed by a trusted CA",
+            );
+            self::assertSame(1, $e->getCode());
+            self::assertSame(0, $client->stats()['connections_created']);
+            self::assertStringContainsString('certificate verification failed', (string) $client->stats()['last_error']);
+        }
+        $subscriber->assertNothingMore(0.2, 'nothing may be published over an unverified connection');
+        self::assertSame([], $server->qrpushClients());
+    }
+
+    public function testAWrongHostNameFailsClosed(): void
+    {
+        [$server, $port] = $this->tlsRedis();
+        $channel = self::channel('tls');
+        $subscriber = $this->subscribe($server, $channel);
+        $client = self::tlsClient($port, ['tls_server_name' => 'redis.example.com']);
+        self::assertThrowsExactly(
+            ConnectionException::class,
+            static fn () => $client->publish($channel, 'must not arrive'),
+            'TLS certificate verification failed: certificate not valid for name "redis.example.com"',
+        );
+        $subscriber->assertNothingMore(0.2);
+        // The certificate's own names work: localhost in the URL, or as tls_server_name.
+        self::assertSame(1, (new Client("rediss://localhost:{$port}", ['tls_ca_file' => self::file('ca.pem')]))->publish($channel, 'by name'));
+        self::assertSame(1, self::tlsClient($port, ['tls_server_name' => 'localhost'])->publish($channel, 'by address'));
+        self::assertSame(['by name', 'by address'], $subscriber->messages(2));
+    }
+
+    public function testVerifyNoneAcceptsAnyCertificate(): void
+    {
+        [$server, $port] = $this->tlsRedis();
+        $channel = self::channel('tls');
+        $subscriber = $this->subscribe($server, $channel);
+        $client = self::tlsClient($port, ['tls_ca_file' => '', 'tls_server_name' => 'redis.example.com', 'tls_verify' => 'none']);
+        self::assertSame(1, $client->publish($channel, 'insecure'));
+        self::assertSame(['insecure'], $subscriber->messages(1));
+    }
+
+    public function testAPasswordOverTlsWorksAndNeverShows(): void
+    {
+        $password = 'tls-Pw-4e1d@9';
+        [$server, $port] = $this->tlsRedis($password);
+        $channel = self::channel('tls');
+        $subscriber = $this->subscribe($server, $channel);
+        self::assertSame(1, self::tlsClient($port, [], ':' . rawurlencode($password) . '@')->publish($channel, 'auth'));
+        self::assertSame(['auth'], $subscriber->messages(1));
+
+        $wrongPassword = self::tlsClient($port, [], ':' . rawurlencode('not-' . $password) . '@');
+        $e1 = self::assertThrowsExactly(ServerException::class, static fn () => $wrongPassword->publish($channel, 'x'), 'WRONGPASS');
+        $wrongCa = self::tlsClient($port, ['tls_ca_file' => self::file('other-ca.pem')], ':' . rawurlencode($password) . '@');
+        $e2 = self::assertThrowsExactly(ConnectionException::class, static fn () => $wrongCa->publish($channel, 'x'));
+        foreach ([$e1, $e2] as $e) {
+            foreach ([$e->getMessage(), (string) $e, $e->getTraceAsString()] as $shown) {
+                self::assertStringNotContainsString('tls-Pw-4e1d', $shown);
+            }
+        }
+        foreach ([$wrongPassword, $wrongCa] as $client) {
+            self::assertStringNotContainsString('tls-Pw-4e1d', var_export($client->stats(), true));
+            self::assertStringNotContainsString('4e1d', print_r($client->stats(), true));
+        }
+        self::assertSame("rediss://:<redacted>@127.0.0.1:{$port}/0", $wrongCa->stats()['endpoint']);
+    }
+
+    public function testIniDirectivesConfigureTheFacadeAndShowInPhpinfo(): void
+    {
+        [$server, $port] = $this->tlsRedis();
+        $channel = self::channel('tls');
+        $subscriber = $this->subscribe($server, $channel);
+        $ini = [
+            'qrpush.url' => "rediss://127.0.0.1:{$port}",
+            'qrpush.tls_ca_file' => self::file('ca.pem'),
+            'qrpush.tls_server_name' => 'localhost',
+        ];
+        $code = 'echo QrPush::publish(' . var_export($channel, true) . ", 'facade'), ' ', QrPush::stats()['endpoint'];";
+        $result = PhpProcess::code($ini, $code);
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertSame("1 rediss://127.0.0.1:{$port}/0", $result->stdout);
+        self::assertSame('', $result->stderr);
+        self::assertSame(['facade'], $subscriber->messages(1));
+
+        $info = PhpProcess::run($ini, ['--ri', 'qrpush']);
+        self::assertSame(0, $info->exitCode, $info->describe());
+        self::assertStringContainsString('qrpush.tls_ca_file => ' . self::file('ca.pem'), $info->stdout);
+        self::assertStringContainsString('qrpush.tls_verify => full', $info->stdout);
+        self::assertStringContainsString('qrpush.tls_server_name => localhost', $info->stdout);
+        self::assertStringContainsString("qrpush.url => rediss://127.0.0.1:{$port}/0", $info->stdout);
+
+        // A wrong CA in php.ini: the facade fails closed too.
+        $result = PhpProcess::code(['qrpush.tls_ca_file' => self::file('other-ca.pem')] + $ini, <<<'PHP'
+            try {
+                QrPush::publish('x', 'y');
+            } catch (QrPush\ConnectionException $e) {
+                echo get_class($e), ': ', $e->getMessage();
+            }
+            PHP);
+        self::assertStringStartsWith("QrPush\\ConnectionException: connecting to Redis at 127.0.0.1:{$port} failed: TLS certificate verification failed", $result->stdout, $result->describe());
+        $subscriber->assertNothingMore(0.1);
+    }
+
+    public function testInvalidTlsSettingsAreValueErrorsOrStartupWarnings(): void
+    {
+        $cases = [
+            'tls_verify' => ['fast', "tls_verify: expected full or none (insecure, for testing only), got 'fast'"],
+            'tls_ca_file' => ['certs/ca.pem', "tls_ca_file: must be an absolute path to a PEM file, got 'certs/ca.pem'"],
+            'tls_server_name' => ['not a name', "tls_server_name: expected a DNS name or an IP address, got 'not a name'"],
+        ];
+        foreach ($cases as $name => [$value, $message]) {
+            self::assertThrowsExactly(
+                \ValueError::class,
+                static fn () => new Client('rediss://127.0.0.1:1', [$name => $value]),
+                'QrPush\Client::__construct(): Argument #2 ($options) ' . $message,
+            );
+        }
+        $result = PhpProcess::run(['qrpush.tls_verify' => 'fast'], ['--ri', 'qrpush']);
+        self::assertStringContainsString(
+            "qrpush.tls_verify: expected full or none (insecure, for testing only), got 'fast'; using the default 'full'",
+            $result->stdout . $result->stderr,
+        );
+        self::assertStringContainsString('qrpush.tls_verify => full', $result->stdout);
+        // php.ini reads an unquoted `none` as an empty string: that keeps verifying, and says why.
+        $result = PhpProcess::run(['qrpush.tls_verify' => 'none'], ['--ri', 'qrpush']);
+        self::assertStringContainsString(
+            "qrpush.tls_verify: expected full or none (insecure, for testing only), got '' (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes); using the default 'full'",
+            $result->stdout . $result->stderr,
+        );
+        self::assertStringContainsString('qrpush.tls_verify => full', $result->stdout);
+        $result = PhpProcess::run(['qrpush.tls_verify' => '"none"'], ['--ri', 'qrpush']);
+        self::assertStringContainsString('qrpush.tls_verify => none', $result->stdout, $result->describe());
+        self::assertStringNotContainsString('Warning', $result->stdout . $result->stderr);
+    }
+
+    /** php-fpm workers keep their TLS connection across requests (the pool's whole point). */
+    public function testFpmWorkersReuseTheirTlsConnection(): void
+    {
+        [$server, $port] = $this->tlsRedis();
+        $channel = self::channel('tls-fpm');
+        $subscriber = $this->subscribe($server, $channel);
+        $fpm = new Fpm("rediss://127.0.0.1:{$port}", 1, ['qrpush.tls_ca_file' => self::file('ca.pem')]);
+        try {
+            $last = null;
+            for ($i = 0; $i < 5; $i++) {
+                $last = $fpm->requestJson('publish.php', ['channel' => $channel, 'message' => "r{$i}"]);
+                self::assertSame(1, $last['receivers'] ?? null, json_encode($last));
+            }
+            self::assertSame(1, $last['stats']['connections_created'], json_encode($last));
+            self::assertSame(5, $last['stats']['published']);
+            self::assertSame(['r0', 'r1', 'r2', 'r3', 'r4'], $subscriber->messages(5));
+        } finally {
+            $fpm->stop();
+        }
+    }
+}
