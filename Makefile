@@ -15,6 +15,9 @@ soak:        ## the fault-injection suite's long run: every fault 4 times under 
 	bash scripts/build all
 	bash tests/fault/run --soak
 
+bench:       ## QrPush vs phpredis, predis, ext-zmq and raw floors, side by side (BENCHMARKS.md)
+	bash bench/run
+
 build:       ## the extension for PHP 8.4 NTS and ZTS (target/{nts,zts}/release/libqrpush.so)
 	bash scripts/build all
 
