@@ -13,22 +13,14 @@
 //! Failures are persisted in proptest-regressions/proptest_json.txt and replayed first.
 
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use qrpush_core::json::{encode, format_php_float};
 use serde_json::{Map, Number, Value};
 
+#[path = "common/proptest_config.rs"]
+mod proptest_config;
+
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs a deeper search than `cargo test`'s default.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/proptest_json.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    proptest_config::config("proptest-regressions/proptest_json.txt", cases)
 }
 
 /// Finite floats of every kind: random bit patterns (mostly huge or tiny), "human" decimals,

@@ -14,22 +14,14 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use qrpush_core::config::SETTINGS;
 use qrpush_core::{Address, Config, Endpoint, ErrorKind};
 
+#[path = "common/proptest_config.rs"]
+mod proptest_config;
+
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs a deeper search than `cargo test`'s default.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/proptest_parsers.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    proptest_config::config("proptest-regressions/proptest_parsers.txt", cases)
 }
 
 /// RFC 3986 userinfo: everything but unreserved characters and sub-delims is encoded (and ':').

@@ -15,22 +15,14 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use qrpush_core::connection::Connection;
 use qrpush_core::{Client, Config, Endpoint, ErrorKind};
 
+#[path = "common/proptest_config.rs"]
+mod proptest_config;
+
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs a deeper search than `cargo test`'s default.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/proptest_resp.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    proptest_config::config("proptest-regressions/proptest_resp.txt", cases)
 }
 
 const BOUND: Duration = Duration::from_millis(300);

@@ -16,21 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::FileFailurePersistence;
 use qrpush_core::stats::Stats;
 
+#[path = "common/proptest_config.rs"]
+mod proptest_config;
+
 fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        // PROPTEST_CASES=N runs a deeper search than `cargo test`'s default.
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
-            "proptest-regressions/proptest_stats.txt",
-        ))),
-        ..ProptestConfig::default()
-    }
+    proptest_config::config("proptest-regressions/proptest_stats.txt", cases)
 }
 
 const RANGE_US: u64 = 1 << 40;
