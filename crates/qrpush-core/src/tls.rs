@@ -418,24 +418,66 @@ mod tests {
         (ca_cert.pem(), server)
     }
 
-    /// Dropping a client stream must write nothing: no close_notify alert, just the socket's FIN.
-    /// A forked child drops the connections it inherited; an alert on the shared session would
-    /// make Redis close the parent's connection.
-    #[test]
-    fn dropping_a_stream_sends_no_close_notify() {
-        let (ca_pem, server_config) = ca_and_server();
-        let dir = std::env::temp_dir().join(format!("qrpush-tls-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, ca_pem).unwrap();
+    /// A CA certificate in a PEM file of its own temporary directory, removed when dropped.
+    struct CaFile {
+        dir: std::path::PathBuf,
+    }
 
+    impl CaFile {
+        /// `name` keeps the directories of tests running at the same time apart.
+        fn write(name: &str, ca_pem: &str) -> CaFile {
+            let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+            CaFile { dir }
+        }
+
+        /// The file's path, as `qrpush.tls_ca_file` takes it.
+        fn path(&self) -> String {
+            self.dir.join("ca.pem").display().to_string()
+        }
+    }
+
+    impl Drop for CaFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// Accepts one connection on a loopback port in a thread, and hands `serve` the server side
+    /// of its TLS session (not yet handshaken; reads time out after 5 s). Returns the port and
+    /// the thread, whose result is `serve`'s.
+    fn serve_one_tls_connection<T: Send + 'static>(
+        server_config: rustls::ServerConfig,
+        serve: impl FnOnce(StreamOwned<rustls::ServerConnection, TcpStream>) -> T + Send + 'static,
+    ) -> (u16, std::thread::JoinHandle<T>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (sock, _) = listener.accept().unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let conn = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
-            let mut tls = StreamOwned::new(conn, sock);
+            serve(StreamOwned::new(conn, sock))
+        });
+        (port, server)
+    }
+
+    /// The client side: connects to `port` on loopback and runs the handshake for `localhost`.
+    fn connect_to_localhost(port: u16, options: &TlsOptions) -> io::Result<TlsStream> {
+        let config = prepare(options).unwrap();
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        handshake(config, sock, "localhost", options, deadline)
+    }
+
+    /// Dropping a client stream must write nothing: no close_notify alert, just the socket's FIN.
+    /// A forked child drops the connections it inherited; an alert on the shared session would
+    /// make Redis close the parent's connection.
+    #[test]
+    fn dropping_a_stream_sends_no_close_notify() {
+        let (ca_pem, server_config) = ca_and_server();
+        let ca_file = CaFile::write("qrpush-tls-unit", &ca_pem);
+        let (port, server) = serve_one_tls_connection(server_config, |mut tls| {
             let mut ping = [0u8; 4];
             tls.read_exact(&mut ping).unwrap();
             tls.write_all(b"pong").unwrap();
@@ -447,13 +489,10 @@ mod tests {
         });
 
         let options = TlsOptions {
-            ca_file: Some(ca_path.display().to_string()),
+            ca_file: Some(ca_file.path()),
             ..TlsOptions::default()
         };
-        let config = prepare(&options).unwrap();
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut tls = handshake(config, sock, "localhost", &options, deadline).unwrap();
+        let mut tls = connect_to_localhost(port, &options).unwrap();
         tls.write_all(b"ping").unwrap();
         let mut pong = [0u8; 4];
         tls.read_exact(&mut pong).unwrap();
@@ -468,41 +507,23 @@ mod tests {
             Err(io::ErrorKind::UnexpectedEof),
             "the server saw a close_notify: dropping the client stream sent one"
         );
-        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_wrong_name_fails_closed_with_a_clear_message() {
         let (ca_pem, server_config) = ca_and_server();
-        let dir = std::env::temp_dir().join(format!("qrpush-tls-unit-name-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca_path = dir.join("ca.pem");
-        std::fs::write(&ca_path, ca_pem).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = std::thread::spawn(move || {
-            let (sock, _) = listener.accept().unwrap();
-            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let conn = rustls::ServerConnection::new(Arc::new(server_config)).unwrap();
-            let mut tls = StreamOwned::new(conn, sock);
+        let ca_file = CaFile::write("qrpush-tls-unit-name", &ca_pem);
+        let (port, server) = serve_one_tls_connection(server_config, |mut tls| {
             let mut buf = [0u8; 1];
             tls.read(&mut buf).map_err(|e| e.to_string())
         });
         let options = TlsOptions {
-            ca_file: Some(ca_path.display().to_string()),
+            ca_file: Some(ca_file.path()),
             server_name: Some("other.example".into()),
             ..TlsOptions::default()
         };
-        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let err = handshake(
-            prepare(&options).unwrap(),
-            sock,
-            "localhost",
-            &options,
-            deadline,
-        )
-        .expect_err("a certificate for another name must be refused");
+        let err = connect_to_localhost(port, &options)
+            .expect_err("a certificate for another name must be refused");
         let text = err.to_string();
         assert!(
             text.starts_with("TLS certificate verification failed: certificate not valid for name \"other.example\""),
@@ -510,6 +531,5 @@ mod tests {
         );
         // The server learns why (an alert) and never gets application data.
         assert!(server.join().unwrap().is_err());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -206,6 +206,15 @@ fn misconfigured_login_client(server: &RedisServer) -> Client {
     Client::new(config)
 }
 
+/// Starts a login on `client` and scans it as "alice", which must fail (the scan is the first
+/// call that publishes: start publishes nothing). Returns the login's id and the scan's error.
+fn refused_scan(client: &Client) -> (String, qrpush_core::Error) {
+    let login = Login::new(client);
+    let s = login.start("", "").unwrap();
+    let e = login.scan(s.qr.expose(), "alice", "").unwrap_err();
+    (s.status.id, e)
+}
+
 /// The script's PUBLISH is refused, and the login call reports it as a server error (Redis words
 /// an ACL refusal inside a script "ERR ACL failure in script: No permissions to access a channel"),
 /// not as a login refusal.
@@ -214,10 +223,7 @@ fn a_login_channel_outside_the_acl_is_a_server_error() {
     let server = RedisServer::start();
     create_app_user(&server, &[]);
     let client = misconfigured_login_client(&server);
-    let login = Login::new(&client);
-    // start publishes nothing; the first event is "scanned".
-    let s = login.start("", "").unwrap();
-    let e = login.scan(s.qr.expose(), "alice", "").unwrap_err();
+    let (_, e) = refused_scan(&client);
     assert_eq!(e.kind(), ErrorKind::Server, "{e}");
     assert!(
         e.message().contains("NOPERM")
@@ -241,11 +247,9 @@ fn a_login_refused_by_the_acl_changes_nothing() {
     let server = RedisServer::start();
     create_app_user(&server, &[]);
     let client = misconfigured_login_client(&server);
-    let login = Login::new(&client);
-    let s = login.start("", "").unwrap();
-    let e = login.scan(s.qr.expose(), "alice", "").unwrap_err();
+    let (id, e) = refused_scan(&client);
     assert!(e.message().starts_with("NOPERM "), "{}", e.message());
-    let status = login.status(&s.status.id, None).unwrap();
+    let status = Login::new(&client).status(&id, None).unwrap();
     assert_eq!(
         (status.state.as_str(), status.version),
         ("pending", 1),

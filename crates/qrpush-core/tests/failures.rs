@@ -9,12 +9,56 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use qrpush_core::ErrorKind;
+use qrpush_core::{Client, Error, ErrorKind};
 use support::{assert_within, RedisServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 /// Scheduling slack on top of a configured bound.
 const SLACK: Duration = Duration::from_millis(500);
+
+/// Runs `call` and measures how long it took.
+fn timed<T>(call: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let result = call();
+    (result, start.elapsed())
+}
+
+/// Publishes `payload` on channel `c` while `server` is frozen (SIGSTOP), and thaws it again:
+/// the publish must fail, and its error comes back with the time it took.
+fn publish_to_frozen_server(
+    server: &mut RedisServer,
+    client: &Client,
+    payload: &[u8],
+) -> (Error, Duration) {
+    server.freeze();
+    let (result, elapsed) = timed(|| client.publish(b"c", payload));
+    server.thaw();
+    (result.unwrap_err(), elapsed)
+}
+
+/// Creates the ACL user `name` with `password` and the given rules (`~*`, `+@all`, ...).
+fn add_acl_user(server: &RedisServer, name: &str, password: &str, rules: &[&str]) {
+    let password = format!(">{password}");
+    let mut args = vec!["ACL", "SETUSER", name, "on", &password];
+    args.extend_from_slice(rules);
+    server.admin().ok(&args);
+}
+
+/// A client that logs in to `server` as the ACL user `user`.
+fn client_as(server: &RedisServer, user: &str, password: &str) -> Client {
+    server.client(&[("url", &server.url_with(Some(user), Some(password)))])
+}
+
+/// A client logged in as the user "reader", who may do anything but PUBLISH.
+fn client_without_publish_grant(server: &RedisServer) -> Client {
+    add_acl_user(
+        server,
+        "reader",
+        "pw-reader",
+        &["~*", "&*", "+@all", "-publish"],
+    );
+    client_as(server, "reader", "pw-reader")
+}
 
 #[test]
 fn restarted_server_is_reconnected_silently() {
@@ -100,14 +144,8 @@ fn stopped_server_is_a_connection_error_within_the_bound() {
     server.stop();
 
     for (what, result) in [
-        ("publish", {
-            let start = Instant::now();
-            (client.publish(b"c", b"x").map(|_| ()), start.elapsed())
-        }),
-        ("ping", {
-            let start = Instant::now();
-            (client.ping().map(|_| ()), start.elapsed())
-        }),
+        ("publish", timed(|| client.publish(b"c", b"x").map(|_| ()))),
+        ("ping", timed(|| client.ping().map(|_| ()))),
     ] {
         let (result, elapsed) = result;
         let err = result.unwrap_err();
@@ -141,9 +179,9 @@ fn stopped_server_behind_a_pooled_connection_is_a_connection_error() {
     let client = server.client(&[("connect_timeout", "0.5"), ("timeout", "0.5")]);
     assert_eq!(client.publish(b"c", b"x").unwrap(), 0);
     server.stop();
-    let start = Instant::now();
-    let err = client.publish(b"c", b"y").unwrap_err();
-    assert!(start.elapsed() <= client.config().call_bound() + SLACK);
+    let (result, elapsed) = timed(|| client.publish(b"c", b"y"));
+    let err = result.unwrap_err();
+    assert!(elapsed <= client.config().call_bound() + SLACK);
     assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
     assert!(
         !err.maybe_sent(),
@@ -167,11 +205,7 @@ fn frozen_server_times_out_on_a_fresh_connection() {
         ("timeout", "0.3"),
         ("breaker_cooldown", "0"),
     ]);
-    server.freeze();
-    let start = Instant::now();
-    let err = client.publish(b"c", b"x").unwrap_err();
-    let elapsed = start.elapsed();
-    server.thaw();
+    let (err, elapsed) = publish_to_frozen_server(&mut server, &client, b"x");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(
         !err.maybe_sent(),
@@ -201,10 +235,7 @@ fn frozen_server_times_out_on_a_pooled_connection() {
     assert_eq!(client.publish(b"c", b"warm").unwrap(), 1);
     assert_eq!(sub.recv(1, WAIT), vec![b"warm".to_vec()]);
 
-    server.freeze();
-    let start = Instant::now();
-    let err = client.publish(b"c", b"stalled").unwrap_err();
-    let elapsed = start.elapsed();
+    let (err, elapsed) = publish_to_frozen_server(&mut server, &client, b"stalled");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(
         err.maybe_sent(),
@@ -224,8 +255,8 @@ fn frozen_server_times_out_on_a_pooled_connection() {
         )
     );
 
-    server.thaw();
-    // The stalled PUBLISH was in Redis's socket buffer: it runs now, exactly once (no re-send).
+    // The stalled PUBLISH was in Redis's socket buffer: it ran on the thaw, exactly once (no
+    // re-send).
     assert_eq!(sub.recv(1, WAIT), vec![b"stalled".to_vec()]);
     assert_eq!(client.publish(b"c", b"after").unwrap(), 1);
     assert_eq!(sub.recv(1, WAIT), vec![b"after".to_vec()]);
@@ -247,11 +278,7 @@ fn a_request_is_not_cut_short_by_the_handshake_deadline() {
     let mut server = RedisServer::start();
     let client = server.client(&[("connect_timeout", "0.4"), ("timeout", "0.7")]);
     assert_eq!(client.publish(b"c", b"warm").unwrap(), 0);
-    server.freeze();
-    let start = Instant::now();
-    let err = client.publish(b"c", b"x").unwrap_err();
-    let elapsed = start.elapsed();
-    server.thaw();
+    let (err, elapsed) = publish_to_frozen_server(&mut server, &client, b"x");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_within(
         elapsed,
@@ -278,11 +305,7 @@ fn a_slow_batch_does_not_shorten_the_next_request() {
     });
     assert_eq!(thaw_later.unwrap(), vec![0, 0]);
     // The next request on the same connection gets its full 0.8 s.
-    server.freeze();
-    let start = Instant::now();
-    let err = client.publish(b"c", b"x").unwrap_err();
-    let elapsed = start.elapsed();
-    server.thaw();
+    let (err, elapsed) = publish_to_frozen_server(&mut server, &client, b"x");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert_eq!(client.stats().connections_created, 1);
     assert_within(
@@ -304,11 +327,7 @@ fn a_write_to_a_stalled_server_times_out() {
     // About twice what loopback socket buffers absorb (~4 MiB here): the write itself blocks on
     // the frozen server.
     let payload = vec![b'x'; 8 << 20];
-    server.freeze();
-    let start = Instant::now();
-    let err = client.publish(b"c", &payload).unwrap_err();
-    let elapsed = start.elapsed();
-    server.thaw();
+    let (err, elapsed) = publish_to_frozen_server(&mut server, &client, &payload);
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(
         err.maybe_sent(),
@@ -425,19 +444,9 @@ fn wrong_password_is_a_server_error_without_the_password() {
 fn acl_user_with_password_in_the_url() {
     let server = RedisServer::start();
     let password = "p@ss:w/rd %#?";
-    server.admin().ok(&[
-        "ACL",
-        "SETUSER",
-        "app",
-        "on",
-        &format!(">{password}"),
-        "~*",
-        "&*",
-        "+@all",
-    ]);
+    add_acl_user(&server, "app", password, &["~*", "&*", "+@all"]);
     let mut sub = server.subscribe(&["orders"]);
-    let url = server.url_with(Some("app"), Some(password));
-    let client = server.client(&[("url", &url)]);
+    let client = client_as(&server, "app", password);
     assert_eq!(client.publish(b"orders", b"acl").unwrap(), 1);
     assert_eq!(sub.recv(1, WAIT), vec![b"acl".to_vec()]);
     let clients = server.qrpush_clients();
@@ -450,19 +459,8 @@ fn acl_user_with_password_in_the_url() {
 #[test]
 fn acl_user_without_publish_gets_noperm() {
     let server = RedisServer::start();
-    server.admin().ok(&[
-        "ACL",
-        "SETUSER",
-        "reader",
-        "on",
-        ">pw-reader",
-        "~*",
-        "&*",
-        "+@all",
-        "-publish",
-    ]);
+    let client = client_without_publish_grant(&server);
     let mut sub = server.subscribe(&["c"]);
-    let client = server.client(&[("url", &server.url_with(Some("reader"), Some("pw-reader")))]);
     for _ in 0..2 {
         let err = client.publish(b"c", b"x").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Server, "{err}");
@@ -489,18 +487,7 @@ fn acl_user_without_publish_gets_noperm() {
 #[test]
 fn refused_publishes_count_as_failed_in_stats() {
     let server = RedisServer::start();
-    server.admin().ok(&[
-        "ACL",
-        "SETUSER",
-        "reader",
-        "on",
-        ">pw-reader",
-        "~*",
-        "&*",
-        "+@all",
-        "-publish",
-    ]);
-    let client = server.client(&[("url", &server.url_with(Some("reader"), Some("pw-reader")))]);
+    let client = client_without_publish_grant(&server);
     let err = client.publish(b"c", b"x").unwrap_err();
     let batch_err = client.publish_many(&[("c", "a"), ("c", "b")]).unwrap_err();
     let stats = client.stats();
@@ -516,20 +503,14 @@ fn refused_publishes_count_as_failed_in_stats() {
 #[test]
 fn least_privilege_user_can_publish_without_client_setname() {
     let server = RedisServer::start();
-    server.admin().ok(&[
-        "ACL",
-        "SETUSER",
+    add_acl_user(
+        &server,
         "minimal",
-        "on",
-        ">pw-min",
-        "resetchannels",
-        "&*",
-        "-@all",
-        "+publish",
-        "+ping",
-    ]);
+        "pw-min",
+        &["resetchannels", "&*", "-@all", "+publish", "+ping"],
+    );
     let mut sub = server.subscribe(&["c"]);
-    let client = server.client(&[("url", &server.url_with(Some("minimal"), Some("pw-min")))]);
+    let client = client_as(&server, "minimal", "pw-min");
     assert_eq!(client.publish(b"c", b"least").unwrap(), 1);
     client.ping().unwrap();
     assert_eq!(sub.recv(1, WAIT), vec![b"least".to_vec()]);
