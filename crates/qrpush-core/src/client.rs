@@ -3,14 +3,13 @@
 //! within the time bound, replace stale connections silently, never re-send what may have
 //! reached Redis.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
 use crate::config::{validate_channel_part, Config};
-use crate::connection::{server_error, Connection};
+use crate::connection::{server_error, Connection, Packer};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{shared_pool, Pool};
 use crate::stats::StatsSnapshot;
@@ -63,9 +62,7 @@ impl Client {
         // The reply is interpreted inside the request so that an error reply (NOPERM, ...)
         // counts as a failure in the stats.
         self.run(1, |conn, timeout| {
-            let reply = conn.request_one(timeout, |p| {
-                p.command(|cmd| self.publish_args(cmd, channel, payload))
-            })?;
+            let reply = conn.request_one(timeout, |p| self.pack_publish(p, channel, payload))?;
             self.receivers(reply, None)
         })
     }
@@ -87,7 +84,7 @@ impl Client {
         self.run(messages.len() as u64, |conn, timeout| {
             let replies = conn.request(timeout, messages.len(), |p| {
                 for (channel, payload) in messages {
-                    p.command(|cmd| self.publish_args(cmd, channel.as_ref(), payload.as_ref()));
+                    self.pack_publish(p, channel.as_ref(), payload.as_ref());
                 }
             })?;
             replies
@@ -163,19 +160,22 @@ impl Client {
         result
     }
 
-    fn publish_args(&self, cmd: &mut redis::Cmd, channel: &[u8], payload: &[u8]) {
-        cmd.arg("PUBLISH")
-            .arg(PrefixedChannel {
-                prefix: self.config.channel_prefix.as_bytes(),
-                channel,
-            })
-            .arg(payload);
+    /// PUBLISH with the configured prefix in front of the channel.
+    fn pack_publish(&self, p: &mut Packer<'_>, channel: &[u8], payload: &[u8]) {
+        p.command_from_parts(&[
+            &[b"PUBLISH"],
+            &[self.config.channel_prefix.as_bytes(), channel],
+            &[payload],
+        ]);
     }
 
     fn receivers(&self, reply: Value, index: Option<usize>) -> Result<i64> {
+        // The success path formats nothing: it runs once per message of a batch.
+        if let Value::Int(n) = reply {
+            return Ok(n);
+        }
         let at = index.map(|i| format!(" message #{i}")).unwrap_or_default();
         match reply {
-            Value::Int(n) => Ok(n),
             Value::ServerError(e) => Err(server_error(&e, &format!("PUBLISH{at}"))),
             // A reply came, so the PUBLISH reached Redis: never retried (a possible duplicate).
             other => Err(Error::new(
@@ -184,22 +184,6 @@ impl Client {
             )
             .mark_maybe_sent()),
         }
-    }
-}
-
-/// The channel argument with the configured prefix, written as one RESP argument without
-/// building the concatenation first.
-struct PrefixedChannel<'a> {
-    prefix: &'a [u8],
-    channel: &'a [u8],
-}
-
-impl redis::ToRedisArgs for PrefixedChannel<'_> {
-    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
-        let mut w = out.writer_for_next_arg();
-        // Writing to the command's in-memory buffer cannot fail.
-        let _ = w.write_all(self.prefix);
-        let _ = w.write_all(self.channel);
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `stream`: TCP / Unix socket bytes and the no-round-trip liveness check.
 //! - [`tls`]: `rediss://`: rustls (ring) client config, trust store and bounded handshake.
 //! - [`connection`]: one Redis connection: handshake, pipelined requests under a deadline.
+//! - `reply`: the connection's input buffer, cut into whole RESP replies without re-zeroing.
 //! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
@@ -27,6 +28,7 @@ pub mod json;
 pub mod login;
 pub mod pool;
 mod process;
+mod reply;
 pub mod secret;
 pub mod stats;
 mod stream;

@@ -95,7 +95,8 @@ impl Pool {
         timeout: Duration,
         breaker_cooldown: Duration,
     ) -> Result<Lease<'_>> {
-        let deadline = Instant::now() + connect_timeout;
+        // Only needed when every connection is busy: no clock read on the common path.
+        let mut deadline = None;
         let mut state = self.state.lock();
         self.adopt_after_fork(&mut state);
         loop {
@@ -122,6 +123,7 @@ impl Pool {
                 drop(state);
                 return self.open_in_slot(connect_timeout, timeout, breaker_cooldown);
             }
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + connect_timeout);
             if self.returned.wait_until(&mut state, deadline).timed_out() {
                 return Err(Error::new(
                     ErrorKind::Timeout,
