@@ -7,6 +7,8 @@ use std::ffi::CString;
 use ext_php_rs::error::php_error;
 use ext_php_rs::flags::{ErrorType, IniEntryPermission};
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef};
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
 use qrpush_core::{Config, Error, SETTINGS};
 
 /// Registers one INI entry per core setting. The table must live as long as the process, like a
@@ -45,8 +47,23 @@ pub fn warn_invalid() {
 }
 
 /// The configuration php.ini gives, invalid values replaced by defaults.
+///
+/// Parsed again only when a directive's value changed since the last call (they can differ per
+/// directory, PHP_INI_PERDIR): `new QrPush\Client()` per request would otherwise render and parse
+/// every directive on every request (~40,000 instructions, most of a construction).
 pub fn config() -> Config {
-    Config::from_lenient(current_values()).0
+    static LAST: Mutex<Option<(Vec<Option<Vec<u8>>>, Config)>> = Mutex::new(None);
+    let raw = raw_values();
+    let mut last = LAST.lock();
+    if let Some((seen, config)) = last.as_ref() {
+        if seen.iter().map(Option::as_deref).eq(raw.iter().copied()) {
+            return config.clone();
+        }
+    }
+    let config = Config::from_lenient(current_values()).0;
+    let seen = raw.iter().map(|v| v.map(<[u8]>::to_vec)).collect();
+    *last = Some((seen, config.clone()));
+    config
 }
 
 fn warning_text(e: &Error) -> String {
@@ -69,22 +86,36 @@ fn warning_text(e: &Error) -> String {
 
 /// (setting, value) for every directive that has a value now.
 pub fn current_values() -> Vec<(&'static str, String)> {
-    let globals = ExecutorGlobals::get();
-    let Some(table) = (unsafe { globals.ini_directives.as_ref() }) else {
-        return Vec::new();
-    };
     SETTINGS
         .iter()
-        .filter_map(|s| {
-            let entry = table.get(format!("qrpush.{}", s.name).as_str())?;
+        .zip(raw_values())
+        .filter_map(|(s, value)| Some((s.name, String::from_utf8_lossy(value?).into_owned())))
+        .collect()
+}
+
+/// Every setting's current value as PHP holds it, in `SETTINGS` order, without copying.
+fn raw_values<'a>() -> Vec<Option<&'a [u8]>> {
+    // "qrpush.<name>" for every setting, built once.
+    static KEYS: Lazy<Vec<String>> = Lazy::new(|| {
+        SETTINGS
+            .iter()
+            .map(|s| format!("qrpush.{}", s.name))
+            .collect()
+    });
+    let globals = ExecutorGlobals::get();
+    // SAFETY: EG(ini_directives) is the engine's table of registered directives; it outlives the
+    // call that reads it (the values are only copied or compared before the call returns).
+    let Some(table) = (unsafe { globals.ini_directives.as_ref() }) else {
+        return vec![None; SETTINGS.len()];
+    };
+    KEYS.iter()
+        .map(|key| {
+            let entry = table.get(key.as_str())?;
             // SAFETY: INI entries are stored as pointers to zend_ini_entry, owned by the table.
             let entry = unsafe { entry.ptr::<ext_php_rs::ffi::zend_ini_entry>()?.as_ref()? };
             // SAFETY: a non-null value is a valid zend_string owned by the entry.
             let value = unsafe { entry.value.as_ref()? };
-            Some((
-                s.name,
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
-            ))
+            Some(value.as_bytes())
         })
         .collect()
 }

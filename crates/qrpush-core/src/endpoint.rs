@@ -10,6 +10,9 @@
 
 use std::fmt;
 
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
+
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::tls::TlsOptions;
@@ -42,12 +45,45 @@ pub struct Endpoint {
     pub db: u32,
 }
 
+/// URLs parsed lately, most recent last. A `new QrPush\Client($url)` per request parses the same
+/// URLs (php.ini's default, php.ini's, `$url`) on every request; parsing is ~13,000 instructions
+/// each, a lookup here a few hundred. Only successful parses are kept; the passwords in them are
+/// already held, for the process's lifetime, by the pools they key.
+static RECENTLY_PARSED: Lazy<Mutex<Vec<(String, Endpoint)>>> = Lazy::new(Default::default);
+const REMEMBERED_URLS: usize = 16;
+
+fn recently_parsed(url: &str) -> Option<Endpoint> {
+    let parsed = RECENTLY_PARSED.lock();
+    parsed
+        .iter()
+        .rev()
+        .find(|(u, _)| u == url)
+        .map(|(_, e)| e.clone())
+}
+
+fn remember_parsed(url: &str, endpoint: &Endpoint) {
+    let mut parsed = RECENTLY_PARSED.lock();
+    if parsed.len() == REMEMBERED_URLS {
+        parsed.remove(0);
+    }
+    parsed.push((url.to_owned(), endpoint.clone()));
+}
+
 impl Endpoint {
     /// Parses `redis[s]://[user[:password]@]host[:port][/db]` or
     /// `unix:///path[?db=N&user=U&password=P]`. A `rediss://` URL gets the default TLS options
     /// (full verification against the built-in roots); see `with_tls`.
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
+        if let Some(endpoint) = recently_parsed(url) {
+            return Ok(endpoint);
+        }
+        let endpoint = Self::parse_uncached(url)?;
+        remember_parsed(url, &endpoint);
+        Ok(endpoint)
+    }
+
+    fn parse_uncached(url: &str) -> Result<Self> {
         if url.is_empty() {
             return Err(Error::invalid("the Redis URL is empty"));
         }
@@ -252,6 +288,30 @@ fn decode(part: &str, what: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_parse_is_the_same_endpoint_and_the_memory_is_bounded() {
+        let urls: Vec<String> = (0..REMEMBERED_URLS + 4)
+            .map(|i| {
+                format!(
+                    "redis://u{i}:p{i}@127.0.0.{}:{}/{}",
+                    i + 1,
+                    7000 + i,
+                    i % 16
+                )
+            })
+            .collect();
+        let first: Vec<Endpoint> = urls.iter().map(|u| Endpoint::parse(u).unwrap()).collect();
+        for (url, endpoint) in urls.iter().zip(&first) {
+            assert_eq!(&Endpoint::parse(url).unwrap(), endpoint);
+            assert_eq!(endpoint, &Endpoint::parse_uncached(url).unwrap());
+        }
+        assert!(RECENTLY_PARSED.lock().len() <= REMEMBERED_URLS);
+        // Failures are not remembered: the same bad URL fails the same way every time.
+        for _ in 0..2 {
+            assert!(Endpoint::parse("redis://host:notaport").is_err());
+        }
+    }
 
     fn tcp(host: &str, port: u16) -> Address {
         Address::Tcp {
