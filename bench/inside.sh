@@ -270,6 +270,7 @@ NGINX
 } >"$work/nginx.conf"
 nginx -p "$work/nginx" -c "$work/nginx.conf" 2>"$work/nginx.out" &
 pids+=($!)
+nginx_master=$!
 for _ in $(seq 100); do "$php" -n -r '@fsockopen("127.0.0.1", (int) $argv[1]) or exit(1);' "$http_port" && break; sleep 0.05; done
 base="http://127.0.0.1:$http_port"
 
@@ -311,6 +312,36 @@ for ((run = 1; run <= fpm_runs; run++)); do
   done
 done
 say "php-fpm took $((SECONDS - t0)) s"
+
+# ---- 4b. TLS against plain TCP with Redis on a core of its own ----------------------------------------------
+# Above, the FPM workers, nginx and wrk float over every core, Redis's share included: Redis's own TLS
+# work then takes req/s away from PHP. In production Redis runs elsewhere; confining everything but
+# Redis to CPU 0 (Redis is already on the last CPU) makes req/s measure the client side alone.
+if [ "${#srv_pin[@]}" -gt 0 ]; then
+  split_endpoints=(noop qrpush_client qrpush_client_tls)
+  nginx_pids="$nginx_master $(pgrep -P "$nginx_master" || true)"
+  for p in "${main_workers[@]}" $nginx_pids; do taskset -a -p -c 0 "$p" >/dev/null; done
+  for ((run = 1; run <= fpm_runs; run++)); do
+    say "4b. TLS vs TCP per request, Redis alone on CPU $((ncpu - 1)), run $run/$fpm_runs"
+    for e in $(rotate "$run" "${split_endpoints[@]}"); do
+      url="$base/main/$e.php"
+      [ "$wrk_warm" -gt 0 ] && taskset -c 0 wrk -t1 -c"$wrk_conn" -d"${wrk_warm}s" "$url" >/dev/null
+      w0=$(cpu_ticks "${main_workers[@]}") r0=$(cpu_ticks "$redis_pid")
+      out=$(taskset -c 0 wrk -t1 -c"$wrk_conn" -d"${wrk_d}s" --latency -s bench/wrk/report.lua "$url") || die "wrk failed on $e"
+      w1=$(cpu_ticks "${main_workers[@]}") r1=$(cpu_ticks "$redis_pid")
+      json=$(printf '%s\n' "$out" | grep '^{"requests"' | tail -1)
+      [ -n "$json" ] || { printf '%s\n' "$out" >&2; die "wrk printed no result for $e"; }
+      bad=$(printf '%s' "$json" | "$php" -r '$j = json_decode(stream_get_contents(STDIN), true); echo $j["non2xx"] + $j["err_connect"] + $j["err_read"] + $j["err_write"] + $j["err_timeout"];')
+      [ "$bad" = 0 ] || { printf '%s\n' "$out" >&2; die "$e: $bad failed requests under wrk (4b)"; }
+      reqs=$(printf '%s' "$json" | sed -E 's/.*"requests":([0-9]+).*/\1/')
+      worker_us=$(awk -v a="$w0" -v b="$w1" -v n="$reqs" -v t="$tck" 'BEGIN{printf "%.1f", (b - a) * 1e6 / t / n}')
+      redis_us=$(awk -v a="$r0" -v b="$r1" -v n="$reqs" -v t="$tck" 'BEGIN{printf "%.1f", (b - a) * 1e6 / t / n}')
+      printf '{"section":"fpm_split","run":%d,"endpoint":"%s","connections":%d,"worker_cpu_us":%s,"redis_cpu_us":%s,%s\n' \
+        "$run" "$e" "$wrk_conn" "$worker_us" "$redis_us" "${json#\{}" >>"$raw"
+    done
+  done
+  for p in "${main_workers[@]}" $nginx_pids; do taskset -a -p -c "0-$((ncpu - 1))" "$p" >/dev/null; done
+fi
 
 # ---- 5. cold worker ------------------------------------------------------------------------------------------
 say "5. cold worker: first publish in $cold_n fresh processes per contender, with and without a password"

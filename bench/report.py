@@ -240,6 +240,22 @@ def render(d, meta, git, quick):
              "replaced. phpredis's default checks every reused connection with an ECHO round trip (plus AUTH when "
              "the password is in the connect options); QrPush checks with a non-blocking `recv(MSG_PEEK)`, no round trip.")
 
+    # 4b. TLS vs TCP with Redis on its own core
+    if d.select("fpm_split"):
+        L.append("\n### 4b. TLS against plain TCP, Redis on a core of its own\n")
+        L.append("The same endpoints with the FPM workers, nginx and wrk (-t1) confined to CPU 0 and Redis alone on the "
+                 "last CPU, as when Redis runs on another host: req/s then measures the PHP side only, and Redis's "
+                 "own TLS work shows in its CPU column instead of taking req/s away from PHP.\n")
+        rows = []
+        for key, name in (("noop", "no-op (baseline)"), ("qrpush_client", "new QrPush\\Client(redis://…) per request"),
+                          ("qrpush_client_tls", "new QrPush\\Client(rediss://…) per request (TLS)")):
+            m = dict(endpoint=key)
+            p50 = d.metric("fpm_split", "p50_us", **m)
+            rows.append([name, fmt(d.metric("fpm_split", "rps", **m)), fmt(p50 / 1000 if p50 else None, 2),
+                         fmt(d.metric("fpm_split", "worker_cpu_us", **m)), fmt(d.metric("fpm_split", "redis_cpu_us", **m)),
+                         ratio(d.paired("fpm_split", "rps", "endpoint", key, "qrpush_client"))])
+        L.append(table(["endpoint", "req/s", "p50 ms", "worker CPU µs/req", "Redis CPU µs/req", "req/s ÷ TCP"], rows))
+
     # 5. cold
     n = settings.get("cold_n", "?")
     L.append("\n## 5. Cold worker: the first publish of a fresh process\n")
@@ -337,9 +353,12 @@ def render(d, meta, git, quick):
     oq, op = med(overheads["q"]), med(overheads["p"])
     target("per-request overhead over no-op ≤ phpredis pconnect's", None if oq is None else f"{oq:.0f} µs vs {op:.0f} µs",
            None if oq is None else oq <= op, "extra µs/request (1/req·s − 1/req·s no-op)")
-    r = d.paired("fpm", "rps", "endpoint", "qrpush_client_tls", "qrpush_client")
+    r = d.paired("fpm_split", "rps", "endpoint", "qrpush_client_tls", "qrpush_client")
     target("TLS: persistent rediss:// per request within 10% of plain TCP", ratio3(r), None if r is None else r >= 0.9,
-           "php-fpm req/s, Client(rediss://) ÷ Client(redis://)")
+           "php-fpm req/s, Client(rediss://) ÷ Client(redis://), Redis on its own core (4b)")
+    r = d.paired("fpm", "rps", "endpoint", "qrpush_client_tls", "qrpush_client")
+    target("  (info) the same, Redis sharing the cores with PHP", ratio3(r), None,
+           "php-fpm req/s, Client(rediss://) ÷ Client(redis://), section 4")
     r = d.paired("cli", "wall_us", "contender", "qrpush_tls", "qrpush", size=100)
     target("  (info) TLS single publish in the CLI loop", ratio3(r), None, "wall µs, QrPush TLS ÷ TCP, 100 B")
     for f, label in (("rss_kb", "VmRSS"), ("pss_kb", "Pss"), ("private_kb", "private")):
