@@ -1,21 +1,28 @@
 //! Converts a PHP `$message` into the bytes to publish: strings as they are, arrays and the
-//! supported objects into a JSON tree that the core encodes exactly like PHP's `json_encode`
-//! with JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION.
+//! supported objects encoded to JSON exactly like PHP's `json_encode` with
+//! JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION.
+//!
+//! The encoding is one pass from the zvals into one buffer: this file only walks PHP values and
+//! decides what they are; the core's `json` writer spells them (escaping, floats).
 //!
 //! Everything that json_encode would reject (invalid UTF-8, NAN/INF, recursion, too deep) and
 //! what it would encode surprisingly (closures as `{}`, resources) is refused here, before
-//! anything is sent.
+//! anything is sent: on an error the partly written buffer is dropped.
 
 use std::borrow::Cow;
 
+use ext_php_rs::flags::DataType;
 use ext_php_rs::types::{ZendHashTable, ZendObject, Zval};
 use ext_php_rs::zend::ClassEntry;
 use once_cell::sync::OnceCell;
+use qrpush_core::json;
 use qrpush_core::Error;
-use serde_json::{Map, Number, Value};
 
 /// json_encode's default depth limit.
 const MAX_DEPTH: usize = 512;
+
+/// Enough for a typical event (a few hundred bytes) without growing the buffer.
+const INITIAL_CAPACITY: usize = 512;
 
 /// The bytes of `message`: borrowed from the PHP string, or freshly encoded JSON.
 pub fn to_payload(message: &Zval) -> Result<Cow<'_, [u8]>, Error> {
@@ -29,9 +36,12 @@ pub fn to_payload(message: &Zval) -> Result<Cow<'_, [u8]>, Error> {
             type_name(message)
         )));
     }
-    let mut walker = Walker { path: Vec::new() };
-    let tree = walker.value(message, 0)?;
-    Ok(Cow::Owned(qrpush_core::json::encode(&tree)))
+    let mut encoder = Encoder {
+        out: Vec::with_capacity(INITIAL_CAPACITY),
+        path: Vec::new(),
+    };
+    encoder.value(message, 0)?;
+    Ok(Cow::Owned(encoder.out))
 }
 
 /// PHP's name for a value's type, as in its own TypeError messages.
@@ -58,49 +68,66 @@ pub fn type_name(z: &Zval) -> String {
     }
 }
 
-struct Walker {
+struct Encoder {
+    /// The JSON written so far.
+    out: Vec<u8>,
     /// Arrays and objects being encoded, outermost first: meeting one again is recursion.
     path: Vec<*const ()>,
 }
 
-impl Walker {
-    fn value(&mut self, z: &Zval, depth: usize) -> Result<Value, Error> {
+/// Where a JSON object's entries come from. json_encode hides the mangled names of protected and
+/// private properties (they start with a NUL byte) in objects, but writes such keys of arrays.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Array,
+    Properties,
+}
+
+/// An entry's key as json_encode writes it in an object, borrowed from the key zval.
+enum Key<'a> {
+    Index(i64),
+    Name(&'a [u8]),
+}
+
+impl Encoder {
+    fn value(&mut self, z: &Zval, depth: usize) -> Result<(), Error> {
         let z = z.dereference();
         let z = z.indirect().unwrap_or(z).dereference();
         if z.is_null() {
-            Ok(Value::Null)
+            json::write_null(&mut self.out);
         } else if let Some(b) = z.bool() {
-            Ok(Value::Bool(b))
+            json::write_bool(b, &mut self.out);
         } else if let Some(n) = z.long() {
-            Ok(Value::Number(n.into()))
+            json::write_i64(n, &mut self.out);
         } else if let Some(f) = z.double() {
-            Number::from_f64(f)
-                .map(Value::Number)
-                .ok_or_else(|| Error::invalid("contains NAN or INF, which JSON cannot represent"))
+            json::write_f64(f, &mut self.out).map_err(|json::NonFiniteFloat| {
+                Error::invalid("contains NAN or INF, which JSON cannot represent")
+            })?;
         } else if let Some(s) = z.zend_str() {
-            Ok(Value::String(utf8(s.as_bytes())?.to_owned()))
+            json::write_utf8(s.as_bytes(), &mut self.out).map_err(malformed_utf8)?;
         } else if let Some(array) = z.array() {
-            self.nested(array as *const ZendHashTable as *const (), depth, |w| {
-                w.array(array, depth)
-            })
+            self.nested(array as *const ZendHashTable as *const (), depth, |e| {
+                e.array(array, depth)
+            })?;
         } else if let Some(object) = z.object() {
-            self.nested(object as *const ZendObject as *const (), depth, |w| {
-                w.object(object, depth)
-            })
+            self.nested(object as *const ZendObject as *const (), depth, |e| {
+                e.object(object, depth)
+            })?;
         } else {
-            Err(Error::invalid_type(format!(
+            return Err(Error::invalid_type(format!(
                 "contains a {}, which cannot be encoded as JSON",
                 type_name(z)
-            )))
+            )));
         }
+        Ok(())
     }
 
     fn nested(
         &mut self,
         id: *const (),
         depth: usize,
-        f: impl FnOnce(&mut Self) -> Result<Value, Error>,
-    ) -> Result<Value, Error> {
+        f: impl FnOnce(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         if depth >= MAX_DEPTH {
             return Err(Error::invalid(format!(
                 "is nested deeper than {MAX_DEPTH} levels"
@@ -118,37 +145,50 @@ impl Walker {
     }
 
     /// A list (keys 0..n-1 in order) becomes a JSON array, anything else an object.
-    fn array(&mut self, array: &ZendHashTable, depth: usize) -> Result<Value, Error> {
-        let entries = entries(array)?;
-        let is_list = entries
-            .iter()
-            .enumerate()
-            .all(|(i, (k, _))| matches!(k, Key::Index(n) if *n == i as i64));
-        if is_list {
-            let mut list = Vec::with_capacity(entries.len());
-            for (_, v) in entries {
-                list.push(self.value(v, depth + 1)?);
-            }
-            Ok(Value::Array(list))
+    fn array(&mut self, array: &ZendHashTable, depth: usize) -> Result<(), Error> {
+        if is_list(array) {
+            self.list(array, depth)
         } else {
-            self.map(entries, depth)
+            self.map(array, Table::Array, depth)
         }
     }
 
-    fn map(&mut self, entries: Vec<(Key, &Zval)>, depth: usize) -> Result<Value, Error> {
-        let mut map = Map::with_capacity(entries.len());
-        for (k, v) in entries {
-            let key = match k {
-                Key::Index(n) => n.to_string(),
-                Key::Name(name) => name,
+    fn list(&mut self, array: &ZendHashTable, depth: usize) -> Result<(), Error> {
+        json::begin_array(&mut self.out);
+        for (i, (_, value)) in entries(array).enumerate() {
+            if i > 0 {
+                json::write_comma(&mut self.out);
+            }
+            self.value(value, depth + 1)?;
+        }
+        json::end_array(&mut self.out);
+        Ok(())
+    }
+
+    fn map(&mut self, table: &ZendHashTable, kind: Table, depth: usize) -> Result<(), Error> {
+        json::begin_object(&mut self.out);
+        let mut first = true;
+        for (key, value) in entries(table) {
+            let Some(key) = object_key(&key, kind) else {
+                continue;
             };
-            let value = self.value(v, depth + 1)?;
-            map.insert(key, value);
+            if !first {
+                json::write_comma(&mut self.out);
+            }
+            first = false;
+            match key {
+                Key::Index(index) => json::write_index_key(index, &mut self.out),
+                Key::Name(name) => {
+                    json::write_utf8_key(name, &mut self.out).map_err(malformed_utf8)?
+                }
+            }
+            self.value(value, depth + 1)?;
         }
-        Ok(Value::Object(map))
+        json::end_object(&mut self.out);
+        Ok(())
     }
 
-    fn object(&mut self, object: &ZendObject, depth: usize) -> Result<Value, Error> {
+    fn object(&mut self, object: &ZendObject, depth: usize) -> Result<(), Error> {
         let ce = object.get_class_entry();
         if let Some(json_serializable) = class("JsonSerializable") {
             if ce.instance_of(json_serializable) {
@@ -189,57 +229,55 @@ impl Walker {
             class_name(object)
         )))
     }
-}
 
-impl Walker {
     /// An object's public properties as a JSON object (what json_encode does for plain objects).
-    fn public_properties(&mut self, object: &ZendObject, depth: usize) -> Result<Value, Error> {
+    fn public_properties(&mut self, object: &ZendObject, depth: usize) -> Result<(), Error> {
         let properties = object
             .get_properties()
             .map_err(|_| Error::invalid("contains an object whose properties cannot be read"))?;
-        let entries = entries(properties)?;
-        self.map(entries, depth)
+        self.map(properties, Table::Properties, depth)
     }
 }
 
-enum Key {
-    Index(i64),
-    Name(String),
+/// Whether json_encode writes `array` as a JSON array: its keys are 0..n-1 in order. Stops at
+/// the first key that is not, which for maps is usually the first one.
+fn is_list(array: &ZendHashTable) -> bool {
+    entries(array)
+        .enumerate()
+        .all(|(i, (key, _))| key.long() == i64::try_from(i).ok())
 }
 
-/// The entries of a hash table in order, skipping the slots that json_encode skips (unset
-/// declared properties, and mangled non-public property names).
-fn entries(table: &ZendHashTable) -> Result<Vec<(Key, &Zval)>, Error> {
-    let mut out = Vec::with_capacity(table.len());
+/// The entries of a hash table in order, without the slots that json_encode skips: those of
+/// declared properties that were unset (an INDIRECT pointing to UNDEF). Nothing is collected.
+fn entries(table: &ZendHashTable) -> impl Iterator<Item = (Zval, &Zval)> {
     let mut iter = table.iter();
-    while let Some((key, value)) = iter.next_zval() {
-        let value_is_undef = value
+    std::iter::from_fn(move || loop {
+        let (key, value) = iter.next_zval()?;
+        let value_is_unset = value
             .indirect()
-            .map(|v| v.get_type() == ext_php_rs::flags::DataType::Undef)
-            .unwrap_or(false);
-        if value_is_undef {
-            continue;
+            .is_some_and(|v| v.get_type() == DataType::Undef);
+        if !value_is_unset {
+            return Some((key, value));
         }
-        if let Some(n) = key.long() {
-            out.push((Key::Index(n), value));
-        } else if let Some(name) = key.zend_str() {
-            let bytes = name.as_bytes();
-            if bytes.first() == Some(&0) {
-                continue;
-            }
-            out.push((Key::Name(utf8(bytes)?.to_owned()), value));
-        }
-    }
-    Ok(out)
+    })
 }
 
-fn utf8(bytes: &[u8]) -> Result<&str, Error> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        Error::invalid(format!(
-            "contains malformed UTF-8 (at byte {}), which JSON cannot represent",
-            e.valid_up_to()
-        ))
-    })
+/// How an entry's key is written in a JSON object, or `None` for an entry json_encode leaves out
+/// (a mangled property name).
+fn object_key(key: &Zval, table: Table) -> Option<Key<'_>> {
+    if let Some(index) = key.long() {
+        return Some(Key::Index(index));
+    }
+    let name = key.zend_str()?.as_bytes();
+    let mangled = name.first() == Some(&0);
+    (table == Table::Array || !mangled).then_some(Key::Name(name))
+}
+
+fn malformed_utf8(e: json::MalformedUtf8) -> Error {
+    Error::invalid(format!(
+        "contains malformed UTF-8 (at byte {}), which JSON cannot represent",
+        e.valid_up_to
+    ))
 }
 
 fn class_name(object: &ZendObject) -> String {

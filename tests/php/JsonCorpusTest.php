@@ -102,6 +102,10 @@ final class JsonCorpusTest extends TestCase
         $c['keys that stay strings'] = ['01' => 'a', '1.5' => 'b', ' 1' => 'c', '-0' => 'd', '9223372036854775808' => 'e'];
         $c['PHP_INT_MAX and PHP_INT_MIN keys'] = [PHP_INT_MAX => 1, PHP_INT_MIN => 2];
         $c['empty string key'] = ['' => 1];
+        // Only objects hide NUL-prefixed (mangled) names; arrays keep such keys.
+        $c['NUL-prefixed array keys'] = ["\0a" => 1, "\0*\0p" => 2, 'b' => 3];
+        $c['list then a NUL-prefixed key'] = [0 => 'x', "\0a" => 1];
+        $c['NUL-prefixed names in an (object) cast'] = (object) ["\0a" => 1, "\0*\0p" => 2, 'b' => 3];
         $c['empties nested'] = [[], [[]], new \stdClass(), ['k' => []]];
         $c['nested lists and maps'] = ['users' => [['id' => 1, 'tags' => ['a', 'b']], ['id' => 2, 'tags' => []]], 'total' => 2];
         // Objects.

@@ -6,7 +6,10 @@
 //! compare messages), so this module reproduces PHP 8.4's output byte for byte, with PHP's default
 //! `serialize_precision = -1`.
 //!
-//! serde_json's compact output already matches PHP for everything except two details:
+//! The module is a small writer API that appends to a `Vec<u8>`: the PHP binding walks zvals and
+//! calls it directly (one pass, no intermediate tree), and [`encode`] walks a `serde_json::Value`
+//! with the very same functions, so the property tests over Values exercise what PHP input goes
+//! through. Where PHP's output differs from serde_json's compact form:
 //! - floats: PHP prints them with `php_gcvt(value, 17, '.', 'e')` over the shortest round-trip
 //!   digits, which switches to exponent notation at other thresholds than serde_json does and
 //!   spells exponents as `1.0e+25`; [`format_php_float`] reproduces that, including dtoa's
@@ -15,53 +18,47 @@
 //! - strings: PHP escapes U+2028 and U+2029 even under `JSON_UNESCAPED_UNICODE`, because
 //!   `JSON_UNESCAPED_LINE_TERMINATORS` is not set.
 //!
-//! A custom `serde_json::ser::Formatter` would be the natural hook for both, but driving one
-//! needs the `serde::Serialize` trait, and serde_json does not re-export it (this crate depends
-//! on serde_json only). So the value tree is walked here, and everything else is still delegated
-//! to serde_json: string escaping (`\b \f \n \r \t`, `\u00xx` in lowercase hex, raw `/`, raw
-//! DEL, raw non-ASCII, exactly as PHP) and integer formatting.
+//! Everything else is the common JSON spelling: `\b \f \n \r \t`, `\u00xx` in lowercase hex for
+//! the other controls, `\"` and `\\`; `/`, DEL and non-ASCII characters are written raw.
 //!
 //! Integers outside the `i64` range (serde_json's `u64` above `i64::MAX`) are written as integers;
 //! PHP would hold them as floats, but values built from PHP data never contain them.
+//!
+//! Nothing here allocates beyond growing `out`. A writer that returns an error may already have
+//! appended part of its output: callers discard the buffer on error (the binding never publishes
+//! a partly encoded message).
 
-use std::io::Write;
+use std::fmt::{self, Write as _};
 
-use serde_json::Value;
+use serde_json::{Number, Value};
 
 /// Appends the PHP-compatible JSON encoding of `value` to `out`.
 pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(number) => match number.as_f64() {
-            // `as_i64`/`as_u64` are `None` for floats, so `is_f64` is what tells them apart.
-            Some(float) if number.is_f64() => format_php_float(float, out),
-            // Integer Display is serde_json's own itoa output, identical to PHP's.
-            _ => write!(out, "{number}").expect(VEC_WRITE),
-        },
-        Value::String(string) => encode_str(string, out),
+        Value::Null => write_null(out),
+        Value::Bool(b) => write_bool(*b, out),
+        Value::Number(number) => write_number(number, out),
+        Value::String(string) => write_str(string, out),
         Value::Array(items) => {
-            out.push(b'[');
+            begin_array(out);
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    write_comma(out);
                 }
                 encode_into(item, out);
             }
-            out.push(b']');
+            end_array(out);
         }
         Value::Object(map) => {
-            out.push(b'{');
+            begin_object(out);
             for (i, (key, item)) in map.iter().enumerate() {
                 if i > 0 {
-                    out.push(b',');
+                    write_comma(out);
                 }
-                encode_str(key, out);
-                out.push(b':');
+                write_key(key, out);
                 encode_into(item, out);
             }
-            out.push(b'}');
+            end_object(out);
         }
     }
 }
@@ -73,38 +70,219 @@ pub fn encode(value: &Value) -> Vec<u8> {
     out
 }
 
-/// Why the `expect`s in this module cannot fire: `io::Write` for `Vec<u8>` never fails, and a
-/// `&str` always serializes.
-const VEC_WRITE: &str = "writing JSON into a Vec<u8> cannot fail";
-
-/// Writes `string` as a quoted JSON string, escaped by serde_json, plus PHP's escaping of the
-/// JavaScript line terminators U+2028 and U+2029.
-fn encode_str(string: &str, out: &mut Vec<u8>) {
-    if !string.contains(['\u{2028}', '\u{2029}']) {
-        serde_json::to_writer(&mut *out, string).expect(VEC_WRITE);
-        return;
+fn write_number(number: &Number, out: &mut Vec<u8>) {
+    // `as_i64`/`as_u64` are `None` for floats, so the float arm only sees floats.
+    if let Some(int) = number.as_i64() {
+        write_i64(int, out);
+    } else if let Some(int) = number.as_u64() {
+        write_u64(int, out);
+    } else if let Some(float) = number.as_f64() {
+        // A Number is always finite, so this never takes the `0` path for NAN/INF.
+        format_php_float(float, out);
     }
-    let mut escaped = Vec::with_capacity(string.len() + 8);
-    serde_json::to_writer(&mut escaped, string).expect(VEC_WRITE);
-    // Matching the raw UTF-8 bytes is safe: serde_json's own escapes are ASCII, and 0xE2 can only
-    // be a lead byte, so E2 80 A8 / E2 80 A9 are exactly the two characters.
-    let mut rest = escaped.as_slice();
-    while !rest.is_empty() {
-        match rest {
-            [0xE2, 0x80, 0xA8, tail @ ..] => {
-                out.extend_from_slice(b"\\u2028");
-                rest = tail;
+}
+
+/// A float that JSON cannot represent (NAN, INF, -INF). PHP's json_encode refuses them too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonFiniteFloat;
+
+/// A string that is not valid UTF-8; `valid_up_to` is the offset of the first byte of the bad
+/// sequence within that string (what [`std::str::Utf8Error::valid_up_to`] reports).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedUtf8 {
+    pub valid_up_to: usize,
+}
+
+pub fn write_null(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"null");
+}
+
+pub fn write_bool(value: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(if value { b"true" } else { b"false" });
+}
+
+pub fn write_i64(value: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+pub fn write_u64(value: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Writes a finite float the way PHP does (see [`format_php_float`]); NAN and INF write nothing.
+pub fn write_f64(value: f64, out: &mut Vec<u8>) -> Result<(), NonFiniteFloat> {
+    if !value.is_finite() {
+        return Err(NonFiniteFloat);
+    }
+    format_php_float(value, out);
+    Ok(())
+}
+
+pub fn begin_array(out: &mut Vec<u8>) {
+    out.push(b'[');
+}
+
+pub fn end_array(out: &mut Vec<u8>) {
+    out.push(b']');
+}
+
+pub fn begin_object(out: &mut Vec<u8>) {
+    out.push(b'{');
+}
+
+pub fn end_object(out: &mut Vec<u8>) {
+    out.push(b'}');
+}
+
+/// The `,` that goes before every element of an array or object except the first.
+pub fn write_comma(out: &mut Vec<u8>) {
+    out.push(b',');
+}
+
+/// Writes an object key and its `:`.
+pub fn write_key(name: &str, out: &mut Vec<u8>) {
+    write_str(name, out);
+    out.push(b':');
+}
+
+/// Writes an object key given as raw bytes (a PHP string) and its `:`, checking its UTF-8.
+pub fn write_utf8_key(name: &[u8], out: &mut Vec<u8>) -> Result<(), MalformedUtf8> {
+    write_utf8(name, out)?;
+    out.push(b':');
+    Ok(())
+}
+
+/// Writes an integer array key as PHP does in an object: a quoted number, then `:`.
+pub fn write_index_key(index: i64, out: &mut Vec<u8>) {
+    out.push(b'"');
+    write_i64(index, out);
+    out.extend_from_slice(b"\":");
+}
+
+/// Writes the bytes of a PHP string as a quoted, escaped JSON string. Malformed UTF-8 is refused
+/// (json_encode refuses it too) before anything is written; std's validator decides.
+pub fn write_utf8(text: &[u8], out: &mut Vec<u8>) -> Result<(), MalformedUtf8> {
+    let text = std::str::from_utf8(text).map_err(|e| MalformedUtf8 {
+        valid_up_to: e.valid_up_to(),
+    })?;
+    write_str(text, out);
+    Ok(())
+}
+
+/// Writes `text` as a quoted, escaped JSON string: runs of characters that need no escape are
+/// copied in one go.
+pub fn write_str(text: &str, out: &mut Vec<u8>) {
+    let text = text.as_bytes();
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    // text[..copied] has been written; text[copied..at] is a run still to be copied as it is.
+    let mut copied = 0;
+    let mut at = 0;
+    loop {
+        at = verbatim_run_end(text, at);
+        let Some(&byte) = text.get(at) else {
+            break;
+        };
+        let escape = ESCAPES[usize::from(byte)];
+        if escape == MAYBE_LINE_TERMINATOR {
+            if let Some(escape) = line_terminator_escape(&text[at..]) {
+                out.extend_from_slice(&text[copied..at]);
+                out.extend_from_slice(escape);
+                copied = at + 3;
             }
-            [0xE2, 0x80, 0xA9, tail @ ..] => {
-                out.extend_from_slice(b"\\u2029");
-                rest = tail;
-            }
-            [byte, tail @ ..] => {
-                out.push(*byte);
-                rest = tail;
-            }
-            [] => break,
+            at += 1;
+        } else {
+            out.extend_from_slice(&text[copied..at]);
+            write_escape(byte, escape, out);
+            at += 1;
+            copied = at;
         }
+    }
+    out.extend_from_slice(&text[copied..]);
+    out.push(b'"');
+}
+
+/// What [`write_str`] does with each byte value: copy it (`VERBATIM`), look at the sequence it
+/// starts (`MAYBE_LINE_TERMINATOR`: 0xE2, the lead byte of U+2028 and U+2029, which PHP escapes
+/// even with JSON_UNESCAPED_UNICODE), or else the character that follows the backslash of its
+/// escape (`u` meaning `\u00xx`). Other non-ASCII bytes are copied: the text is valid UTF-8.
+const ESCAPES: [u8; 256] = escape_table();
+const VERBATIM: u8 = 0;
+const MAYBE_LINE_TERMINATOR: u8 = 1;
+
+const fn escape_table() -> [u8; 256] {
+    let mut table = [VERBATIM; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[0xE2] = MAYBE_LINE_TERMINATOR;
+    table
+}
+
+/// The index of the first byte at or after `from` that is not [`VERBATIM`] (or `text.len()`).
+/// Eight bytes are checked at a time while all of them are plain printable ASCII, since most of
+/// a typical message is.
+fn verbatim_run_end(text: &[u8], from: usize) -> usize {
+    let mut at = from;
+    while let Some(chunk) = text.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        if !all_plain_ascii(u64::from_le_bytes(*chunk)) {
+            break;
+        }
+        at += 8;
+    }
+    while let Some(&byte) = text.get(at) {
+        if ESCAPES[usize::from(byte)] != VERBATIM {
+            break;
+        }
+        at += 1;
+    }
+    at
+}
+
+/// Whether all 8 bytes packed in `word` are printable ASCII other than `"` and `\`: none below
+/// 0x20, none above 0x7f. These are the classic SWAR "has a byte less than n" and "has a zero
+/// byte" tests, which never miss such a byte (a false alarm only sends the word to the byte loop).
+fn all_plain_ascii(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH_BITS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_bytes = |w: u64| w.wrapping_sub(ONES) & !w;
+    let controls = word.wrapping_sub(ONES * 0x20) & !word;
+    let quotes = zero_bytes(word ^ (ONES * u64::from(b'"')));
+    let backslashes = zero_bytes(word ^ (ONES * u64::from(b'\\')));
+    (controls | quotes | backslashes | word) & HIGH_BITS == 0
+}
+
+fn write_escape(byte: u8, escape: u8, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    if escape == b'u' {
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(byte >> 4)],
+            HEX[usize::from(byte & 0xf)],
+        ]);
+    } else {
+        out.extend_from_slice(&[b'\\', escape]);
+    }
+}
+
+/// PHP's escape for U+2028 / U+2029 when `sequence` starts with one (E2 80 A8 / E2 80 A9).
+fn line_terminator_escape(sequence: &[u8]) -> Option<&'static [u8]> {
+    match sequence {
+        [0xE2, 0x80, 0xA8, ..] => Some(b"\\u2028"),
+        [0xE2, 0x80, 0xA9, ..] => Some(b"\\u2029"),
+        _ => None,
     }
 }
 
@@ -123,11 +301,12 @@ pub fn format_php_float(value: f64, out: &mut Vec<u8>) {
     }
 
     let (digits, decpt) = shortest_digits(value.abs());
+    let digits = digits.as_slice();
 
     if !(-3..=17).contains(&decpt) {
         // php_gcvt's exponential form: always a '.', an explicit exponent sign, no padding.
-        let (first, rest) = digits.split_at(1);
-        out.extend_from_slice(first);
+        let (first, rest) = digits.split_first().unwrap_or((&b'0', &[]));
+        out.push(*first);
         out.push(b'.');
         if rest.is_empty() {
             out.push(b'0');
@@ -137,11 +316,11 @@ pub fn format_php_float(value: f64, out: &mut Vec<u8>) {
         out.push(b'e');
         let exp = decpt - 1;
         out.push(if exp < 0 { b'-' } else { b'+' });
-        out.extend_from_slice(exp.unsigned_abs().to_string().as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(exp.unsigned_abs()).as_bytes());
     } else if decpt < 0 {
         out.extend_from_slice(b"0.");
-        out.extend(std::iter::repeat_n(b'0', decpt.unsigned_abs() as usize));
-        out.extend_from_slice(&digits);
+        push_zeros(decpt.unsigned_abs() as usize, out);
+        out.extend_from_slice(digits);
     } else {
         let decpt = decpt as usize;
         let int_len = decpt.min(digits.len());
@@ -149,7 +328,7 @@ pub fn format_php_float(value: f64, out: &mut Vec<u8>) {
             out.push(b'0');
         } else {
             out.extend_from_slice(&digits[..int_len]);
-            out.extend(std::iter::repeat_n(b'0', decpt - int_len));
+            push_zeros(decpt - int_len, out);
         }
         out.push(b'.');
         if int_len < digits.len() {
@@ -161,22 +340,99 @@ pub fn format_php_float(value: f64, out: &mut Vec<u8>) {
     }
 }
 
+fn push_zeros(count: usize, out: &mut Vec<u8>) {
+    out.resize(out.len() + count, b'0');
+}
+
+/// Up to 20 decimal digits, on the stack: a `u64` has at most 20, and the shortest round-trip
+/// form of an f64 at most 17, so the float formatter never allocates.
+#[derive(Clone, Copy, Default)]
+struct Digits {
+    bytes: [u8; 20],
+    len: usize,
+}
+
+impl Digits {
+    fn from_slice(digits: &[u8]) -> Self {
+        let mut out = Self::default();
+        for &digit in digits {
+            out.push(digit);
+        }
+        out
+    }
+
+    /// Keeps `len` within `bytes`; the callers never have more than 20 digits to push.
+    fn push(&mut self, digit: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = digit;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl PartialEq for Digits {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// Receives Rust's `{:e}` output for a non-negative float (e.g. "1.5e25", "1e-5", "0e0") and
+/// keeps its mantissa digits and its exponent, so that no `String` is needed.
+#[derive(Default)]
+struct ScientificParts {
+    digits: Digits,
+    exponent: i32,
+    exponent_is_negative: bool,
+    in_exponent: bool,
+}
+
+impl fmt::Write for ScientificParts {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        // std may hand the text over in several pieces, so this is a small streaming parser.
+        for byte in text.bytes() {
+            match byte {
+                b'e' => self.in_exponent = true,
+                b'-' if self.in_exponent => self.exponent_is_negative = true,
+                b'0'..=b'9' if self.in_exponent => {
+                    self.exponent = self
+                        .exponent
+                        .wrapping_mul(10)
+                        .wrapping_add(i32::from(byte - b'0'));
+                }
+                b'0'..=b'9' => self.digits.push(byte),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The digits zend_dtoa's mode 0 produces for `value` (finite, non-negative), without trailing
 /// zeros, and its decimal-point position `decpt` (value = 0.d1d2... × 10^decpt).
-fn shortest_digits(value: f64) -> (Vec<u8>, i32) {
+fn shortest_digits(value: f64) -> (Digits, i32) {
     // Rust's `{:e}` yields the shortest digits that round-trip, e.g. "1.5e25", "1e-5", "0e0";
     // among equally short candidates it takes the nearest, like dtoa, except on exact ties.
-    let sci = format!("{value:e}");
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let mut digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    if digits.is_empty() {
+    let mut parts = ScientificParts::default();
+    // ScientificParts never fails and f64's Display does not either; were it to, the empty
+    // digits get the fallback below.
+    let _ = write!(parts, "{value:e}");
+    if parts.digits.len == 0 {
         // Unreachable with std's formatting; keeps the callers free of indexing panics.
-        digits.push(b'0');
+        parts.digits.push(b'0');
     }
-    let decpt = parse_exponent(exponent) + 1;
-    match dtoa_tie_choice(value, &digits, decpt) {
+    let exponent = if parts.exponent_is_negative {
+        -parts.exponent
+    } else {
+        parts.exponent
+    };
+    let decpt = exponent + 1;
+    match dtoa_tie_choice(value, &parts.digits, decpt) {
         Some(chosen) => chosen,
-        None => (digits, decpt),
+        None => (parts.digits, decpt),
     }
 }
 
@@ -184,19 +440,24 @@ fn shortest_digits(value: f64) -> (Vec<u8>, i32) {
 /// (e.g. 1141701677661837.25 between ...837.2 and ...837.3), zend_dtoa keeps the one whose last
 /// digit is even, whereas Rust rounds such ties up. Returns dtoa's pick when it differs from
 /// Rust's (`digits`, `decpt`), and `None` otherwise.
-fn dtoa_tie_choice(value: f64, digits: &[u8], decpt: i32) -> Option<(Vec<u8>, i32)> {
+fn dtoa_tie_choice(value: f64, digits: &Digits, decpt: i32) -> Option<(Digits, i32)> {
     // A tie needs `value` to be exactly some `n·10^k` whose last digit is the 5 being dropped.
     let (n, k) = exact_short_decimal(value)?;
     if n % 10 != 5 || n < 10 {
         return None;
     }
+    // Rust wrote all of `n`'s digits (the exact value, e.g. 1767225600.125): no shorter
+    // candidate was chosen, so there is no tie to settle (and nothing to format below).
+    if digits.len >= decimal_len(n) {
+        return None;
+    }
     let low = n / 10;
     let high = low + 1;
-    let rust_pick = (digits, decpt);
+    let rust_pick = (*digits, decpt);
     let low_digits = decimal_digits(low, k + 1);
     let high_digits = decimal_digits(high, k + 1);
-    let rust_took_low = rust_pick == (low_digits.0.as_slice(), low_digits.1);
-    let rust_took_high = rust_pick == (high_digits.0.as_slice(), high_digits.1);
+    let rust_took_low = rust_pick == low_digits;
+    let rust_took_high = rust_pick == high_digits;
     // Otherwise Rust stopped at another length, where this tie plays no part.
     if !rust_took_low && !rust_took_high {
         return None;
@@ -211,7 +472,7 @@ fn dtoa_tie_choice(value: f64, digits: &[u8], decpt: i32) -> Option<(Vec<u8>, i3
         return None;
     }
     // It is only a tie if dtoa's candidate round-trips as well.
-    let reparsed: f64 = format!("{dtoa_pick}e{}", k + 1).parse().ok()?;
+    let reparsed = parse_decimal(dtoa_pick, k + 1)?;
     if reparsed.to_bits() != value.to_bits() {
         return None;
     }
@@ -220,6 +481,17 @@ fn dtoa_tie_choice(value: f64, digits: &[u8], decpt: i32) -> Option<(Vec<u8>, i3
     } else {
         high_digits
     })
+}
+
+/// Parses `mantissa·10^exponent` as Rust reads float literals, with the text on the stack.
+fn parse_decimal(mantissa: u64, exponent: i32) -> Option<f64> {
+    // "18446744073709551615e-2147483648" is the longest possible text: 32 bytes.
+    const CAPACITY: usize = 40;
+    let mut buffer = [0u8; CAPACITY];
+    let mut unused = &mut buffer[..];
+    std::io::Write::write_fmt(&mut unused, format_args!("{mantissa}e{exponent}")).ok()?;
+    let written = CAPACITY - unused.len();
+    std::str::from_utf8(&buffer[..written]).ok()?.parse().ok()
 }
 
 /// Expresses `value` exactly as `n·10^k` with `n` not divisible by 10, when `n` has at most 18 digits: the
@@ -256,29 +528,21 @@ fn exact_short_decimal(value: f64) -> Option<(u64, i32)> {
     (n < LIMIT).then_some((n, exponent))
 }
 
-/// The digits of `n·10^k` without trailing zeros, and its dtoa decimal-point position.
-fn decimal_digits(n: u64, k: i32) -> (Vec<u8>, i32) {
-    let text = n.to_string();
-    let decpt = text.len() as i32 + k;
-    (text.trim_end_matches('0').as_bytes().to_vec(), decpt)
+/// How many decimal digits `n` has.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
-/// Parses the exponent of Rust's `{:e}` output by hand: its shape is fixed by std, and doing it
-/// this way leaves no error path (and no panic) in the float formatter.
-fn parse_exponent(text: &str) -> i32 {
-    let (negative, magnitude) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let n = magnitude
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .fold(0i32, |acc, b| acc * 10 + i32::from(b - b'0'));
-    if negative {
-        -n
-    } else {
-        n
-    }
+/// The digits of `n·10^k` without trailing zeros, and its dtoa decimal-point position.
+fn decimal_digits(n: u64, k: i32) -> (Digits, i32) {
+    let mut buffer = itoa::Buffer::new();
+    let text = buffer.format(n).as_bytes();
+    let decpt = text.len() as i32 + k;
+    let significant = text
+        .iter()
+        .rposition(|&b| b != b'0')
+        .map_or(0, |last| last + 1);
+    (Digits::from_slice(&text[..significant]), decpt)
 }
 
 #[cfg(test)]
@@ -451,6 +715,71 @@ mod tests {
         let mut out = b"prefix:".to_vec();
         encode_into(&json!([1.0]), &mut out);
         assert_eq!(out, b"prefix:[1.0]");
+    }
+
+    #[test]
+    fn json_writer_builds_what_encode_builds() {
+        let mut out = Vec::new();
+        begin_object(&mut out);
+        write_index_key(-3, &mut out);
+        begin_array(&mut out);
+        write_null(&mut out);
+        write_comma(&mut out);
+        write_bool(true, &mut out);
+        write_comma(&mut out);
+        write_i64(i64::MIN, &mut out);
+        write_comma(&mut out);
+        write_u64(u64::MAX, &mut out);
+        write_comma(&mut out);
+        write_f64(-0.0, &mut out).unwrap();
+        end_array(&mut out);
+        write_comma(&mut out);
+        write_utf8_key("k\u{2029}".as_bytes(), &mut out).unwrap();
+        write_utf8(b"v/\x7f", &mut out).unwrap();
+        end_object(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"-3\":[null,true,-9223372036854775808,18446744073709551615,-0.0],\"k\\u2029\":\"v/\x7f\"}"
+        );
+    }
+
+    #[test]
+    fn json_write_f64_refuses_non_finite_floats() {
+        for value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut out = b"[".to_vec();
+            assert_eq!(write_f64(value, &mut out), Err(NonFiniteFloat));
+            assert_eq!(out, b"[", "nothing written for {value}");
+        }
+    }
+
+    /// The offsets std reports, for the malformed sequences PHP's json_encode refuses too.
+    #[test]
+    fn json_malformed_utf8_is_reported_where_std_reports_it() {
+        let cases: &[&[u8]] = &[
+            b"\xff",
+            b"ok\xfe",
+            b"\xc3\x28",
+            b"\xc0\xaf",             // overlong '/'
+            b"\xe0\x80\xaf",         // overlong, 3 bytes
+            b"\xed\xa0\x80",         // UTF-16 surrogate (CESU-8)
+            b"\xf4\x90\x80\x80",     // above U+10FFFF
+            b"\xf8\x88\x80\x80\x80", // 5-byte form
+            b"a\xe2\x80",            // truncated U+2028
+            b"\xe2\x80\xa8\xe2",     // truncated after a valid U+2028
+            b"\"\n\xc3\xa9\x80",     // a stray continuation after escapes
+            b"\xf0\x9f\x98",         // truncated emoji
+        ];
+        for &bytes in cases {
+            let expected = std::str::from_utf8(bytes).unwrap_err().valid_up_to();
+            let mut out = Vec::new();
+            assert_eq!(
+                write_utf8(bytes, &mut out),
+                Err(MalformedUtf8 {
+                    valid_up_to: expected
+                }),
+                "{bytes:?}"
+            );
+        }
     }
 
     /// xorshift64: enough randomness for coverage without pulling in a crate.

@@ -9,11 +9,13 @@
 //! - It is serde_json's own compact output except where PHP differs: floats and U+2028/U+2029.
 //! - Every finite float is written in one of PHP's two shapes and parses back to the same bits.
 //! - Deep nesting (600 levels, beyond PHP's 512) encodes without a stack problem.
+//! - Raw bytes (what PHP strings are): `write_utf8` accepts exactly what `std::str::from_utf8`
+//!   accepts, reports the same offset otherwise, and escapes like `encode` does for a `String`.
 //!
 //! Failures are persisted in proptest-regressions/proptest_json.txt and replayed first.
 
 use proptest::prelude::*;
-use qrpush_core::json::{encode, format_php_float};
+use qrpush_core::json::{encode, format_php_float, write_utf8, MalformedUtf8};
 use serde_json::{Map, Number, Value};
 
 #[path = "common/proptest_config.rs"]
@@ -212,6 +214,71 @@ proptest! {
         let bytes = encode(&Value::String(s.clone()));
         let expected = serde_json::to_string(&s).unwrap().replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029");
         prop_assert_eq!(String::from_utf8(bytes).unwrap(), expected);
+    }
+}
+
+/// Byte strings as PHP hands them over: valid UTF-8 pieces mixed with every kind of malformed
+/// sequence (stray continuations, truncations, overlongs, surrogates, above U+10FFFF, bytes that
+/// never occur), including partial U+2028/U+2029.
+fn php_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        any::<Vec<u8>>(),
+        json_string().prop_map(String::into_bytes),
+        proptest::collection::vec(
+            prop_oneof![
+                json_string().prop_map(String::into_bytes),
+                prop::sample::select(vec![
+                    &b"\x80"[..],
+                    b"\xbf",
+                    b"\xc0\xaf",
+                    b"\xc1\xbf",
+                    b"\xc2",
+                    b"\xe0\x80\xaf",
+                    b"\xe0\xa0",
+                    b"\xe2\x80",
+                    b"\xe2\x80\xa8",
+                    b"\xe2\x80\xa9",
+                    b"\xe2\x80\xaa",
+                    b"\xed\x9f\xbf",
+                    b"\xed\xa0\x80",
+                    b"\xef\xbf\xbf",
+                    b"\xf0\x8f\xbf\xbf",
+                    b"\xf0\x9f\x98",
+                    b"\xf4\x8f\xbf\xbf",
+                    b"\xf4\x90\x80\x80",
+                    b"\xf5\x80\x80\x80",
+                    b"\xfe",
+                    b"\xff",
+                ])
+                .prop_map(<[u8]>::to_vec),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    /// The binding hands PHP strings to write_utf8 unchecked: it must accept exactly what
+    /// std::str::from_utf8 accepts, report the same offset, and encode accepted strings exactly
+    /// like encode() encodes the same &str.
+    #[test]
+    fn php_bytes_are_checked_like_std_and_escaped_like_strings(bytes in php_bytes()) {
+        let mut out = b"[".to_vec();
+        let written = write_utf8(&bytes, &mut out);
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => {
+                prop_assert_eq!(written, Ok(()));
+                let mut expected = b"[".to_vec();
+                expected.extend(encode(&Value::String(text.to_owned())));
+                prop_assert_eq!(out, expected);
+            }
+            Err(e) => {
+                prop_assert_eq!(written, Err(MalformedUtf8 { valid_up_to: e.valid_up_to() }));
+            }
+        }
     }
 }
 
