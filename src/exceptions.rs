@@ -29,9 +29,8 @@ struct ExceptionClass {
     constants: &'static [(&'static str, i64)],
 }
 
-const ROOT: (fn() -> &'static ClassEntry, &'static str) = (qrpush_exception, "QrPush\\Exception");
-const LOGIN: (fn() -> &'static ClassEntry, &'static str) =
-    (login_exception, "QrPush\\LoginException");
+const ROOT: (fn() -> &'static ClassEntry, &str) = (qrpush_exception, "QrPush\\Exception");
+const LOGIN: (fn() -> &'static ClassEntry, &str) = (login_exception, "QrPush\\LoginException");
 
 /// Every exception class, parents before children.
 const CLASSES: &[ExceptionClass] = &[

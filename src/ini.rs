@@ -52,7 +52,9 @@ pub fn warn_invalid() {
 /// directory, PHP_INI_PERDIR): `new QrPush\Client()` per request would otherwise render and parse
 /// every directive on every request (~40,000 instructions, most of a construction).
 pub fn config() -> Config {
-    static LAST: Mutex<Option<(Vec<Option<Vec<u8>>>, Config)>> = Mutex::new(None);
+    /// The raw values last parsed, and what they gave.
+    type Parsed = (Vec<Option<Vec<u8>>>, Config);
+    static LAST: Mutex<Option<Parsed>> = Mutex::new(None);
     let raw = raw_values();
     let mut last = LAST.lock();
     if let Some((seen, config)) = last.as_ref() {

@@ -207,7 +207,7 @@ impl Config {
             "timeout" => self.timeout = parse_seconds(value).map_err(named)?,
             "breaker_cooldown" => {
                 self.breaker_cooldown = match value.parse::<f64>() {
-                    Ok(s) if s == 0.0 => Duration::ZERO,
+                    Ok(0.0) => Duration::ZERO,
                     _ => parse_seconds(value)
                         .map_err(|_| {
                             Error::invalid(format!(

@@ -322,7 +322,9 @@ mod tests {
 
     #[test]
     fn valid_urls() {
-        let cases: &[(&str, Address, Option<&str>, Option<&str>, u32)] = &[
+        // (url, address, user, password, db)
+        type Case<'a> = (&'a str, Address, Option<&'a str>, Option<&'a str>, u32);
+        let cases: &[Case] = &[
             (
                 "redis://127.0.0.1:6379",
                 tcp("127.0.0.1", 6379),
