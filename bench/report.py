@@ -243,9 +243,10 @@ def render(d, meta, git, quick):
     # 4b. TLS vs TCP with Redis on its own core
     if d.select("fpm_split"):
         L.append("\n### 4b. TLS against plain TCP, Redis on a core of its own\n")
-        L.append("The same endpoints with the FPM workers, nginx and wrk (-t1) confined to CPU 0 and Redis alone on the "
-                 "last CPU, as when Redis runs on another host: req/s then measures the PHP side only, and Redis's "
-                 "own TLS work shows in its CPU column instead of taking req/s away from PHP.\n")
+        L.append("The same endpoints with the FPM workers and nginx confined to CPU 0, and Redis and wrk (-t1) on the "
+                 "last CPU, which they do not saturate; as when Redis runs on another host, req/s then measures the PHP "
+                 "side only, and Redis's own TLS work shows in its CPU column instead of taking req/s away from PHP. "
+                 "Medians of more runs than section 4.\n")
         rows = []
         for key, name in (("noop", "no-op (baseline)"), ("qrpush_client", "new QrPush\\Client(redis://…) per request"),
                           ("qrpush_client_tls", "new QrPush\\Client(rediss://…) per request (TLS)")):
