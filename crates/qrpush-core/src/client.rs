@@ -162,11 +162,7 @@ impl Client {
 
     /// PUBLISH with the configured prefix in front of the channel.
     fn pack_publish(&self, p: &mut Packer<'_>, channel: &[u8], payload: &[u8]) {
-        p.command_from_parts(&[
-            &[b"PUBLISH"],
-            &[self.config.channel_prefix.as_bytes(), channel],
-            &[payload],
-        ]);
+        p.publish(self.config.channel_prefix.as_bytes(), channel, payload);
     }
 
     fn receivers(&self, reply: Value, index: Option<usize>) -> Result<i64> {

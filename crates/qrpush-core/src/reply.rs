@@ -148,6 +148,17 @@ fn decode(reply: &[u8]) -> Result<Value, String> {
 
 /// An integer line the way the `redis` crate reads one (surrounding whitespace allowed).
 fn parse_i64(s: &[u8]) -> Option<i64> {
+    // What Redis sends: digits with an optional '-'. Up to 18 digits cannot overflow an i64.
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if (1..=18).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        return Some(if negative { -n } else { n });
+    }
     std::str::from_utf8(s).ok()?.trim().parse().ok()
 }
 
@@ -160,6 +171,10 @@ mod tests {
         b":42\r\n",
         b":-7\r\n",
         b":0\r\n",
+        b":9223372036854775807\r\n",
+        b":-9223372036854775808\r\n",
+        b":123456789012345678\r\n",
+        b": 7 \r\n",
         b"+OK\r\n",
         b"+PONG\r\n",
         b"+\r\n",
