@@ -151,6 +151,21 @@ $next = 1;
 $issued = 0;
 $start = microtime(true);
 $buffer = '';
+// php-fpm closed a kept connection before answering anything (a recycled worker): the request
+// never ran, so it is sent again on a fresh connection. False when that is not the case or no
+// connection can be made.
+$resendOnFreshConnection = function (Slot $slot) use (&$slots, &$resent, $port): bool {
+    if (!$slot->reused || $slot->in !== '') {
+        return false;
+    }
+    $fresh = connectFpm($port, $errstr);
+    if ($fresh === false) {
+        return false;
+    }
+    $resent++;
+    $slots[(int) $fresh] = new Slot($fresh, $slot->id, $slot->sent, $slot->request, false);
+    return true;
+};
 $record = function (string $line) use (&$buffer, $results): void {
     $buffer .= $line . "\n";
     if (strlen($buffer) > 32768) {
@@ -217,13 +232,8 @@ while (microtime(true) < $hardDeadline) {
         if ($n === false || ($n === 0 && feof($socket))) {
             fclose($socket);
             unset($slots[(int) $socket]);
-            if ($slot->reused && $slot->in === '') {
-                $fresh = connectFpm($port, $errstr);
-                if ($fresh !== false) {
-                    $resent++;
-                    $slots[(int) $fresh] = new Slot($fresh, $slot->id, $slot->sent, $slot->request, false);
-                    continue;
-                }
+            if ($resendOnFreshConnection($slot)) {
+                continue;
             }
             $record(sprintf('F %s %.6f %.6f write failed', $slot->id, $slot->sent, $now));
             continue;
@@ -247,14 +257,8 @@ while (microtime(true) < $hardDeadline) {
         unset($slots[(int) $socket]);
         if ($response === null) {
             fclose($socket);
-            if ($slot->reused && $slot->in === '') {
-                // php-fpm closed the kept connection (a recycled worker): the request never ran.
-                $fresh = connectFpm($port, $errstr);
-                if ($fresh !== false) {
-                    $resent++;
-                    $slots[(int) $fresh] = new Slot($fresh, $slot->id, $slot->sent, $slot->request, false);
-                    continue;
-                }
+            if ($resendOnFreshConnection($slot)) {
+                continue;
             }
             $record(sprintf('F %s %.6f %.6f connection closed without an answer', $slot->id, $slot->sent, $now));
             continue;

@@ -5,7 +5,6 @@ declare(strict_types=1);
 namespace QrPush\Tests;
 
 use PHPUnit\Framework\Attributes\DataProvider;
-use QrPush\Client;
 
 enum JsonCorpusSuit: string
 {
@@ -53,28 +52,11 @@ final class JsonCorpusSelf implements \JsonSerializable
  * gives in this very PHP: each corpus value is published through a real Redis and the received
  * bytes are compared with json_encode's.
  */
-final class JsonCorpusTest extends TestCase
+final class JsonCorpusTest extends JsonAgainstPhpTestCase
 {
-    private const FLAGS = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION;
-
-    private static ?RedisServer $server = null;
-    private static ?Subscriber $subscriber = null;
-    private static ?Client $publisher = null;
-    private static string $channel = '';
-
-    public static function setUpBeforeClass(): void
+    protected static function channelLabel(): string
     {
-        self::$server = new RedisServer();
-        self::$channel = self::channel('json');
-        self::$subscriber = new Subscriber(self::$server, self::$channel);
-        self::$publisher = self::client(self::$server);
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$subscriber?->close();
-        self::$server?->kill();
-        self::$subscriber = self::$server = self::$publisher = null;
+        return 'json';
     }
 
     /** @return array<string, array{mixed}> */
@@ -252,12 +234,5 @@ final class JsonCorpusTest extends TestCase
         self::assertIsString($expected, json_last_error_msg());
         self::assertSame(1, self::$publisher->publish(self::$channel, $value));
         self::assertSame([$expected], self::$subscriber->messages(1));
-    }
-
-    protected function tearDown(): void
-    {
-        // Whatever a failed case published must not leak into the next one.
-        self::$subscriber?->drain();
-        parent::tearDown();
     }
 }

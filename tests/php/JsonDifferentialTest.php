@@ -4,7 +4,6 @@ declare(strict_types=1);
 
 namespace QrPush\Tests;
 
-use QrPush\Client;
 
 /**
  * Randomized differential test of the extension's JSON encoder against json_encode in this very
@@ -18,9 +17,8 @@ use QrPush\Client;
  * thought of (escapes at the edges of 8-byte runs, floats next to PHP's notation thresholds,
  * keys that are or are not a list...).
  */
-final class JsonDifferentialTest extends TestCase
+final class JsonDifferentialTest extends JsonAgainstPhpTestCase
 {
-    private const FLAGS = JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION;
     private const SEED = 20261122;
     private const VALUES = 3000;
     private const BATCH = 250;
@@ -43,31 +41,9 @@ final class JsonDifferentialTest extends TestCase
         1141701677661837.25, 913570623242074.875, 0.366062164306640625, 1767225600.125,
     ];
 
-    private static ?RedisServer $server = null;
-    private static ?Subscriber $subscriber = null;
-    private static ?Client $publisher = null;
-    private static string $channel = '';
-
-    public static function setUpBeforeClass(): void
+    protected static function channelLabel(): string
     {
-        self::$server = new RedisServer();
-        self::$channel = self::channel('json-differential');
-        self::$subscriber = new Subscriber(self::$server, self::$channel);
-        self::$publisher = self::client(self::$server);
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        self::$subscriber?->close();
-        self::$server?->kill();
-        self::$subscriber = self::$server = self::$publisher = null;
-    }
-
-    protected function tearDown(): void
-    {
-        // Whatever a failed case published must not leak into the next one.
-        self::$subscriber?->drain();
-        parent::tearDown();
+        return 'json-differential';
     }
 
     public function testRandomValuesEncodeLikeJsonEncode(): void

@@ -62,6 +62,7 @@ require __DIR__ . '/Support/PhpProcess.php';
 require __DIR__ . '/Support/Fpm.php';
 require __DIR__ . '/Support/StubParser.php';
 require __DIR__ . '/Support/TestCase.php';
+require __DIR__ . '/Support/JsonAgainstPhpTestCase.php';
 
 fwrite(STDOUT, sprintf(
     "QrPush tests on PHP %s %s (%s), extension qrpush %s from %s\n",
