@@ -39,15 +39,25 @@ pub fn now_ms() -> f64 {
 }
 
 /// Closes a socket at once (a refused handshake: bad token, too many sockets).
-pub async fn refuse(mut socket: WebSocket, code: u16, reason: &'static str) {
+pub async fn refuse(socket: WebSocket, code: u16, reason: &'static str) {
+    let (mut sink, mut stream) = socket.split();
+    close_cleanly(&mut sink, &mut stream, code, reason).await;
+}
+
+/// Sends a close frame, then waits briefly for the client's close reply, so the close is clean on
+/// both sides; each step bounded by `CLOSE_BOUND` (a gone or stalled client is simply dropped).
+async fn close_cleanly<W, R>(sink: &mut W, stream: &mut R, code: u16, reason: &'static str)
+where
+    W: futures_util::Sink<Message> + Unpin,
+    R: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
     };
-    let _ = tokio::time::timeout(CLOSE_BOUND, socket.send(Message::Close(Some(frame)))).await;
-    // Wait briefly for the client's close reply, so the close is clean on both sides.
+    let _ = tokio::time::timeout(CLOSE_BOUND, sink.send(Message::Close(Some(frame)))).await;
     let _ = tokio::time::timeout(CLOSE_BOUND, async {
-        while let Some(Ok(message)) = socket.next().await {
+        while let Some(Ok(message)) = stream.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
             }
@@ -202,18 +212,6 @@ pub async fn serve(
     app.metrics.connections.fetch_sub(1, Relaxed);
     tracing::debug!(login = %login_id, peer = peer_id, "socket closed");
     if let End::Close(code, reason) = end {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = tokio::time::timeout(CLOSE_BOUND, sink.send(Message::Close(Some(frame)))).await;
-        let _ = tokio::time::timeout(CLOSE_BOUND, async {
-            while let Some(Ok(message)) = stream.next().await {
-                if matches!(message, Message::Close(_)) {
-                    break;
-                }
-            }
-        })
-        .await;
+        close_cleanly(&mut sink, &mut stream, code, reason).await;
     }
 }
