@@ -5,10 +5,19 @@ use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::exception::PhpResult;
 use ext_php_rs::types::{ZendHashTable, Zval};
-use qrpush_core::{Client, Error, StatsSnapshot};
+use qrpush_core::{Client, Error, ItemPart, StatsSnapshot, Subject};
 
-use crate::exceptions::to_php;
+use crate::exceptions::{to_php, Argument, Holds};
 use crate::message::{to_payload, type_name};
+
+/// `publish(string $channel, mixed $message)`.
+const PUBLISH: &[Argument] = &[
+    Argument::new(1, "channel", Holds::Channel),
+    Argument::new(2, "message", Holds::Message),
+];
+
+/// `publishMany(array $messages)`.
+const PUBLISH_MANY: &[Argument] = &[Argument::new(1, "messages", Holds::Messages)];
 
 pub fn publish(
     client: &Client,
@@ -16,63 +25,46 @@ pub fn publish(
     channel: BinarySlice<u8>,
     message: &Zval,
 ) -> PhpResult<i64> {
-    let channel: &[u8] = &channel;
     client
-        .validate_channel(channel)
-        .map_err(|e| to_php(e, &arg(func, 1, "channel")))?;
-    let payload = to_payload(message).map_err(|e| to_php(e, &arg(func, 2, "message")))?;
-    client
-        .validate_payload(&payload)
-        .map_err(|e| to_php(e, &arg(func, 2, "message")))?;
-    client
-        .publish(channel, &payload)
-        .map_err(|e| to_php(e, func))
+        .publish_encoded(&channel, || to_payload(message))
+        .map_err(|e| to_php(e, func, PUBLISH))
 }
 
 pub fn publish_many(client: &Client, func: &str, messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
-    let argument = arg(func, 1, "messages");
-    let mut batch: Vec<(&[u8], std::borrow::Cow<'_, [u8]>)> = Vec::with_capacity(messages.len());
-    for (i, pair) in messages.values().enumerate() {
-        let at = |what: &str| format!("{argument} message #{i}{what}");
-        let pair = pair.dereference();
-        let (channel, message) = match pair
-            .array()
-            .map(|p| (p.get_index(0), p.get_index(1), p.len()))
-        {
-            Some((Some(c), Some(m), 2)) => (c.dereference(), m),
-            _ => {
-                return Err(to_php(
-                    Error::invalid("must be a [string $channel, $message] pair"),
-                    &at(""),
-                ))
-            }
-        };
-        let Some(channel) = channel.zend_str().map(|s| s.as_bytes()) else {
-            return Err(to_php(
-                Error::invalid_type(format!(
+    let publish = || {
+        let mut batch = client.batch(messages.len());
+        for (index, pair) in messages.values().enumerate() {
+            let about = |part| Subject::Item { index, part };
+            let (channel, message) = match pair
+                .dereference()
+                .array()
+                .map(|p| (p.get_index(0), p.get_index(1), p.len()))
+            {
+                Some((Some(c), Some(m), 2)) => (c.dereference(), m),
+                _ => {
+                    return Err(Error::invalid("must be a [string $channel, $message] pair")
+                        .about(about(None)))
+                }
+            };
+            let Some(channel) = channel.zend_str().map(|s| s.as_bytes()) else {
+                return Err(Error::invalid_type(format!(
                     "must be of type string, {} given",
                     type_name(channel)
-                )),
-                &at(": channel"),
-            ));
-        };
-        client
-            .validate_channel(channel)
-            .map_err(|e| to_php(e, &at(": channel")))?;
-        let payload = to_payload(message).map_err(|e| to_php(e, &at(": message")))?;
-        client
-            .validate_payload(&payload)
-            .map_err(|e| to_php(e, &at(": message")))?;
-        batch.push((channel, payload));
-    }
-    client.publish_many(&batch).map_err(|e| to_php(e, func))
+                ))
+                .about(about(Some(ItemPart::Channel))));
+            };
+            batch.push_encoded(channel, || to_payload(message))?;
+        }
+        batch.publish()
+    };
+    publish().map_err(|e| to_php(e, func, PUBLISH_MANY))
 }
 
 pub fn ping(client: &Client, func: &str) -> PhpResult<f64> {
     client
         .ping()
         .map(|d| d.as_secs_f64())
-        .map_err(|e| to_php(e, func))
+        .map_err(|e| to_php(e, func, &[]))
 }
 
 pub fn stats(client: &Client) -> PhpResult<ZBox<ZendHashTable>> {
@@ -106,9 +98,4 @@ pub fn stats_array(s: &StatsSnapshot) -> ext_php_rs::error::Result<ZBox<ZendHash
     breaker.insert("trips", s.breaker.trips as i64)?;
     a.insert("breaker", breaker)?;
     Ok(a)
-}
-
-/// PHP's way of naming an argument in errors: `QrPush::publish(): Argument #1 ($channel)`.
-fn arg(func: &str, position: u32, name: &str) -> String {
-    format!("{func}(): Argument #{position} (${name})")
 }

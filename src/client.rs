@@ -4,10 +4,10 @@ use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::{ZendHashTable, Zval};
-use qrpush_core::{Client as CoreClient, Error};
+use ext_php_rs::types::{ArrayKey, ZendHashTable, Zval};
+use qrpush_core::{Client as CoreClient, Config, Error, Subject};
 
-use crate::exceptions::to_php;
+use crate::exceptions::{to_php, Argument, Holds};
 use crate::message::type_name;
 use crate::{api, ini};
 
@@ -18,7 +18,11 @@ pub struct Client {
     inner: CoreClient,
 }
 
-const CTOR: &str = "QrPush\\Client::__construct()";
+/// `__construct(?string $url = null, ?array $options = null)`.
+const CONSTRUCT: &[Argument] = &[
+    Argument::new(1, "url", Holds::Url),
+    Argument::new(2, "options", Holds::Options),
+];
 
 #[php_impl]
 impl Client {
@@ -29,29 +33,8 @@ impl Client {
         options: Option<&ZendHashTable>,
     ) -> PhpResult<Self> {
         let mut config = ini::config();
-        if let Some(url) = url {
-            // Taken as bytes: a PHP string that is not UTF-8 is a bad value (ValueError), not a
-            // bad type (ext-php-rs's String conversion throws an unexplained TypeError for it).
-            let url = std::str::from_utf8(&url).map_err(|_| {
-                to_php(
-                    Error::invalid("the Redis URL is not valid UTF-8"),
-                    &format!("{CTOR}: Argument #1 ($url)"),
-                )
-            })?;
-            config
-                .set("url", url)
-                .map_err(|e| to_php(strip_name(e), &format!("{CTOR}: Argument #1 ($url)")))?;
-        }
-        for (key, value) in options.into_iter().flat_map(|o| o.iter()) {
-            let argument = format!("{CTOR}: Argument #2 ($options)");
-            let key = match key {
-                ext_php_rs::types::ArrayKey::Long(n) => n.to_string(),
-                other => other.to_string(),
-            };
-            let text =
-                option_text(value).map_err(|e| to_php(e, &format!("{argument} option '{key}'")))?;
-            config.set(&key, &text).map_err(|e| to_php(e, &argument))?;
-        }
+        configure(&mut config, url.as_deref().copied(), options)
+            .map_err(|e| to_php(e, "QrPush\\Client::__construct", CONSTRUCT))?;
         Ok(Client {
             inner: CoreClient::new(config),
         })
@@ -74,31 +57,45 @@ impl Client {
     }
 }
 
+/// Applies `$url`, then every option, to `config`.
+fn configure(
+    config: &mut Config,
+    url: Option<&[u8]>,
+    options: Option<&ZendHashTable>,
+) -> Result<(), Error> {
+    if let Some(url) = url {
+        // Taken as bytes: a PHP string that is not UTF-8 is a bad value (ValueError), not a bad
+        // type (ext-php-rs's String conversion throws an unexplained TypeError for it).
+        let url = std::str::from_utf8(url)
+            .map_err(|_| Error::invalid("the Redis URL is not valid UTF-8").about(Subject::Url))?;
+        config.set_url(url)?;
+    }
+    for (key, value) in options.into_iter().flat_map(|o| o.iter()) {
+        let key = match key {
+            ArrayKey::Long(n) => n.to_string(),
+            other => other.to_string(),
+        };
+        config.set(&key, &option_text(&key, value)?)?;
+    }
+    Ok(())
+}
+
 /// An option value as the text a php.ini line would hold.
-fn option_text(value: &Zval) -> Result<String, Error> {
+fn option_text(key: &str, value: &Zval) -> Result<String, Error> {
     let value = value.dereference();
     if let Some(s) = value.str() {
         Ok(s.to_string())
     } else if value.zend_str().is_some() {
-        Err(Error::invalid("must be valid UTF-8"))
+        Err(Error::invalid(format!("option '{key}' must be valid UTF-8")).about(Subject::Settings))
     } else if let Some(n) = value.long() {
         Ok(n.to_string())
     } else if let Some(f) = value.double() {
         Ok(f.to_string())
     } else {
         Err(Error::invalid_type(format!(
-            "must be of type string|int|float, {} given",
+            "option '{key}' must be of type string|int|float, {} given",
             type_name(value)
-        )))
+        ))
+        .about(Subject::Settings))
     }
-}
-
-/// "url: the Redis URL ..." → "the Redis URL ...": the argument name already says which.
-fn strip_name(e: Error) -> Error {
-    let message = e
-        .message()
-        .strip_prefix("url: ")
-        .unwrap_or(e.message())
-        .to_string();
-    Error::new(e.kind(), message)
 }

@@ -1,21 +1,25 @@
 //! QrPush's exception classes, and the one place where a core error becomes a PHP exception.
 //!
 //! `QrPush\Exception` extends `\RuntimeException` and roots every Redis-side failure; invalid
-//! arguments are PHP's own `\ValueError` / `\TypeError`, as built-in functions throw them.
+//! arguments are PHP's own `\ValueError` / `\TypeError`, as built-in functions throw them, naming
+//! the argument the core error is about ([`Subject`]) through the calling function's table of
+//! [`Argument`]s.
 //!
 //! The classes are plain PHP classes (no Rust object behind them, unlike `#[php_class]`): they
 //! keep `\Exception`'s own constructor and object creation, so PHP code can construct and
 //! subclass them, and thrown ones carry the caller's file, line and trace.
 
 use ext_php_rs::builders::ClassBuilder;
+use ext_php_rs::class::ClassEntryInfo;
 use ext_php_rs::exception::PhpException;
 use ext_php_rs::flags::ConstantFlags;
 use ext_php_rs::zend::{ce, ClassEntry};
-use qrpush_core::{Error, ErrorKind, LoginError};
+use qrpush_core::{Error, ErrorKind, LoginError, Subject};
 
 use crate::internal_class;
 
-/// Stable exception codes, so callers can switch on `getCode()` too.
+/// Stable exception codes, so callers can switch on `getCode()` too. Login refusals have theirs
+/// from the core ([`LoginError::code`], 101..=107).
 pub mod code {
     pub const CONNECTION: i32 = 1;
     pub const TIMEOUT: i32 = 2;
@@ -23,136 +27,159 @@ pub mod code {
     pub const PROTOCOL: i32 = 4;
 }
 
-struct ExceptionClass {
-    name: &'static str,
-    parent: (fn() -> &'static ClassEntry, &'static str),
-    constants: &'static [(&'static str, i64)],
+const EXCEPTION: &str = "QrPush\\Exception";
+const CONNECTION_EXCEPTION: &str = "QrPush\\ConnectionException";
+const TIMEOUT_EXCEPTION: &str = "QrPush\\TimeoutException";
+const SERVER_EXCEPTION: &str = "QrPush\\ServerException";
+const LOGIN_EXCEPTION: &str = "QrPush\\LoginException";
+
+const ROOT: ClassEntryInfo = (qrpush_exception, EXCEPTION);
+const LOGIN: ClassEntryInfo = (login_exception, LOGIN_EXCEPTION);
+
+/// The class of each login refusal, under `QrPush\LoginException`.
+fn login_class(why: LoginError) -> &'static str {
+    match why {
+        LoginError::NotFound => "QrPush\\LoginNotFoundException",
+        LoginError::Expired => "QrPush\\LoginExpiredException",
+        LoginError::WrongState => "QrPush\\LoginStateException",
+        LoginError::WrongUser => "QrPush\\LoginWrongUserException",
+        LoginError::WrongSecret => "QrPush\\LoginWrongSecretException",
+        LoginError::WrongTicket => "QrPush\\LoginWrongTicketException",
+        LoginError::TicketUsed => "QrPush\\LoginTicketUsedException",
+    }
 }
 
-const ROOT: (fn() -> &'static ClassEntry, &str) = (qrpush_exception, "QrPush\\Exception");
-const LOGIN: (fn() -> &'static ClassEntry, &str) = (login_exception, "QrPush\\LoginException");
-
-/// Every exception class, parents before children.
-const CLASSES: &[ExceptionClass] = &[
-    ExceptionClass {
-        name: "QrPush\\Exception",
-        parent: (runtime_exception, "RuntimeException"),
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\ConnectionException",
-        parent: ROOT,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\TimeoutException",
-        parent: ROOT,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\ServerException",
-        parent: ROOT,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginException",
-        parent: ROOT,
-        constants: &[
-            ("NOT_FOUND", 101),
-            ("EXPIRED", 102),
-            ("WRONG_STATE", 103),
-            ("WRONG_USER", 104),
-            ("WRONG_SECRET", 105),
-            ("WRONG_TICKET", 106),
-            ("TICKET_USED", 107),
-        ],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginNotFoundException",
-        parent: LOGIN,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginExpiredException",
-        parent: LOGIN,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginStateException",
-        parent: LOGIN,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginWrongUserException",
-        parent: LOGIN,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginWrongSecretException",
-        parent: LOGIN,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginWrongTicketException",
-        parent: LOGIN,
-        constants: &[],
-    },
-    ExceptionClass {
-        name: "QrPush\\LoginTicketUsedException",
-        parent: LOGIN,
-        constants: &[],
-    },
-];
-
-/// Registers the classes; called from module startup.
+/// Registers the classes, parents before children; called from module startup.
 pub fn register() -> ext_php_rs::error::Result<()> {
-    for class in CLASSES {
-        // The classes have no methods and no Rust object, so there are no argument tables to
-        // keep: the registration hook has nothing to store.
-        let mut builder = ClassBuilder::new(class.name)
-            .extends(class.parent)
-            .registration(|_, _| {});
-        for (name, value) in class.constants {
-            builder = builder.constant(*name, *value, &[], ConstantFlags::Public)?;
-        }
-        builder.register()?;
+    // The classes have no methods and no Rust object, so there are no argument tables to keep:
+    // the registration hook has nothing to store.
+    let class = |name: &str, parent: ClassEntryInfo| {
+        ClassBuilder::new(name)
+            .extends(parent)
+            .registration(|_, _| {})
+    };
+    class(EXCEPTION, (runtime_exception, "RuntimeException")).register()?;
+    for name in [CONNECTION_EXCEPTION, TIMEOUT_EXCEPTION, SERVER_EXCEPTION] {
+        class(name, ROOT).register()?;
+    }
+    // One constant per refusal, named after it: LoginException::NOT_FOUND = 101, ...
+    let mut login = class(LOGIN_EXCEPTION, ROOT);
+    for why in LoginError::ALL {
+        let constant = why.name().to_ascii_uppercase();
+        login = login.constant(constant, i64::from(why.code()), &[], ConstantFlags::Public)?;
+    }
+    login.register()?;
+    for why in LoginError::ALL {
+        class(login_class(why), LOGIN).register()?;
     }
     Ok(())
 }
 
-/// Maps a core error to the PHP exception to throw. `argument` names the PHP argument an
-/// invalid-value error is about (`"QrPush::publish(): Argument #1 ($channel)"`).
-pub fn to_php(err: Error, argument: &str) -> PhpException {
-    let message = err.message();
-    match err.kind() {
-        ErrorKind::InvalidArgument => {
-            PhpException::new(format!("{argument} {message}"), 0, ce::value_error())
-        }
-        ErrorKind::InvalidType => {
-            PhpException::new(format!("{argument} {message}"), 0, ce::type_error())
-        }
-        ErrorKind::Connection => of("qrpush\\connectionexception", message, code::CONNECTION),
-        ErrorKind::Timeout => of("qrpush\\timeoutexception", message, code::TIMEOUT),
-        ErrorKind::Server => of("qrpush\\serverexception", message, code::SERVER),
-        ErrorKind::Protocol => of("qrpush\\exception", message, code::PROTOCOL),
-        ErrorKind::Login(why) => {
-            let class = match why {
-                LoginError::NotFound => "qrpush\\loginnotfoundexception",
-                LoginError::Expired => "qrpush\\loginexpiredexception",
-                LoginError::WrongState => "qrpush\\loginstateexception",
-                LoginError::WrongUser => "qrpush\\loginwronguserexception",
-                LoginError::WrongSecret => "qrpush\\loginwrongsecretexception",
-                LoginError::WrongTicket => "qrpush\\loginwrongticketexception",
-                LoginError::TicketUsed => "qrpush\\loginticketusedexception",
-            };
-            of(class, message, why.code())
+/// One argument of a PHP function that core errors can be about: PHP names it
+/// `Argument #<position> ($<name>)`. Each function has a table of them.
+pub struct Argument {
+    position: u8,
+    name: &'static str,
+    holds: Holds,
+}
+
+impl Argument {
+    pub const fn new(position: u8, name: &'static str, holds: Holds) -> Self {
+        Argument {
+            position,
+            name,
+            holds,
         }
     }
 }
 
+/// What an argument holds, in core subjects.
+#[derive(Clone, Copy)]
+pub enum Holds {
+    Channel,
+    Message,
+    /// A list of [channel, message] pairs: the items of a batch.
+    Messages,
+    Url,
+    /// Client options: settings by name.
+    Options,
+    BrowserIp,
+    UserId,
+    DeviceInfo,
+}
+
+/// How an argument holds a subject.
+enum Place {
+    /// The argument is the subject: the message says what is wrong with it.
+    Whole,
+    /// The subject is part of the argument: the message also says which part (the core's words,
+    /// "message #1: channel", "pool_size:").
+    Inside,
+}
+
+impl Holds {
+    fn place(self, subject: Subject) -> Option<Place> {
+        match (self, subject) {
+            (Holds::Channel, Subject::Channel)
+            | (Holds::Message, Subject::Message)
+            | (Holds::Url, Subject::Url)
+            | (Holds::BrowserIp, Subject::BrowserIp)
+            | (Holds::UserId, Subject::UserId)
+            | (Holds::DeviceInfo, Subject::DeviceInfo) => Some(Place::Whole),
+            (Holds::Messages, Subject::Item { .. })
+            | (Holds::Options, Subject::Setting(_) | Subject::Settings) => Some(Place::Inside),
+            _ => None,
+        }
+    }
+}
+
+/// Maps a core error from PHP function `function` (`"QrPush::publish"`), whose `arguments` the
+/// error may be about, to the exception to throw.
+pub fn to_php(err: Error, function: &str, arguments: &[Argument]) -> PhpException {
+    let message = err.message();
+    match err.kind() {
+        ErrorKind::InvalidArgument => {
+            PhpException::new(invalid(&err, function, arguments), 0, ce::value_error())
+        }
+        ErrorKind::InvalidType => {
+            PhpException::new(invalid(&err, function, arguments), 0, ce::type_error())
+        }
+        ErrorKind::Connection => of(CONNECTION_EXCEPTION, message, code::CONNECTION),
+        ErrorKind::Timeout => of(TIMEOUT_EXCEPTION, message, code::TIMEOUT),
+        ErrorKind::Server => of(SERVER_EXCEPTION, message, code::SERVER),
+        ErrorKind::Protocol => of(EXCEPTION, message, code::PROTOCOL),
+        ErrorKind::Login(why) => of(login_class(why), message, why.code()),
+    }
+}
+
+/// An invalid-argument message as PHP words it:
+/// `QrPush::publish(): Argument #1 ($channel) must not be empty`.
+fn invalid(err: &Error, function: &str, arguments: &[Argument]) -> String {
+    let found = err.subject().and_then(|subject| {
+        arguments
+            .iter()
+            .find_map(|a| a.holds.place(subject).map(|place| (a, place)))
+    });
+    match found {
+        Some((a, Place::Whole)) => format!(
+            "{function}(): Argument #{} (${}) {}",
+            a.position,
+            a.name,
+            err.detail()
+        ),
+        Some((a, Place::Inside)) => format!(
+            "{function}(): Argument #{} (${}) {}",
+            a.position,
+            a.name,
+            err.message()
+        ),
+        None => format!("{function}(): {}", err.message()),
+    }
+}
+
 /// An exception of one of our classes (looked up by lower-cased name, as class tables key them).
-fn of(lowercase_class: &str, message: &str, code: i32) -> PhpException {
-    let class = internal_class::find(lowercase_class).unwrap_or_else(ce::exception);
+fn of(class: &str, message: &str, code: i32) -> PhpException {
+    let class = internal_class::find(&class.to_ascii_lowercase()).unwrap_or_else(ce::exception);
     PhpException::new(message.to_string(), code, class)
 }
 

@@ -9,7 +9,7 @@ use ext_php_rs::flags::{ErrorType, IniEntryPermission};
 use ext_php_rs::zend::{ExecutorGlobals, IniEntryDef};
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
-use qrpush_core::{Config, Error, SETTINGS};
+use qrpush_core::{config, Config, Error, Subject, SETTINGS};
 
 /// Registers one INI entry per core setting. The table must live as long as the process, like a
 /// C extension's static `zend_ini_entry_def[]`; it is built once and leaked on purpose.
@@ -27,8 +27,8 @@ pub fn register(module_number: i32) {
         .collect();
     defs.push(IniEntryDef::end());
     let defs: &'static [IniEntryDef] = Box::leak(defs.into_boxed_slice());
-    // Kept reachable from a static, as a C extension's table is: valgrind then counts it as
-    // still reachable, not as lost (tests/leaks found it "definitely lost").
+    // Kept reachable from a static, as a C extension's table is, so that valgrind counts it as
+    // still reachable rather than "definitely lost".
     INI_TABLE.store(defs.as_ptr() as usize, std::sync::atomic::Ordering::Relaxed);
     IniEntryDef::register(defs, module_number);
 }
@@ -68,22 +68,13 @@ pub fn config() -> Config {
     config
 }
 
+/// `qrpush.<setting>: <what is wrong>; using the default '<default>'`.
 fn warning_text(e: &Error) -> String {
-    let name = e.message().split(':').next().unwrap_or("");
-    let default = SETTINGS
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.default)
-        .unwrap_or("");
-    format!(
-        "qrpush.{}; using the default '{}'",
-        e.message(),
-        if name == "url" {
-            "redis://127.0.0.1:6379"
-        } else {
-            default
-        }
-    )
+    let default = match e.subject() {
+        Some(Subject::Setting(name)) => config::setting(name).map_or("", |s| s.default),
+        _ => "",
+    };
+    format!("qrpush.{}; using the default '{default}'", e.message())
 }
 
 /// (setting, value) for every directive that has a value now.

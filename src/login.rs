@@ -15,13 +15,21 @@ use ext_php_rs::boxed::ZBox;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::ZendHashTable;
-use qrpush_core::login::{
-    check_browser_ip, check_device_info, check_user_id, Login as CoreLogin, Status,
-};
-use qrpush_core::Error;
+use qrpush_core::login::{Login as CoreLogin, Status};
+use qrpush_core::{Error, Subject};
 
-use crate::exceptions::to_php;
+use crate::exceptions::{to_php, Argument, Holds};
 use crate::facade;
+
+/// `start(string $browserIp, string $userAgent)`.
+const START: &[Argument] = &[Argument::new(1, "browserIp", Holds::BrowserIp)];
+/// `scan(string $qr, string $userId, string $deviceInfo)`.
+const SCAN: &[Argument] = &[
+    Argument::new(2, "userId", Holds::UserId),
+    Argument::new(3, "deviceInfo", Holds::DeviceInfo),
+];
+/// `approve(string $loginId, string $userId)` and `reject(...)`, alike.
+const DECIDE: &[Argument] = &[Argument::new(2, "userId", Holds::UserId)];
 
 #[php_class]
 #[php(name = "QrPush\\Login")]
@@ -34,11 +42,9 @@ impl Login {
         browserIp: BinarySlice<u8>,
         userAgent: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        const F: &str = "QrPush\\Login::start";
-        let ip = lossy(&browserIp);
-        let ua = lossy(&userAgent);
-        check_browser_ip(&ip).map_err(|e| to_php(e, &arg(F, 1, "browserIp")))?;
-        let started = core().start(&ip, &ua).map_err(|e| to_php(e, F))?;
+        let started = core()
+            .start(&lossy(&browserIp), &lossy(&userAgent))
+            .map_err(|e| to_php(e, "QrPush\\Login::start", START))?;
         let mut a = status_array(&started.status).map_err(internal)?;
         a.insert("qr", started.qr.expose()).map_err(internal)?;
         a.insert("browser_secret", started.browser_secret.expose())
@@ -57,13 +63,9 @@ impl Login {
         userId: BinarySlice<u8>,
         deviceInfo: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        const F: &str = "QrPush\\Login::scan";
-        let user = user_id(&userId).map_err(|e| to_php(e, &arg(F, 2, "userId")))?;
-        let device = lossy(&deviceInfo);
-        check_device_info(&device).map_err(|e| to_php(e, &arg(F, 3, "deviceInfo")))?;
-        let info = core()
-            .scan(&lossy(&qr), user, &device)
-            .map_err(|e| to_php(e, F))?;
+        let info = user_id(&userId)
+            .and_then(|user| core().scan(&lossy(&qr), user, &lossy(&deviceInfo)))
+            .map_err(|e| to_php(e, "QrPush\\Login::scan", SCAN))?;
         let mut a = status_array(&info.status).map_err(internal)?;
         a.insert("browser_ip", info.browser_ip.as_str())
             .map_err(internal)?;
@@ -76,11 +78,9 @@ impl Login {
         loginId: BinarySlice<u8>,
         userId: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        const F: &str = "QrPush\\Login::approve";
-        let user = user_id(&userId).map_err(|e| to_php(e, &arg(F, 2, "userId")))?;
-        let status = core()
-            .approve(&lossy(&loginId), user)
-            .map_err(|e| to_php(e, F))?;
+        let status = user_id(&userId)
+            .and_then(|user| core().approve(&lossy(&loginId), user))
+            .map_err(|e| to_php(e, "QrPush\\Login::approve", DECIDE))?;
         status_array(&status).map_err(internal)
     }
 
@@ -88,11 +88,9 @@ impl Login {
         loginId: BinarySlice<u8>,
         userId: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        const F: &str = "QrPush\\Login::reject";
-        let user = user_id(&userId).map_err(|e| to_php(e, &arg(F, 2, "userId")))?;
-        let status = core()
-            .reject(&lossy(&loginId), user)
-            .map_err(|e| to_php(e, F))?;
+        let status = user_id(&userId)
+            .and_then(|user| core().reject(&lossy(&loginId), user))
+            .map_err(|e| to_php(e, "QrPush\\Login::reject", DECIDE))?;
         status_array(&status).map_err(internal)
     }
 
@@ -101,21 +99,19 @@ impl Login {
         ticket: BinarySlice<u8>,
         browserSecret: BinarySlice<u8>,
     ) -> PhpResult<String> {
-        const F: &str = "QrPush\\Login::redeem";
         core()
             .redeem(&lossy(&loginId), &lossy(&ticket), &lossy(&browserSecret))
             .map(|r| r.user_id)
-            .map_err(|e| to_php(e, F))
+            .map_err(|e| to_php(e, "QrPush\\Login::redeem", &[]))
     }
 
     pub fn cancel(
         loginId: BinarySlice<u8>,
         browserSecret: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        const F: &str = "QrPush\\Login::cancel";
         let status = core()
             .cancel(&lossy(&loginId), &lossy(&browserSecret))
-            .map_err(|e| to_php(e, F))?;
+            .map_err(|e| to_php(e, "QrPush\\Login::cancel", &[]))?;
         status_array(&status).map_err(internal)
     }
 
@@ -123,11 +119,10 @@ impl Login {
         loginId: BinarySlice<u8>,
         browserSecret: Option<BinarySlice<u8>>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        const F: &str = "QrPush\\Login::status";
         let secret = browserSecret.map(|s| lossy(&s).into_owned());
         let status = core()
             .status(&lossy(&loginId), secret.as_deref())
-            .map_err(|e| to_php(e, F))?;
+            .map_err(|e| to_php(e, "QrPush\\Login::status", &[]))?;
         let mut a = status_array(&status).map_err(internal)?;
         if let Some(ticket) = &status.ticket {
             a.insert("ticket", ticket.expose()).map_err(internal)?;
@@ -154,9 +149,8 @@ fn status_array(s: &Status) -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
 
 /// A user id must be valid UTF-8 text (it is compared byte for byte and returned by redeem()).
 fn user_id(bytes: &[u8]) -> Result<&str, Error> {
-    let text = std::str::from_utf8(bytes).map_err(|_| Error::invalid("must be valid UTF-8"))?;
-    check_user_id(text)?;
-    Ok(text)
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid("must be valid UTF-8").about(Subject::UserId))
 }
 
 /// Text from request data that may be any bytes. Tokens are base64url, so a string that is not
@@ -167,9 +161,4 @@ fn lossy(bytes: &[u8]) -> Cow<'_, str> {
 
 fn internal(e: ext_php_rs::error::Error) -> PhpException {
     PhpException::from_message(format!("QrPush\\Login: building the result failed: {e}"))
-}
-
-/// `QrPush\Login::scan(): Argument #2 ($userId)`.
-fn arg(func: &str, position: u32, name: &str) -> String {
-    format!("{func}(): Argument #{position} (${name})")
 }

@@ -10,7 +10,7 @@ use redis::Value;
 
 use crate::config::{validate_channel_part, Config};
 use crate::connection::{server_error, Connection, Packer};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, ItemPart, Result, Subject};
 use crate::pool::{shared_pool, Pool};
 use crate::stats::StatsSnapshot;
 
@@ -33,32 +33,25 @@ impl Client {
         &self.config
     }
 
-    /// Checks a channel name: non-empty, bounded, no control characters.
-    pub fn validate_channel(&self, channel: &[u8]) -> Result<()> {
-        if channel.is_empty() {
-            return Err(Error::invalid("must not be empty"));
-        }
-        validate_channel_part(channel, MAX_CHANNEL_LEN)
-    }
-
-    /// Checks an encoded message against `max_payload`.
-    pub fn validate_payload(&self, payload: &[u8]) -> Result<()> {
-        if payload.len() > self.config.max_payload {
-            return Err(Error::invalid(format!(
-                "is {} bytes, more than qrpush.max_payload ({} bytes)",
-                payload.len(),
-                self.config.max_payload
-            )));
-        }
-        Ok(())
-    }
-
     /// PUBLISH; returns the number of subscribers that received the message.
     pub fn publish(&self, channel: &[u8], payload: &[u8]) -> Result<i64> {
-        self.validate_channel(channel)
-            .map_err(|e| prefixed("channel", e))?;
-        self.validate_payload(payload)
-            .map_err(|e| prefixed("message", e))?;
+        self.publish_encoded(channel, || Ok(payload))
+    }
+
+    /// PUBLISH of the message `encode` makes, called only once the channel is valid: an invalid
+    /// channel is reported first and costs no encoding. Errors are about [`Subject::Channel`] or
+    /// [`Subject::Message`] (`encode`'s too); nothing is sent after one.
+    pub fn publish_encoded<P: AsRef<[u8]>>(
+        &self,
+        channel: &[u8],
+        encode: impl FnOnce() -> Result<P>,
+    ) -> Result<i64> {
+        self.check_channel(channel)
+            .map_err(|e| e.about(Subject::Channel))?;
+        let payload = self
+            .checked_payload(encode)
+            .map_err(|e| e.about(Subject::Message))?;
+        let payload = payload.as_ref();
         // The reply is interpreted inside the request so that an error reply (NOPERM, ...)
         // counts as a failure in the stats.
         self.run(1, |conn, timeout| {
@@ -72,27 +65,19 @@ impl Client {
         &self,
         messages: &[(C, P)],
     ) -> Result<Vec<i64>> {
-        for (i, (channel, payload)) in messages.iter().enumerate() {
-            self.validate_channel(channel.as_ref())
-                .map_err(|e| prefixed(&format!("message #{i}: channel"), e))?;
-            self.validate_payload(payload.as_ref())
-                .map_err(|e| prefixed(&format!("message #{i}: message"), e))?;
+        let mut batch = self.batch(messages.len());
+        for (channel, payload) in messages {
+            batch.push_encoded(channel.as_ref(), || Ok(payload.as_ref()))?;
         }
-        if messages.is_empty() {
-            return Ok(Vec::new());
+        batch.publish()
+    }
+
+    /// An empty batch of publishes for up to `capacity` messages (see [`Batch`]).
+    pub fn batch<C: AsRef<[u8]>, P: AsRef<[u8]>>(&self, capacity: usize) -> Batch<'_, C, P> {
+        Batch {
+            client: self,
+            items: Vec::with_capacity(capacity),
         }
-        self.run(messages.len() as u64, |conn, timeout| {
-            let replies = conn.request(timeout, messages.len(), |p| {
-                for (channel, payload) in messages {
-                    self.pack_publish(p, channel.as_ref(), payload.as_ref());
-                }
-            })?;
-            replies
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| self.receivers(v, Some(i)))
-                .collect()
-        })
     }
 
     /// One PING round trip, timed.
@@ -160,6 +145,27 @@ impl Client {
         result
     }
 
+    /// A channel name: non-empty, bounded, no control characters. The error names no subject.
+    fn check_channel(&self, channel: &[u8]) -> Result<()> {
+        if channel.is_empty() {
+            return Err(Error::invalid("must not be empty"));
+        }
+        validate_channel_part(channel, MAX_CHANNEL_LEN)
+    }
+
+    /// The message `encode` makes, within `max_payload`. The error names no subject.
+    fn checked_payload<P: AsRef<[u8]>>(&self, encode: impl FnOnce() -> Result<P>) -> Result<P> {
+        let payload = encode()?;
+        let len = payload.as_ref().len();
+        if len > self.config.max_payload {
+            return Err(Error::invalid(format!(
+                "is {len} bytes, more than qrpush.max_payload ({} bytes)",
+                self.config.max_payload
+            )));
+        }
+        Ok(payload)
+    }
+
     /// PUBLISH with the configured prefix in front of the channel.
     fn pack_publish(&self, p: &mut Packer<'_>, channel: &[u8], payload: &[u8]) {
         p.publish(self.config.channel_prefix.as_bytes(), channel, payload);
@@ -183,6 +189,50 @@ impl Client {
     }
 }
 
-fn prefixed(what: &str, e: Error) -> Error {
-    Error::new(e.kind(), format!("{what} {}", e.message()))
+/// Publishes sent in one round trip, checked as they are added: nothing is sent unless every one
+/// is valid. Errors name the item ([`Subject::Item`]).
+pub struct Batch<'c, C, P> {
+    client: &'c Client,
+    items: Vec<(C, P)>,
+}
+
+impl<C: AsRef<[u8]>, P: AsRef<[u8]>> Batch<'_, C, P> {
+    /// Adds the next item: its channel is checked, then `encode` makes its message (only for a
+    /// valid channel), which is checked too.
+    pub fn push_encoded(&mut self, channel: C, encode: impl FnOnce() -> Result<P>) -> Result<()> {
+        let index = self.items.len();
+        let about = |part| Subject::Item {
+            index,
+            part: Some(part),
+        };
+        self.client
+            .check_channel(channel.as_ref())
+            .map_err(|e| e.about(about(ItemPart::Channel)))?;
+        let payload = self
+            .client
+            .checked_payload(encode)
+            .map_err(|e| e.about(about(ItemPart::Message)))?;
+        self.items.push((channel, payload));
+        Ok(())
+    }
+
+    /// Sends every item; returns the receiver counts in order. An empty batch sends nothing.
+    pub fn publish(self) -> Result<Vec<i64>> {
+        let (client, items) = (self.client, self.items);
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        client.run(items.len() as u64, |conn, timeout| {
+            let replies = conn.request(timeout, items.len(), |p| {
+                for (channel, payload) in &items {
+                    client.pack_publish(p, channel.as_ref(), payload.as_ref());
+                }
+            })?;
+            replies
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| client.receivers(v, Some(i)))
+                .collect()
+        })
+    }
 }

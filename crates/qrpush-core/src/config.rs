@@ -1,17 +1,23 @@
 //! Validated client configuration, built from `qrpush.*` php.ini directives or a Client's options.
 //!
-//! One table (`SETTINGS`) names every setting with its default and meaning: the PHP binding
-//! registers the INI entries, prints phpinfo and checks option keys from it, so a new setting is
-//! added in one place. Parsing is shared by both sources; only the strictness differs: php.ini
-//! falls back to the default with a warning, a Client option throws.
+//! One table (`SETTINGS`) holds every setting: its name, default and meaning, and the functions
+//! that parse its text into a [`Config`] and show its effective value. The PHP binding registers
+//! the INI entries, prints phpinfo and checks option keys from it, so a setting is written once.
+//! Parsing is shared by both sources; only the strictness differs: php.ini falls back to the
+//! default with a warning, a Client option throws.
+//!
+//! The limits of the values are this module's own (`MIN_GATEWAY_SECRET_LEN`, ...): nothing here
+//! depends on the modules that use a `Config`.
 
+use std::path::Path;
 use std::time::Duration;
 
+use rustls::pki_types::ServerName;
+
 use crate::endpoint::Endpoint;
-use crate::error::{Error, Result};
-use crate::login::token::MIN_SECRET_LEN as MIN_GATEWAY_SECRET_LEN;
+use crate::error::{Error, Result, Subject};
 use crate::secret::Secret;
-use crate::tls::TlsOptions;
+use crate::tls::{TlsOptions, TlsVerify};
 
 /// One configuration setting, as a php.ini directive `qrpush.<name>` and a Client option `<name>`.
 pub struct Setting {
@@ -20,122 +26,218 @@ pub struct Setting {
     pub help: &'static str,
     /// Whether phpinfo and stats must redact the value (it can carry a password).
     pub secret: bool,
+    /// Reads the (trimmed) text into the config. On error the config is unchanged and the error
+    /// does not name the setting yet ([`Config::set`] makes it about the setting).
+    parse: fn(&mut Config, &str) -> Result<()>,
+    /// The effective value as text, redacted when `secret`.
+    show: fn(&Config) -> String,
 }
+
+/// The default Redis URL (also the WebSocket gateway's `--redis-url`).
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+/// The default channel prefix: none (also the gateway's `--channel-prefix`).
+pub const DEFAULT_CHANNEL_PREFIX: &str = "";
+/// The default channel of the login events (also the gateway's `--login-channel`).
+pub const DEFAULT_LOGIN_CHANNEL: &str = "qr-login-events";
+/// The default login channel mode (also the gateway's `--channel-mode`).
+pub const DEFAULT_LOGIN_CHANNEL_MODE: LoginChannelMode = LoginChannelMode::Single;
+/// The shortest accepted `gateway_secret`, in bytes (also the gateway's secret).
+pub const MIN_GATEWAY_SECRET_LEN: usize = 16;
+
+const MAX_POOL_SIZE: usize = 1024;
+const MAX_TIMEOUT_SECS: f64 = 3600.0;
+/// Redis's own limit for one bulk string (proto-max-bulk-len).
+const MAX_PAYLOAD_LIMIT: usize = 512 * 1024 * 1024;
+const MAX_PREFIX_LEN: usize = 256;
+/// Longest accepted CA file path.
+const MAX_PATH_LEN: usize = 4096;
 
 pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "url",
-        default: "redis://127.0.0.1:6379",
+        default: DEFAULT_URL,
         help: "redis://[user[:password]@]host[:port][/db] or unix:///path/redis.sock",
         secret: true,
+        parse: |c, v| c.set_url(v),
+        show: |c| c.endpoint.redacted_url(),
     },
     Setting {
         name: "pool_size",
         default: "8",
         help: "connections per endpoint and process (threads wait for a free one under ZTS)",
         secret: false,
+        parse: |c, v| parse_int(v, 1, MAX_POOL_SIZE).map(|value| c.pool_size = value),
+        show: |c| c.pool_size.to_string(),
     },
     Setting {
         name: "connect_timeout",
         default: "1.0",
         help: "seconds to establish a connection, including AUTH",
         secret: false,
+        parse: |c, v| parse_seconds(v).map(|value| c.connect_timeout = value),
+        show: |c| format_seconds(c.connect_timeout),
     },
     Setting {
         name: "timeout",
         default: "1.0",
         help: "seconds to wait for Redis to read a command and answer",
         secret: false,
+        parse: |c, v| parse_seconds(v).map(|value| c.timeout = value),
+        show: |c| format_seconds(c.timeout),
     },
     Setting {
         name: "breaker_cooldown",
         default: "0.5",
         help: "seconds to fail fast (circuit open) after a connection attempt timed out, before one trial; 0 disables",
         secret: false,
+        parse: |c, v| parse_cooldown(v).map(|value| c.breaker_cooldown = value),
+        show: |c| format_seconds(c.breaker_cooldown),
     },
     Setting {
         name: "channel_prefix",
-        default: "",
+        default: DEFAULT_CHANNEL_PREFIX,
         help: "prepended to every channel (Pub/Sub ignores database numbers)",
         secret: false,
+        parse: |c, v| {
+            validate_channel_part(v.as_bytes(), MAX_PREFIX_LEN)?;
+            c.channel_prefix = v.to_string();
+            Ok(())
+        },
+        show: |c| c.channel_prefix.clone(),
     },
     Setting {
         name: "max_payload",
         default: "1048576",
         help: "largest message in bytes, after JSON encoding",
         secret: false,
+        parse: |c, v| parse_int(v, 1, MAX_PAYLOAD_LIMIT).map(|value| c.max_payload = value),
+        show: |c| c.max_payload.to_string(),
     },
     Setting {
         name: "login_channel",
-        default: "qr-login-events",
+        default: DEFAULT_LOGIN_CHANNEL,
         help: "QrPush\\Login: channel of the login events (channel_prefix applies)",
         secret: false,
+        parse: |c, v| {
+            if v.is_empty() {
+                return Err(Error::invalid("must not be empty"));
+            }
+            validate_channel_part(v.as_bytes(), MAX_PREFIX_LEN)?;
+            c.login_channel = v.to_string();
+            Ok(())
+        },
+        show: |c| c.login_channel.clone(),
     },
     Setting {
         name: "login_channel_mode",
-        default: "single",
+        default: DEFAULT_LOGIN_CHANNEL_MODE.as_str(),
         help: "QrPush\\Login: single (every event on login_channel, with sessionId) or per_login (login_channel:<id>)",
         secret: false,
+        parse: |c, v| LoginChannelMode::parse(v).map(|value| c.login_channel_mode = value),
+        show: |c| c.login_channel_mode.as_str().to_string(),
     },
     Setting {
         name: "login_pending_ttl",
         default: "120",
         help: "QrPush\\Login: seconds a new login may wait to be scanned and approved",
         secret: false,
+        parse: |c, v| parse_seconds(v).map(|value| c.login_pending_ttl = value),
+        show: |c| format_seconds(c.login_pending_ttl),
     },
     Setting {
         name: "login_approved_ttl",
         default: "30",
         help: "QrPush\\Login: seconds the browser has to redeem an approved login",
         secret: false,
+        parse: |c, v| parse_seconds(v).map(|value| c.login_approved_ttl = value),
+        show: |c| format_seconds(c.login_approved_ttl),
     },
     Setting {
         name: "login_terminal_ttl",
         default: "60",
         help: "QrPush\\Login: seconds a finished login stays readable by status()",
         secret: false,
+        parse: |c, v| parse_seconds(v).map(|value| c.login_terminal_ttl = value),
+        show: |c| format_seconds(c.login_terminal_ttl),
     },
     Setting {
         name: "gateway_secret",
         default: "",
         help: "QrPush\\Login: the secret (at least 16 bytes) shared with the WebSocket gateway; start() signs the gateway_token with it; empty: no token",
         secret: true,
+        parse: |c, v| parse_gateway_secret(v).map(|value| c.gateway_secret = value),
+        show: |c| match c.gateway_secret {
+            Some(_) => "<redacted>".to_string(),
+            None => String::new(),
+        },
     },
     Setting {
         name: "tls_ca_file",
         default: "",
         help: "rediss:// only: absolute path of the PEM CA certificate(s) to trust instead of the built-in Mozilla roots",
         secret: false,
+        parse: |c, v| {
+            parse_ca_file(v).map(|ca_file| c.set_tls(TlsOptions { ca_file, ..c.tls.clone() }))
+        },
+        show: |c| c.tls.ca_file.clone().unwrap_or_default(),
     },
     Setting {
         name: "tls_verify",
-        default: "full",
+        default: tls_verify_text(TlsVerify::Full),
         help: "rediss:// only: full (certificate chain and host name) or none (INSECURE, testing only: anyone on the path can impersonate Redis)",
         secret: false,
+        parse: |c, v| {
+            parse_tls_verify(v).map(|verify| c.set_tls(TlsOptions { verify, ..c.tls.clone() }))
+        },
+        show: |c| tls_verify_text(c.tls.verify).to_string(),
     },
     Setting {
         name: "tls_server_name",
         default: "",
         help: "rediss:// only: the name the certificate must be valid for (and SNI), instead of the URL's host",
         secret: false,
+        parse: |c, v| {
+            parse_server_name(v).map(|server_name| c.set_tls(TlsOptions { server_name, ..c.tls.clone() }))
+        },
+        show: |c| c.tls.server_name.clone().unwrap_or_default(),
     },
 ];
+
+/// The row of setting `name`.
+pub fn setting(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
 
 /// Where `QrPush\Login` publishes its events (`login_channel_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginChannelMode {
-    /// Every event on `login_channel`, each with a `sessionId` field (the seed's Ratchet server).
+    /// The single-channel format: every event on `login_channel`, each with a `sessionId` field
+    /// (the login id), which a subscriber of that one channel routes on.
     Single,
     /// One channel per login: `login_channel:<login id>`.
     PerLogin,
 }
 
 impl LoginChannelMode {
-    pub fn as_str(self) -> &'static str {
+    pub const ALL: [LoginChannelMode; 2] = [LoginChannelMode::Single, LoginChannelMode::PerLogin];
+
+    pub const fn as_str(self) -> &'static str {
         match self {
             LoginChannelMode::Single => "single",
             LoginChannelMode::PerLogin => "per_login",
         }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        LoginChannelMode::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "expected single or per_login, got '{}'",
+                    excerpt(text, 32)
+                ))
+            })
     }
 }
 
@@ -155,22 +257,16 @@ pub struct Config {
     pub login_pending_ttl: Duration,
     pub login_approved_ttl: Duration,
     pub login_terminal_ttl: Duration,
-    /// Signs the WebSocket gateway's handshake tokens (`login::token`); `None`: no tokens.
+    /// Signs the WebSocket gateway's handshake tokens; `None`: no tokens.
     pub gateway_secret: Option<Secret>,
     /// The `tls_*` settings; also copied into a `rediss://` endpoint (they are part of the pool key).
     pub tls: TlsOptions,
 }
 
-const MAX_POOL_SIZE: usize = 1024;
-const MAX_TIMEOUT_SECS: f64 = 3600.0;
-/// Redis's own limit for one bulk string (proto-max-bulk-len).
-const MAX_PAYLOAD_LIMIT: usize = 512 * 1024 * 1024;
-const MAX_PREFIX_LEN: usize = 256;
-
 impl Default for Config {
     fn default() -> Self {
         let mut config = Config {
-            endpoint: Endpoint::parse(SETTINGS[0].default).expect("the default URL is valid"),
+            endpoint: Endpoint::parse(DEFAULT_URL).expect("the default URL is valid"),
             pool_size: 0,
             connect_timeout: Duration::ZERO,
             timeout: Duration::ZERO,
@@ -178,7 +274,7 @@ impl Default for Config {
             channel_prefix: String::new(),
             max_payload: 0,
             login_channel: String::new(),
-            login_channel_mode: LoginChannelMode::Single,
+            login_channel_mode: DEFAULT_LOGIN_CHANNEL_MODE,
             login_pending_ttl: Duration::ZERO,
             login_approved_ttl: Duration::ZERO,
             login_terminal_ttl: Duration::ZERO,
@@ -196,85 +292,25 @@ impl Default for Config {
 
 impl Config {
     /// Sets one setting from its text form, validating it. Unknown names are an error.
-    /// On error the config is unchanged and the message names the setting.
+    /// On error the config is unchanged and the error is about the setting
+    /// ([`Subject::Setting`]), or about the settings as a whole for an unknown name.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        let value = value.trim();
-        let named = |e: Error| Error::invalid(format!("{name}: {}", e.message()));
-        match name {
-            "url" => self.endpoint = Endpoint::parse(value).map_err(named)?.with_tls(&self.tls),
-            "pool_size" => self.pool_size = parse_int(value, 1, MAX_POOL_SIZE).map_err(named)?,
-            "connect_timeout" => self.connect_timeout = parse_seconds(value).map_err(named)?,
-            "timeout" => self.timeout = parse_seconds(value).map_err(named)?,
-            "breaker_cooldown" => {
-                self.breaker_cooldown = match value.parse::<f64>() {
-                    Ok(0.0) => Duration::ZERO,
-                    _ => parse_seconds(value)
-                        .map_err(|_| {
-                            Error::invalid(format!(
-                                "expected 0 (off) or seconds greater than 0 and at most {MAX_TIMEOUT_SECS}, like 0.5, got '{}'",
-                                value.chars().take(32).collect::<String>()
-                            ))
-                        })
-                        .map_err(named)?,
-                }
-            }
-            "channel_prefix" => {
-                validate_channel_part(value.as_bytes(), MAX_PREFIX_LEN).map_err(named)?;
-                self.channel_prefix = value.to_string();
-            }
-            "max_payload" => {
-                self.max_payload = parse_int(value, 1, MAX_PAYLOAD_LIMIT).map_err(named)?
-            }
-            "login_channel" => {
-                if value.is_empty() {
-                    return Err(named(Error::invalid("must not be empty")));
-                }
-                validate_channel_part(value.as_bytes(), MAX_PREFIX_LEN).map_err(named)?;
-                self.login_channel = value.to_string();
-            }
-            "login_channel_mode" => {
-                self.login_channel_mode = match value {
-                    "single" => LoginChannelMode::Single,
-                    "per_login" => LoginChannelMode::PerLogin,
-                    _ => {
-                        return Err(named(Error::invalid(format!(
-                            "expected single or per_login, got '{}'",
-                            value.chars().take(32).collect::<String>()
-                        ))))
-                    }
-                }
-            }
-            "login_pending_ttl" => self.login_pending_ttl = parse_seconds(value).map_err(named)?,
-            "login_approved_ttl" => {
-                self.login_approved_ttl = parse_seconds(value).map_err(named)?
-            }
-            "login_terminal_ttl" => {
-                self.login_terminal_ttl = parse_seconds(value).map_err(named)?
-            }
-            "gateway_secret" => {
-                self.gateway_secret = match value.len() {
-                    0 => None,
-                    n if n < MIN_GATEWAY_SECRET_LEN => {
-                        return Err(named(Error::invalid(format!(
-                            "must be empty (no gateway tokens) or at least {MIN_GATEWAY_SECRET_LEN} bytes, got {n}"
-                        ))))
-                    }
-                    _ => Some(Secret::new(value)),
-                }
-            }
-            "tls_ca_file" | "tls_verify" | "tls_server_name" => {
-                self.tls.set(name, value).map_err(named)?;
-                self.endpoint = self.endpoint.clone().with_tls(&self.tls);
-            }
-            _ => {
-                let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
-                return Err(Error::invalid(format!(
-                    "unknown option '{}'; known options: {}",
-                    name.chars().take(64).collect::<String>(),
-                    known.join(", ")
-                )));
-            }
-        }
+        let Some(setting) = setting(name) else {
+            let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+            return Err(Error::invalid(format!(
+                "unknown option '{}'; known options: {}",
+                excerpt(name, 64),
+                known.join(", ")
+            ))
+            .about(Subject::Settings));
+        };
+        (setting.parse)(self, value.trim()).map_err(|e| e.about(Subject::Setting(setting.name)))
+    }
+
+    /// Sets the Redis URL given on its own (not as the setting of that name): errors are about
+    /// [`Subject::Url`] and say "the Redis URL ..." themselves.
+    pub fn set_url(&mut self, url: &str) -> Result<()> {
+        self.endpoint = Endpoint::parse(url.trim())?.with_tls(&self.tls);
         Ok(())
     }
 
@@ -298,28 +334,16 @@ impl Config {
         self.connect_timeout + self.timeout
     }
 
-    /// The effective value of a setting as text, redacted where it may hold a secret.
+    /// The effective value of a setting as text, redacted where it may hold a secret; empty for
+    /// an unknown name.
     pub fn display_value(&self, name: &str) -> String {
-        match name {
-            "url" => self.endpoint.redacted_url(),
-            "pool_size" => self.pool_size.to_string(),
-            "connect_timeout" => format_seconds(self.connect_timeout),
-            "timeout" => format_seconds(self.timeout),
-            "breaker_cooldown" => format_seconds(self.breaker_cooldown),
-            "channel_prefix" => self.channel_prefix.clone(),
-            "max_payload" => self.max_payload.to_string(),
-            "login_channel" => self.login_channel.clone(),
-            "login_channel_mode" => self.login_channel_mode.as_str().to_string(),
-            "login_pending_ttl" => format_seconds(self.login_pending_ttl),
-            "login_approved_ttl" => format_seconds(self.login_approved_ttl),
-            "login_terminal_ttl" => format_seconds(self.login_terminal_ttl),
-            "gateway_secret" => match self.gateway_secret {
-                Some(_) => "<redacted>".to_string(),
-                None => String::new(),
-            },
-            "tls_ca_file" | "tls_verify" | "tls_server_name" => self.tls.display_value(name),
-            _ => String::new(),
-        }
+        setting(name).map(|s| (s.show)(self)).unwrap_or_default()
+    }
+
+    /// New TLS options, copied into the endpoint too (a `rediss://` one keys its pool on them).
+    fn set_tls(&mut self, tls: TlsOptions) {
+        self.endpoint = self.endpoint.clone().with_tls(&tls);
+        self.tls = tls;
     }
 }
 
@@ -341,20 +365,25 @@ pub fn validate_channel_part(bytes: &[u8], max_len: usize) -> Result<()> {
     Ok(())
 }
 
+/// The start of a value, for a message that quotes it.
+fn excerpt(value: &str, chars: usize) -> String {
+    value.chars().take(chars).collect()
+}
+
 fn parse_int(value: &str, min: usize, max: usize) -> Result<usize> {
     match value.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(Error::invalid(format!(
             "expected a whole number from {min} to {max}, got '{}'",
-            value.chars().take(32).collect::<String>()
+            excerpt(value, 32)
         ))),
     }
 }
 
 fn parse_seconds(value: &str) -> Result<Duration> {
     match value.parse::<f64>() {
-        // Below a nanosecond a positive value would become a zero Duration (found by
-        // tests/proptest_parsers.rs): a zero socket timeout is an error, a zero TTL expires at once.
+        // Below a nanosecond a positive value would become a zero Duration: a zero socket
+        // timeout is an error, a zero TTL expires at once.
         Ok(s)
             if s.is_finite()
                 && s > 0.0
@@ -365,8 +394,21 @@ fn parse_seconds(value: &str) -> Result<Duration> {
         }
         _ => Err(Error::invalid(format!(
             "expected seconds greater than 0 and at most {MAX_TIMEOUT_SECS}, like 0.5, got '{}'",
-            value.chars().take(32).collect::<String>()
+            excerpt(value, 32)
         ))),
+    }
+}
+
+/// Seconds, or 0 to disable (the circuit breaker's cool-down).
+fn parse_cooldown(value: &str) -> Result<Duration> {
+    match value.parse::<f64>() {
+        Ok(0.0) => Ok(Duration::ZERO),
+        _ => parse_seconds(value).map_err(|_| {
+            Error::invalid(format!(
+                "expected 0 (off) or seconds greater than 0 and at most {MAX_TIMEOUT_SECS}, like 0.5, got '{}'",
+                excerpt(value, 32)
+            ))
+        }),
     }
 }
 
@@ -376,6 +418,75 @@ fn format_seconds(d: Duration) -> String {
         format!("{s:.1}")
     } else {
         format!("{s}")
+    }
+}
+
+fn parse_gateway_secret(value: &str) -> Result<Option<Secret>> {
+    match value.len() {
+        0 => Ok(None),
+        n if n < MIN_GATEWAY_SECRET_LEN => Err(Error::invalid(format!(
+            "must be empty (no gateway tokens) or at least {MIN_GATEWAY_SECRET_LEN} bytes, got {n}"
+        ))),
+        _ => Ok(Some(Secret::new(value))),
+    }
+}
+
+fn parse_ca_file(value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > MAX_PATH_LEN || value.contains('\0') {
+        return Err(Error::invalid(format!(
+            "must be a file path of at most {MAX_PATH_LEN} bytes without NUL"
+        )));
+    }
+    // php-fpm workers and CLI scripts run from different directories: a relative path would
+    // name different files in each.
+    if !Path::new(value).is_absolute() {
+        return Err(Error::invalid(format!(
+            "must be an absolute path to a PEM file, got '{}'",
+            excerpt(value, 64)
+        )));
+    }
+    Ok(Some(value.to_string()))
+}
+
+const fn tls_verify_text(verify: TlsVerify) -> &'static str {
+    match verify {
+        TlsVerify::Full => "full",
+        TlsVerify::None => "none",
+    }
+}
+
+fn parse_tls_verify(value: &str) -> Result<TlsVerify> {
+    if let Some(verify) = [TlsVerify::Full, TlsVerify::None]
+        .into_iter()
+        .find(|v| tls_verify_text(*v) == value)
+    {
+        return Ok(verify);
+    }
+    // Never "none" by accident: an empty value keeps verifying (with a warning).
+    let hint = if value.is_empty() {
+        " (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes)"
+    } else {
+        ""
+    };
+    Err(Error::invalid(format!(
+        "expected full or none (insecure, for testing only), got '{}'{hint}",
+        excerpt(value, 32)
+    )))
+}
+
+fn parse_server_name(value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match ServerName::try_from(value) {
+        Ok(_) => Ok(Some(value.to_string())),
+        Err(_) => Err(Error::invalid(format!(
+            "expected a DNS name or an IP address, got '{}'",
+            excerpt(value, 64)
+        ))),
     }
 }
 
@@ -479,5 +590,102 @@ mod tests {
         assert_eq!(c.display_value("timeout"), "1.0");
         c.set("timeout", "0.5").unwrap();
         assert_eq!(c.display_value("timeout"), "0.5");
+    }
+
+    #[test]
+    fn errors_are_about_the_setting() {
+        let mut c = Config::default();
+        let e = c.set("pool_size", "0").unwrap_err();
+        assert_eq!(e.subject(), Some(Subject::Setting("pool_size")));
+        assert_eq!(
+            e.detail(),
+            "expected a whole number from 1 to 1024, got '0'"
+        );
+        let e = c.set("colour", "red").unwrap_err();
+        assert_eq!(e.subject(), Some(Subject::Settings));
+        assert!(e.message().starts_with("unknown option 'colour'; "), "{e}");
+        let e = c.set("url", "redis://h:0").unwrap_err();
+        assert_eq!(e.subject(), Some(Subject::Setting("url")));
+        assert_eq!(e.message(), "url: the Redis URL has port 0");
+        let e = c.set_url("redis://h:0").unwrap_err();
+        assert_eq!(e.subject(), Some(Subject::Url));
+        assert_eq!(e.message(), "the Redis URL has port 0");
+        c.set_url(" redis://h:1 ").unwrap();
+        assert_eq!(c.display_value("url"), "redis://h:1/0");
+    }
+
+    #[test]
+    fn every_default_shows_as_written_or_normalised() {
+        let c = Config::default();
+        for s in SETTINGS {
+            let shown = c.display_value(s.name);
+            let mut again = Config::default();
+            if !s.secret {
+                again.set(s.name, &shown).unwrap();
+                assert_eq!(again.display_value(s.name), shown, "{}", s.name);
+            }
+        }
+        assert_eq!(c.display_value("no_such_setting"), "");
+    }
+
+    #[test]
+    fn tls_settings_parse_and_display() {
+        let mut o = Config::default();
+        assert_eq!(o.display_value("tls_verify"), "full");
+        o.set("tls_verify", "none").unwrap();
+        o.set("tls_ca_file", "/etc/ssl/ca.pem").unwrap();
+        o.set("tls_server_name", "redis.internal").unwrap();
+        assert_eq!(o.tls.verify, TlsVerify::None);
+        assert_eq!(o.display_value("tls_ca_file"), "/etc/ssl/ca.pem");
+        assert_eq!(o.display_value("tls_server_name"), "redis.internal");
+        o.set("tls_server_name", "10.0.0.1").unwrap();
+        o.set("tls_ca_file", "").unwrap();
+        o.set("tls_server_name", "").unwrap();
+        assert_eq!(o.tls.ca_file, None);
+        assert_eq!(o.tls.server_name, None);
+
+        let before = o.clone();
+        for (name, value, message) in [
+            (
+                "tls_verify",
+                "",
+                "expected full or none (insecure, for testing only), got '' (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes)",
+            ),
+            (
+                "tls_verify",
+                "yes",
+                "expected full or none (insecure, for testing only), got 'yes'",
+            ),
+            (
+                "tls_ca_file",
+                "ca.pem",
+                "must be an absolute path to a PEM file, got 'ca.pem'",
+            ),
+            (
+                "tls_server_name",
+                "bad name!",
+                "expected a DNS name or an IP address, got 'bad name!'",
+            ),
+        ] {
+            let e = o.set(name, value).expect_err(name);
+            assert_eq!(e.detail(), message);
+            assert_eq!(o, before, "a failed set changes nothing");
+        }
+    }
+
+    #[test]
+    fn tls_settings_follow_into_the_endpoint() {
+        let mut c = Config::default();
+        c.set("url", "rediss://h:1").unwrap();
+        c.set("tls_server_name", "redis.internal").unwrap();
+        assert_eq!(
+            c.endpoint.tls().and_then(|t| t.server_name.as_deref()),
+            Some("redis.internal")
+        );
+        c.set("url", "rediss://h:2").unwrap();
+        assert_eq!(
+            c.endpoint.tls().and_then(|t| t.server_name.as_deref()),
+            Some("redis.internal")
+        );
     }
 }

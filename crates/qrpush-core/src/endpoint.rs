@@ -13,7 +13,7 @@ use std::fmt;
 use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Subject};
 use crate::secret::Secret;
 use crate::tls::TlsOptions;
 
@@ -72,13 +72,14 @@ fn remember_parsed(url: &str, endpoint: &Endpoint) {
 impl Endpoint {
     /// Parses `redis[s]://[user[:password]@]host[:port][/db]` or
     /// `unix:///path[?db=N&user=U&password=P]`. A `rediss://` URL gets the default TLS options
-    /// (full verification against the built-in roots); see `with_tls`.
+    /// (full verification against the built-in roots); see `with_tls`. Errors are about
+    /// [`Subject::Url`].
     pub fn parse(url: &str) -> Result<Self> {
         let url = url.trim();
         if let Some(endpoint) = recently_parsed(url) {
             return Ok(endpoint);
         }
-        let endpoint = Self::parse_uncached(url)?;
+        let endpoint = Self::parse_uncached(url).map_err(|e| e.about(Subject::Url))?;
         remember_parsed(url, &endpoint);
         Ok(endpoint)
     }

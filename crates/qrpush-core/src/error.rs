@@ -1,6 +1,9 @@
 //! The one error type of the core, with a kind that answers the questions callers ask
-//! (may the command have reached Redis? should the connection be dropped?), and that the PHP
-//! binding maps to exception classes in exactly one place.
+//! (may the command have reached Redis? should the connection be dropped?), the subject an
+//! invalid-argument error is about, and the reasons a login call can be refused. The PHP binding
+//! maps it to exception classes in exactly one place.
+//!
+//! A leaf: it uses nothing else of the crate, so every other module can use it.
 
 use std::fmt;
 use std::io;
@@ -22,14 +25,140 @@ pub enum ErrorKind {
     Protocol,
     /// A `QrPush\Login` call was refused (unknown login, wrong state, user, secret or ticket);
     /// nothing changed in Redis (`LoginException` subclasses).
-    Login(crate::login::LoginError),
+    Login(LoginError),
+}
+
+/// Why a login call was refused. Each has a stable code (the PHP exception's `getCode()`) and
+/// a name (the login script's reason, and in capitals the PHP class constant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginError {
+    /// No such login: a forged or mistyped id or QR code, or one that expired long enough ago
+    /// to be removed (after `login_terminal_ttl`).
+    NotFound,
+    /// The login's deadline passed (it is, or just became, `expired`).
+    Expired,
+    /// The transition is not allowed from the login's current state.
+    WrongState,
+    /// Approve/reject by a user other than the one who scanned.
+    WrongUser,
+    /// The browser secret does not match.
+    WrongSecret,
+    /// The ticket does not match (a forged ticket, or one replaced by `status()`).
+    WrongTicket,
+    /// The login was already redeemed: a replayed ticket.
+    TicketUsed,
+}
+
+impl LoginError {
+    pub const ALL: [LoginError; 7] = [
+        LoginError::NotFound,
+        LoginError::Expired,
+        LoginError::WrongState,
+        LoginError::WrongUser,
+        LoginError::WrongSecret,
+        LoginError::WrongTicket,
+        LoginError::TicketUsed,
+    ];
+
+    /// The stable code: 101..=107.
+    pub fn code(self) -> i32 {
+        match self {
+            LoginError::NotFound => 101,
+            LoginError::Expired => 102,
+            LoginError::WrongState => 103,
+            LoginError::WrongUser => 104,
+            LoginError::WrongSecret => 105,
+            LoginError::WrongTicket => 106,
+            LoginError::TicketUsed => 107,
+        }
+    }
+
+    /// The reason's name, as the login script returns it: `not_found`, `wrong_state`...
+    pub fn name(self) -> &'static str {
+        match self {
+            LoginError::NotFound => "not_found",
+            LoginError::Expired => "expired",
+            LoginError::WrongState => "wrong_state",
+            LoginError::WrongUser => "wrong_user",
+            LoginError::WrongSecret => "wrong_secret",
+            LoginError::WrongTicket => "wrong_ticket",
+            LoginError::TicketUsed => "ticket_used",
+        }
+    }
+
+    /// The refusal named `name` (see [`LoginError::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        LoginError::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+/// What an invalid-argument error is about. The core's messages name it in words ("channel must
+/// not be empty"); the PHP binding names the argument that holds it instead
+/// (`QrPush::publish(): Argument #1 ($channel) must not be empty`), without taking text apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// The channel of one publish.
+    Channel,
+    /// The message (payload) of one publish.
+    Message,
+    /// Item `index` (from 0) of a batch of publishes: its channel, its message, or (`part` none)
+    /// the item itself.
+    Item {
+        index: usize,
+        part: Option<ItemPart>,
+    },
+    /// A Redis URL. Its messages say "the Redis URL ..." themselves.
+    Url,
+    /// One setting of the settings table, by name (php.ini `qrpush.<name>`, a Client option).
+    Setting(&'static str),
+    /// The settings given as a whole: a name that is no setting, a value that is no text. The
+    /// message names the key.
+    Settings,
+    /// A login's user id.
+    UserId,
+    /// A phone's description of itself.
+    DeviceInfo,
+    /// A browser's IP address.
+    BrowserIp,
+}
+
+/// The part of a batch item an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemPart {
+    Channel,
+    Message,
+}
+
+impl Subject {
+    /// How the core's own messages name the subject, before the text about it; empty when the
+    /// text names it itself.
+    fn label(self) -> String {
+        match self {
+            Subject::Channel => "channel".into(),
+            Subject::Message => "message".into(),
+            Subject::Item { index, part } => match part {
+                None => format!("message #{index}"),
+                Some(ItemPart::Channel) => format!("message #{index}: channel"),
+                Some(ItemPart::Message) => format!("message #{index}: message"),
+            },
+            Subject::Url | Subject::Settings => String::new(),
+            Subject::Setting(name) => format!("{name}:"),
+            Subject::UserId => "user id".into(),
+            Subject::DeviceInfo => "device info".into(),
+            Subject::BrowserIp => "browser IP".into(),
+        }
+    }
 }
 
 /// An error with a message that is safe to show: it never contains a password or other secret.
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
+    subject: Option<Subject>,
+    /// The subject's label, then the detail: what `message()` shows.
     message: String,
+    /// Where the detail starts in `message` (after the label and its space).
+    detail_at: usize,
     /// Set when the failure happened after command bytes may have reached the server: the caller
     /// must not re-send, because Redis may already have executed the command (a duplicate PUBLISH).
     maybe_sent: bool,
@@ -41,7 +170,9 @@ impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
+            subject: None,
             message: message.into(),
+            detail_at: 0,
             maybe_sent: false,
         }
     }
@@ -67,12 +198,39 @@ impl Error {
         Self::new(kind, message)
     }
 
+    /// The same error about `subject` (replacing the subject it had).
+    pub fn about(mut self, subject: Subject) -> Self {
+        let label = subject.label();
+        let detail = &self.message[self.detail_at..];
+        let (message, detail_at) = if label.is_empty() {
+            (detail.to_string(), 0)
+        } else {
+            (format!("{label} {detail}"), label.len() + 1)
+        };
+        self.message = message;
+        self.detail_at = detail_at;
+        self.subject = Some(subject);
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// What the error is about, when it is about an argument or a setting.
+    pub fn subject(&self) -> Option<Subject> {
+        self.subject
+    }
+
+    /// The whole message, naming the subject in the core's words: "channel must not be empty".
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The message without the subject: "must not be empty", for callers that name the subject
+    /// their own way.
+    pub fn detail(&self) -> &str {
+        &self.message[self.detail_at..]
     }
 
     /// True when command bytes may have reached Redis before the failure (never retry then).
@@ -110,3 +268,43 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_codes_are_stable_and_distinct() {
+        let codes: Vec<i32> = LoginError::ALL.iter().map(|e| e.code()).collect();
+        assert_eq!(codes, vec![101, 102, 103, 104, 105, 106, 107]);
+        for e in LoginError::ALL {
+            assert_eq!(LoginError::from_name(e.name()), Some(e));
+        }
+        assert_eq!(LoginError::from_name("exists"), None);
+    }
+
+    #[test]
+    fn a_subject_is_named_in_the_message_and_kept_apart_from_the_detail() {
+        let e = Error::invalid("must not be empty");
+        assert_eq!(
+            (e.message(), e.detail(), e.subject()),
+            ("must not be empty", "must not be empty", None)
+        );
+        let e = e.about(Subject::Channel);
+        assert_eq!(e.message(), "channel must not be empty");
+        assert_eq!(e.detail(), "must not be empty");
+        assert_eq!(e.subject(), Some(Subject::Channel));
+        let item = Subject::Item {
+            index: 3,
+            part: Some(ItemPart::Message),
+        };
+        let e = e.about(item);
+        assert_eq!(e.message(), "message #3: message must not be empty");
+        assert_eq!(e.detail(), "must not be empty");
+        let e = e.about(Subject::Setting("pool_size"));
+        assert_eq!(e.message(), "pool_size: must not be empty");
+        let e = e.about(Subject::Url);
+        assert_eq!(e.message(), "must not be empty");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+}

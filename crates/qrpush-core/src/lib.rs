@@ -1,44 +1,52 @@
 //! QrPush's core: everything the PHP extension does, without PHP.
 //!
 //! # Layout
-//! - [`config`]: the settings table and the validated [`Config`] built from php.ini or options.
-//! - [`endpoint`]: Redis URL parsing into an [`Endpoint`] (address, credentials, db).
-//! - [`secret`]: [`Secret`], a string that never prints.
-//! - `stream`: TCP / Unix socket bytes and the no-round-trip liveness check.
+//! Bottom-up: each module uses only modules listed before it (a test checks this order).
+//! - [`error`]: [`Error`], its [`ErrorKind`], the [`Subject`] it is about and the [`LoginError`]
+//!   refusals; mapped to PHP exceptions by the binding. A leaf.
+//! - [`secret`]: [`Secret`], a string that never prints. A leaf.
+//! - [`json`]: JSON byte-identical to PHP's `json_encode` with QrPush's flags. A leaf.
 //! - [`tls`]: `rediss://`: rustls (ring) client config, trust store and bounded handshake.
-//! - [`connection`]: one Redis connection: handshake, pipelined requests under a deadline.
+//! - [`endpoint`]: Redis URL parsing into an [`Endpoint`] (address, credentials, db).
+//! - [`config`]: the settings table and the validated [`Config`] built from php.ini or options.
+//! - `stream`: TCP / Unix socket bytes and the no-round-trip liveness check.
 //! - `reply`: the connection's input buffer, cut into whole RESP replies without re-zeroing.
+//! - `process`: the current pid, cached, for fork detection.
+//! - [`connection`]: one Redis connection: handshake, pipelined requests under a deadline.
 //! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
+//! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
-//! - [`json`]: JSON byte-identical to PHP's `json_encode` with QrPush's flags.
-//! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
 //! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
-//! - [`error`]: [`Error`] and its [`ErrorKind`], mapped to PHP exceptions by the binding.
 //!
 //! The core never opens a connection on its own: only a call that needs Redis does.
 
-pub mod breaker;
-pub mod client;
-pub mod config;
-pub mod connection;
-pub mod endpoint;
+// Grouped by layer, bottom-up as in the Layout above.
 pub mod error;
 pub mod json;
-pub mod login;
+pub mod secret;
+
+pub mod config;
+pub mod endpoint;
+pub mod tls;
+
+pub mod breaker;
+pub mod connection;
 pub mod pool;
 mod process;
 mod reply;
-pub mod secret;
 pub mod stats;
 mod stream;
-pub mod tls;
 
-pub use client::Client;
+pub mod client;
+
+pub mod login;
+
+pub use client::{Batch, Client};
 pub use config::{Config, Setting, SETTINGS};
 pub use endpoint::{Address, Endpoint};
-pub use error::{Error, ErrorKind, Result};
-pub use login::{Login, LoginError};
+pub use error::{Error, ErrorKind, ItemPart, LoginError, Result, Subject};
+pub use login::Login;
 pub use secret::Secret;
 pub use stats::{LatencySummary, StatsSnapshot};
 pub use tls::{TlsOptions, TlsVerify};

@@ -148,8 +148,8 @@ fn bucket_of(us: u64) -> usize {
     }
     let log = 63 - us.leading_zeros(); // floor(log2(us)) ≥ 1
     let base = 1u64 << log;
-    // In u128: (us - base) * 4 overflows u64 from 2^62 µs on (a debug-build panic, found by
-    // tests/proptest_stats.rs); such latencies land in the last bucket anyway.
+    // In u128: (us - base) * 4 overflows u64 from 2^62 µs on (a panic in debug builds); such
+    // latencies land in the last bucket anyway.
     let sub = ((us - base) as u128 * SUB_BUCKETS as u128 / base as u128) as u32;
     ((log * SUB_BUCKETS + sub) as usize).min(BUCKETS - 1)
 }

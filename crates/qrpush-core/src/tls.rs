@@ -2,9 +2,9 @@
 //! the extension), the trust store (a CA file, else Mozilla's roots compiled in), and the handshake,
 //! bounded by `connect_timeout` like the TCP connect before it.
 //!
-//! The options come from three settings (`tls_ca_file`, `tls_verify`, `tls_server_name`: php.ini
-//! `qrpush.tls_*` or Client options), not from the URL: they are part of the endpoint (the pool key),
-//! so two clients that trust different CAs never share a connection.
+//! The options ([`TlsOptions`]) come from settings, not from the URL (`config` parses them): they
+//! are part of the endpoint (the pool key), so two clients that trust different CAs never share a
+//! connection.
 //!
 //! A rustls connection sends nothing on drop (no `close_notify`: only `send_close_notify()` would),
 //! so a forked child dropping the connections it inherited cannot disturb its parent's session.
@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::TcpStream;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,8 +25,6 @@ use rustls::{
     CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
     SignatureScheme, StreamOwned,
 };
-
-use crate::error::{Error, Result};
 
 /// A TLS session over a TCP socket. Timeouts are the socket's (`sock.set_read_timeout`).
 pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
@@ -45,15 +42,6 @@ pub enum TlsVerify {
     None,
 }
 
-impl TlsVerify {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsVerify::Full => "full",
-            TlsVerify::None => "none",
-        }
-    }
-}
-
 /// The TLS settings of a `rediss://` endpoint. Part of the endpoint's identity (the pool key).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TlsOptions {
@@ -63,86 +51,6 @@ pub struct TlsOptions {
     /// The name the certificate must be valid for, and the SNI sent, instead of the URL's host
     /// (`tls_server_name`), for connecting by IP address to a server whose certificate names it.
     pub server_name: Option<String>,
-}
-
-/// The settings this module owns, as the config table names them.
-pub const SETTING_NAMES: [&str; 3] = ["tls_ca_file", "tls_verify", "tls_server_name"];
-
-/// Longest accepted CA file path.
-const MAX_PATH_LEN: usize = 4096;
-
-impl TlsOptions {
-    /// Sets one of `SETTING_NAMES` from its text form; unchanged on error. The message does not
-    /// name the setting (the caller prefixes it).
-    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
-        match name {
-            "tls_ca_file" => self.ca_file = parse_ca_file(value)?,
-            "tls_verify" => {
-                self.verify = match value {
-                    "full" => TlsVerify::Full,
-                    "none" => TlsVerify::None,
-                    // Never "none" by accident: an empty value keeps verifying (with a warning).
-                    "" => {
-                        return Err(Error::invalid(
-                            "expected full or none (insecure, for testing only), got '' (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes)",
-                        ))
-                    }
-                    _ => {
-                        return Err(Error::invalid(format!(
-                            "expected full or none (insecure, for testing only), got '{}'",
-                            value.chars().take(32).collect::<String>()
-                        )))
-                    }
-                }
-            }
-            "tls_server_name" => self.server_name = parse_server_name(value)?,
-            _ => return Err(Error::invalid(format!("'{name}' is not a TLS setting"))),
-        }
-        Ok(())
-    }
-
-    /// The effective value as text (nothing here is secret).
-    pub fn display_value(&self, name: &str) -> String {
-        match name {
-            "tls_ca_file" => self.ca_file.clone().unwrap_or_default(),
-            "tls_verify" => self.verify.as_str().to_string(),
-            "tls_server_name" => self.server_name.clone().unwrap_or_default(),
-            _ => String::new(),
-        }
-    }
-}
-
-fn parse_ca_file(value: &str) -> Result<Option<String>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if value.len() > MAX_PATH_LEN || value.contains('\0') {
-        return Err(Error::invalid(format!(
-            "must be a file path of at most {MAX_PATH_LEN} bytes without NUL"
-        )));
-    }
-    // php-fpm workers and CLI scripts run from different directories: a relative path would
-    // name different files in each.
-    if !Path::new(value).is_absolute() {
-        return Err(Error::invalid(format!(
-            "must be an absolute path to a PEM file, got '{}'",
-            value.chars().take(64).collect::<String>()
-        )));
-    }
-    Ok(Some(value.to_string()))
-}
-
-fn parse_server_name(value: &str) -> Result<Option<String>> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    match ServerName::try_from(value) {
-        Ok(_) => Ok(Some(value.to_string())),
-        Err(_) => Err(Error::invalid(format!(
-            "expected a DNS name or an IP address, got '{}'",
-            value.chars().take(64).collect::<String>()
-        ))),
-    }
 }
 
 /// The rustls client configuration for `options`, built once per process and options (the CA file
@@ -348,51 +256,6 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::TcpListener;
     use std::time::Duration;
-
-    #[test]
-    fn settings_parse_and_display() {
-        let mut o = TlsOptions::default();
-        assert_eq!(o.display_value("tls_verify"), "full");
-        o.set("tls_verify", "none").unwrap();
-        o.set("tls_ca_file", "/etc/ssl/ca.pem").unwrap();
-        o.set("tls_server_name", "redis.internal").unwrap();
-        assert_eq!(o.verify, TlsVerify::None);
-        assert_eq!(o.display_value("tls_ca_file"), "/etc/ssl/ca.pem");
-        assert_eq!(o.display_value("tls_server_name"), "redis.internal");
-        o.set("tls_server_name", "10.0.0.1").unwrap();
-        o.set("tls_ca_file", "").unwrap();
-        o.set("tls_server_name", "").unwrap();
-        assert_eq!(o.ca_file, None);
-        assert_eq!(o.server_name, None);
-
-        let before = o.clone();
-        for (name, value, message) in [
-            (
-                "tls_verify",
-                "",
-                "expected full or none (insecure, for testing only), got '' (php.ini reads an unquoted none, off, no or false as empty: write \"none\" in quotes)",
-            ),
-            (
-                "tls_verify",
-                "yes",
-                "expected full or none (insecure, for testing only), got 'yes'",
-            ),
-            (
-                "tls_ca_file",
-                "ca.pem",
-                "must be an absolute path to a PEM file, got 'ca.pem'",
-            ),
-            (
-                "tls_server_name",
-                "bad name!",
-                "expected a DNS name or an IP address, got 'bad name!'",
-            ),
-        ] {
-            let e = o.set(name, value).expect_err(name);
-            assert_eq!(e.message(), message);
-            assert_eq!(o, before, "a failed set changes nothing");
-        }
-    }
 
     /// A CA and a server certificate for `localhost` / 127.0.0.1 signed by it.
     fn ca_and_server() -> (String, rustls::ServerConfig) {

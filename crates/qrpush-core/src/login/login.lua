@@ -11,7 +11,7 @@
 -- ARGV[1]   operation: start | scan | approve | reject | redeem | cancel | status
 -- ARGV[2]   the login id (base64url): only copied into events, never stored
 -- ARGV[3]   the channel events go to
--- ARGV[4]   "1": events carry "sessionId" (the seed-compatible single channel)
+-- ARGV[4]   "1": events carry "sessionId" (the single-channel format, routed on that field)
 -- ARGV[5..7] pending, approved and terminal TTLs in milliseconds
 -- ARGV[8..] the operation's own arguments, named where they are read
 --
@@ -19,8 +19,10 @@
 -- plaintext secret a call carries is approve's new ticket, which is published, never stored.
 -- Time is Redis's own (TIME), so every app server agrees on deadlines.
 --
--- Reply: {"ok", state, version, created_ms, deadline_ms, a, b} (a, b depend on the operation)
---     or {"err", reason, state}.
+-- Reply: {"ok", state, version, created_ms, deadline_ms, first, second}, where the last two are
+-- what the operation returns besides the state: scan the browser's IP and user agent, redeem
+-- the user and device, status "1" when it stored a new ticket; empty for the others.
+--     or {"err", reason, state}: the call was refused, nothing changed.
 
 local key, op, id, channel = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local with_session_id = ARGV[4] == '1'
@@ -37,8 +39,8 @@ local function int(n)
   return string.format('%d', n)
 end
 
-local function ok(h, a, b)
-  return {'ok', h.state, int(h.version), h.created, h.deadline, a or '', b or ''}
+local function ok(h, first, second)
+  return {'ok', h.state, int(h.version), h.created, h.deadline, first or '', second or ''}
 end
 
 local function refuse(reason, h)

@@ -16,22 +16,24 @@
 //! Every call is one run of the Lua script (`login.lua`): it checks the state, writes the new state and
 //! TTL, and PUBLISHes the event, so state and events never disagree and of two concurrent calls
 //! only one can win a transition. A refused call fails with `ErrorKind::Login(`[`LoginError`]`)`
-//! and changes nothing, publishes nothing.
+//! and changes nothing, publishes nothing. Invalid arguments are about [`Subject::UserId`],
+//! [`Subject::DeviceInfo`] or [`Subject::BrowserIp`].
 //!
 //! Redis holds per login one hash, `qrpush:login:<sha256(login id)>`: state, version, creation
 //! time, deadline, the scanning user and device, the browser's IP and user agent, and SHA-256
 //! hashes of the QR token, the browser secret and the ticket — never a secret itself, nor the id.
 //!
 //! Events are JSON, built by the script: `{"v":1,"type":..,"loginId":..,["sessionId":..,]
-//! "seq":<state version>,"ts":<Redis time, ms>,"data":{..}}` on `login_channel` (mode `single`,
-//! with `sessionId` for the seed's Ratchet server) or `login_channel:<id>` (`per_login`), after
-//! `channel_prefix`. php/README.md documents the schema, the flow and the security notes.
+//! "seq":<state version>,"ts":<Redis time, ms>,"data":{..}}`, after `channel_prefix` on
+//! `login_channel` (mode `single`, the single-channel format: every event carries `sessionId`,
+//! the login id, to route on) or on `login_channel:<id>` (`per_login`). php/README.md documents
+//! the schema, the flow and the security notes.
 //!
 //! The QR code's text is `<login id>.<QR token>`: the id tells which key to touch, so every script
 //! declares its one key (no id→QR mapping key, no plaintext id stored anywhere).
 
+pub mod random;
 mod script;
-pub mod secrets;
 pub mod token;
 pub mod wire;
 
@@ -40,8 +42,10 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::config::LoginChannelMode;
-use crate::error::{Error, ErrorKind, Result};
+pub use crate::error::LoginError;
+use crate::error::{Error, ErrorKind, Result, Subject};
 use crate::secret::Secret;
+use script::{Accepted, Browser, Operation, Redeemer, Reply, Returned, TicketStored};
 
 /// The key prefix of login hashes.
 pub const KEY_PREFIX: &str = "qrpush:login:";
@@ -53,64 +57,6 @@ pub const MAX_DEVICE_INFO: usize = 1024;
 pub const MAX_IP: usize = 64;
 /// User agents are cut (at a character boundary) to this many bytes.
 pub const MAX_USER_AGENT: usize = 512;
-
-/// Why a login call was refused. Each has a stable code (the PHP exception's `getCode()`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LoginError {
-    /// No such login: a forged or mistyped id or QR code, or one that expired long enough ago
-    /// to be removed (after `login_terminal_ttl`).
-    NotFound,
-    /// The login's deadline passed (it is, or just became, `expired`).
-    Expired,
-    /// The transition is not allowed from the login's current state.
-    WrongState,
-    /// Approve/reject by a user other than the one who scanned.
-    WrongUser,
-    /// The browser secret does not match.
-    WrongSecret,
-    /// The ticket does not match (a forged ticket, or one replaced by `status()`).
-    WrongTicket,
-    /// The login was already redeemed: a replayed ticket.
-    TicketUsed,
-}
-
-impl LoginError {
-    pub const ALL: [LoginError; 7] = [
-        LoginError::NotFound,
-        LoginError::Expired,
-        LoginError::WrongState,
-        LoginError::WrongUser,
-        LoginError::WrongSecret,
-        LoginError::WrongTicket,
-        LoginError::TicketUsed,
-    ];
-
-    /// The stable code: 101..=107.
-    pub fn code(self) -> i32 {
-        match self {
-            LoginError::NotFound => 101,
-            LoginError::Expired => 102,
-            LoginError::WrongState => 103,
-            LoginError::WrongUser => 104,
-            LoginError::WrongSecret => 105,
-            LoginError::WrongTicket => 106,
-            LoginError::TicketUsed => 107,
-        }
-    }
-
-    fn from_reason(reason: &str) -> Option<Self> {
-        Some(match reason {
-            "not_found" => LoginError::NotFound,
-            "expired" => LoginError::Expired,
-            "wrong_state" => LoginError::WrongState,
-            "wrong_user" => LoginError::WrongUser,
-            "wrong_secret" => LoginError::WrongSecret,
-            "wrong_ticket" => LoginError::WrongTicket,
-            "ticket_used" => LoginError::TicketUsed,
-            _ => return None,
-        })
-    }
-}
 
 /// The states of a login.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,16 +164,16 @@ impl<'a> Login<'a> {
 
     /// Creates a pending login. `browser_ip` and `user_agent` are shown to the phone at scan.
     pub fn start(&self, browser_ip: &str, user_agent: &str) -> Result<Started> {
-        check_browser_ip(browser_ip).map_err(|e| about("browser IP", e))?;
+        check_len(browser_ip, MAX_IP).map_err(|e| e.about(Subject::BrowserIp))?;
         let user_agent = truncate(user_agent, MAX_USER_AGENT);
-        let id = secrets::new_id()?;
-        let qr_token = secrets::new_secret()?;
-        let browser_secret = secrets::new_secret()?;
-        let qr_hash = secrets::hash(qr_token.as_bytes());
-        let secret_hash = secrets::hash(browser_secret.as_bytes());
-        let reply = self.call(
+        let id = random::new_id()?;
+        let qr_token = random::new_secret()?;
+        let browser_secret = random::new_secret()?;
+        let qr_hash = random::hash(qr_token.as_bytes());
+        let secret_hash = random::hash(browser_secret.as_bytes());
+        let (status, ()) = self.call(
             &id,
-            "start",
+            Operation::Start,
             &[
                 qr_hash.as_bytes(),
                 secret_hash.as_bytes(),
@@ -235,11 +181,10 @@ impl<'a> Login<'a> {
                 user_agent.as_bytes(),
             ],
         )?;
-        let (status, _, _) = self.status_of(&id, reply, "start")?;
         let gateway_token = token::for_login(self.client.config(), &status).map(Secret::new);
         Ok(Started {
             status,
-            qr: Secret::new(secrets::qr_text(&id, &qr_token)),
+            qr: Secret::new(random::qr_text(&id, &qr_token)),
             browser_secret: Secret::new(browser_secret),
             gateway_token,
         })
@@ -247,79 +192,77 @@ impl<'a> Login<'a> {
 
     /// The phone scanned `qr`: binds the login to `user_id` (pending → scanned).
     pub fn scan(&self, qr: &str, user_id: &str, device_info: &str) -> Result<ScanInfo> {
-        check_user_id(user_id).map_err(|e| about("user id", e))?;
-        check_device_info(device_info).map_err(|e| about("device info", e))?;
-        let Some((id, qr_token)) = secrets::split_qr(qr) else {
-            return Err(refused(LoginError::NotFound, "scan", ""));
+        check_user_id(user_id)?;
+        check_len(device_info, MAX_DEVICE_INFO).map_err(|e| e.about(Subject::DeviceInfo))?;
+        let Some((id, qr_token)) = random::split_qr(qr) else {
+            return Err(refused(LoginError::NotFound, Operation::Scan, None));
         };
-        let qr_hash = secrets::hash(qr_token.as_bytes());
-        let reply = self.call(
+        let qr_hash = random::hash(qr_token.as_bytes());
+        let (status, browser): (_, Browser) = self.call(
             id,
-            "scan",
+            Operation::Scan,
             &[
                 qr_hash.as_bytes(),
                 user_id.as_bytes(),
                 device_info.as_bytes(),
             ],
         )?;
-        let (status, ip, ua) = self.status_of(id, reply, "scan")?;
         Ok(ScanInfo {
             status,
-            browser_ip: ip,
-            browser_user_agent: ua,
+            browser_ip: browser.ip,
+            browser_user_agent: browser.user_agent,
         })
     }
 
     /// The scanning user confirms (scanned → approved): publishes the new one-time ticket.
     pub fn approve(&self, id: &str, user_id: &str) -> Result<Status> {
-        check_user_id(user_id).map_err(|e| about("user id", e))?;
-        let id = known_id(id, "approve")?;
-        let ticket = secrets::new_secret()?;
-        let ticket_hash = secrets::hash(ticket.as_bytes());
-        let reply = self.call(
+        check_user_id(user_id)?;
+        let id = known_id(id, Operation::Approve)?;
+        let ticket = random::new_secret()?;
+        let ticket_hash = random::hash(ticket.as_bytes());
+        let (status, ()) = self.call(
             id,
-            "approve",
+            Operation::Approve,
             &[
                 user_id.as_bytes(),
                 ticket.as_bytes(),
                 ticket_hash.as_bytes(),
             ],
         )?;
-        Ok(self.status_of(id, reply, "approve")?.0)
+        Ok(status)
     }
 
     /// The scanning user declines (scanned → rejected).
     pub fn reject(&self, id: &str, user_id: &str) -> Result<Status> {
-        check_user_id(user_id).map_err(|e| about("user id", e))?;
-        let id = known_id(id, "reject")?;
-        let reply = self.call(id, "reject", &[user_id.as_bytes()])?;
-        Ok(self.status_of(id, reply, "reject")?.0)
+        check_user_id(user_id)?;
+        let id = known_id(id, Operation::Reject)?;
+        let (status, ()) = self.call(id, Operation::Reject, &[user_id.as_bytes()])?;
+        Ok(status)
     }
 
     /// The browser trades the ticket and its secret for the user id, once (approved → redeemed).
     pub fn redeem(&self, id: &str, ticket: &str, browser_secret: &str) -> Result<Redeemed> {
-        let id = known_id(id, "redeem")?;
-        let ticket_hash = secrets::hash(ticket.as_bytes());
-        let secret_hash = secrets::hash(browser_secret.as_bytes());
-        let reply = self.call(
+        let id = known_id(id, Operation::Redeem)?;
+        let ticket_hash = random::hash(ticket.as_bytes());
+        let secret_hash = random::hash(browser_secret.as_bytes());
+        let (status, redeemer): (_, Redeemer) = self.call(
             id,
-            "redeem",
+            Operation::Redeem,
             &[ticket_hash.as_bytes(), secret_hash.as_bytes()],
         )?;
-        let (status, user_id, device_info) = self.status_of(id, reply, "redeem")?;
         Ok(Redeemed {
             status,
-            user_id,
-            device_info,
+            user_id: redeemer.user_id,
+            device_info: redeemer.device_info,
         })
     }
 
     /// The browser gives up (pending/scanned/approved → cancelled).
     pub fn cancel(&self, id: &str, browser_secret: &str) -> Result<Status> {
-        let id = known_id(id, "cancel")?;
-        let secret_hash = secrets::hash(browser_secret.as_bytes());
-        let reply = self.call(id, "cancel", &[secret_hash.as_bytes()])?;
-        Ok(self.status_of(id, reply, "cancel")?.0)
+        let id = known_id(id, Operation::Cancel)?;
+        let secret_hash = random::hash(browser_secret.as_bytes());
+        let (status, ()) = self.call(id, Operation::Cancel, &[secret_hash.as_bytes()])?;
+        Ok(status)
     }
 
     /// The current state. A live login whose deadline passed becomes `expired` here (and the
@@ -327,23 +270,23 @@ impl<'a> Login<'a> {
     /// new ticket (replacing the one of the `approved` event), so a browser that missed the
     /// event can still redeem.
     pub fn status(&self, id: &str, browser_secret: Option<&str>) -> Result<Status> {
-        let id = known_id(id, "status")?;
+        let id = known_id(id, Operation::Status)?;
+        // Without the secret both are empty: the script then neither checks nor stores anything.
         let (secret_hash, ticket) = match browser_secret {
-            Some(s) => (secrets::hash(s.as_bytes()), secrets::new_secret()?),
+            Some(s) => (random::hash(s.as_bytes()), random::new_secret()?),
             None => (String::new(), String::new()),
         };
         let ticket_hash = if ticket.is_empty() {
             String::new()
         } else {
-            secrets::hash(ticket.as_bytes())
+            random::hash(ticket.as_bytes())
         };
-        let reply = self.call(
+        let (mut status, TicketStored(stored)) = self.call(
             id,
-            "status",
+            Operation::Status,
             &[secret_hash.as_bytes(), ticket_hash.as_bytes()],
         )?;
-        let (mut status, issued, _) = self.status_of(id, reply, "status")?;
-        if issued == "1" {
+        if stored {
             status.ticket = Some(Secret::new(ticket));
         }
         Ok(status)
@@ -364,10 +307,17 @@ impl<'a> Login<'a> {
 
     /// The Redis key of login `id`.
     pub fn key(id: &str) -> String {
-        format!("{KEY_PREFIX}{}", secrets::hash(id.as_bytes()))
+        format!("{KEY_PREFIX}{}", random::hash(id.as_bytes()))
     }
 
-    fn call(&self, id: &str, op: &str, op_args: &[&[u8]]) -> Result<script::Reply> {
+    /// Runs `operation` on login `id` with its own arguments `op_args`: the login's status after
+    /// it and what it returns besides, or the refusal.
+    fn call<R: Returned>(
+        &self,
+        id: &str,
+        operation: Operation,
+        op_args: &[&[u8]],
+    ) -> Result<(Status, R)> {
         let config = self.client.config();
         let channel = self.channel(id);
         let ms = |d: Duration| d.as_millis().max(1).to_string();
@@ -381,7 +331,6 @@ impl<'a> Login<'a> {
             LoginChannelMode::PerLogin => b"0",
         };
         let mut args: Vec<&[u8]> = vec![
-            op.as_bytes(),
             id.as_bytes(),
             channel.as_bytes(),
             with_session_id,
@@ -390,69 +339,41 @@ impl<'a> Login<'a> {
             terminal.as_bytes(),
         ];
         args.extend_from_slice(op_args);
-        script::run(self.client, &Self::key(id), &args)
-    }
-
-    /// A script reply as the login's status plus the operation's two extra values.
-    fn status_of(
-        &self,
-        id: &str,
-        reply: script::Reply,
-        op: &str,
-    ) -> Result<(Status, String, String)> {
-        match reply {
-            script::Reply::Ok {
+        match script::run(self.client, operation, &Self::key(id), &args)? {
+            Reply::Accepted(Accepted {
                 state,
                 version,
                 created_ms,
                 deadline_ms,
-                a,
-                b,
-            } => {
-                let state = State::parse(&state).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Protocol,
-                        "the login script returned an unknown state",
-                    )
-                })?;
+                returned,
+            }) => {
                 let status = Status {
                     id: id.to_string(),
                     state,
                     version,
                     created_at_ms: created_ms,
                     expires_at_ms: (state.is_live() && deadline_ms > 0).then_some(deadline_ms),
-                    channel: self.channel(id),
+                    channel,
                     ticket: None,
                 };
-                Ok((status, a, b))
+                Ok((status, returned))
             }
-            script::Reply::Refused { reason, state } => {
-                let Some(why) = LoginError::from_reason(&reason) else {
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        "the login script refused a call for an unknown reason",
-                    ));
-                };
-                Err(refused(why, op, &state))
-            }
+            Reply::Refused { why, state } => Err(refused(why, operation, state)),
         }
     }
 }
 
 /// The error of a refused call. Messages name the operation and the state, never a secret.
-fn refused(why: LoginError, op: &str, state: &str) -> Error {
+fn refused(why: LoginError, operation: Operation, state: Option<State>) -> Error {
+    let op = operation.name();
     let message = match why {
         LoginError::NotFound => {
             format!("{op}: no such login (unknown or forged id or QR code, or expired and removed)")
         }
         LoginError::Expired => format!("{op}: the login expired"),
         LoginError::WrongState => {
-            let needs = match op {
-                "scan" => "pending",
-                "approve" | "reject" => "scanned",
-                "redeem" => "approved",
-                _ => "pending, scanned or approved",
-            };
+            let state = state.map(State::as_str).unwrap_or_default();
+            let needs = operation.needs();
             format!("{op}: the login is {state}; {op} needs a {needs} login")
         }
         LoginError::WrongUser => format!("{op}: the login was scanned by another user"),
@@ -466,35 +387,28 @@ fn refused(why: LoginError, op: &str, state: &str) -> Error {
 }
 
 /// A well-formed id, or NotFound without asking Redis (a forged id cannot exist).
-fn known_id<'s>(id: &'s str, op: &str) -> Result<&'s str> {
-    if secrets::is_id(id) {
+fn known_id(id: &str, operation: Operation) -> Result<&str> {
+    if random::is_id(id) {
         Ok(id)
     } else {
-        Err(refused(LoginError::NotFound, op, ""))
+        Err(refused(LoginError::NotFound, operation, None))
     }
 }
 
-/// A user id: non-empty, at most [`MAX_USER_ID`] bytes, no control characters.
-/// (Messages name no subject: callers add it, like the PHP binding's "Argument #2 ($userId)".)
-pub fn check_user_id(user_id: &str) -> Result<()> {
-    if user_id.is_empty() {
-        return Err(Error::invalid("must not be empty"));
-    }
-    check_len(user_id, MAX_USER_ID)?;
-    if user_id.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(Error::invalid("must not contain control characters"));
-    }
-    Ok(())
-}
-
-/// The phone's description of itself: at most [`MAX_DEVICE_INFO`] bytes.
-pub fn check_device_info(device_info: &str) -> Result<()> {
-    check_len(device_info, MAX_DEVICE_INFO)
-}
-
-/// The browser's IP as the app saw it: at most [`MAX_IP`] bytes.
-pub fn check_browser_ip(ip: &str) -> Result<()> {
-    check_len(ip, MAX_IP)
+/// A user id: non-empty, at most [`MAX_USER_ID`] bytes, no control characters. Errors are about
+/// [`Subject::UserId`].
+fn check_user_id(user_id: &str) -> Result<()> {
+    let check = || {
+        if user_id.is_empty() {
+            return Err(Error::invalid("must not be empty"));
+        }
+        check_len(user_id, MAX_USER_ID)?;
+        if user_id.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(Error::invalid("must not contain control characters"));
+        }
+        Ok(())
+    };
+    check().map_err(|e| e.about(Subject::UserId))
 }
 
 fn check_len(value: &str, max: usize) -> Result<()> {
@@ -505,10 +419,6 @@ fn check_len(value: &str, max: usize) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-fn about(what: &str, e: Error) -> Error {
-    Error::new(e.kind(), format!("{what} {}", e.message()))
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -525,12 +435,6 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn codes_are_stable_and_distinct() {
-        let codes: Vec<i32> = LoginError::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, vec![101, 102, 103, 104, 105, 106, 107]);
-    }
 
     #[test]
     fn forged_ids_are_not_found_without_redis() {

@@ -8,11 +8,12 @@ use std::sync::OnceLock;
 use redis::Value;
 use sha1::{Digest, Sha1};
 
+use super::State;
 use crate::client::Client;
-use crate::connection::server_error;
-use crate::error::{Error, ErrorKind, Result};
+use crate::connection::{server_error, Packer};
+use crate::error::{Error, ErrorKind, LoginError, Result};
 
-/// The state machine (see the file for its protocol).
+/// The state machine (see the file for its protocol and its replies).
 pub const SOURCE: &str = include_str!("login.lua");
 
 /// The script's SHA-1 in lowercase hex, as EVALSHA names it.
@@ -26,49 +27,149 @@ pub fn sha() -> &'static str {
     })
 }
 
-/// What the script answered.
-#[derive(Debug)]
-pub enum Reply {
-    /// `{"ok", state, version, created_ms, deadline_ms, a, b}`
-    Ok {
-        state: String,
-        version: i64,
-        created_ms: i64,
-        deadline_ms: i64,
-        a: String,
-        b: String,
-    },
-    /// `{"err", reason, state}`: the call was refused and nothing changed.
-    Refused { reason: String, state: String },
+/// The script's operations (its ARGV[1]): one per transition, and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Start,
+    Scan,
+    Approve,
+    Reject,
+    Redeem,
+    Cancel,
+    Status,
 }
 
-/// Runs the script on `key` with `args` (ARGV) and decodes its reply.
-pub fn run(client: &Client, key: &str, args: &[&[u8]]) -> Result<Reply> {
+impl Operation {
+    /// The name the script and the messages use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Start => "start",
+            Operation::Scan => "scan",
+            Operation::Approve => "approve",
+            Operation::Reject => "reject",
+            Operation::Redeem => "redeem",
+            Operation::Cancel => "cancel",
+            Operation::Status => "status",
+        }
+    }
+
+    /// The states the operation accepts a login in, for the message that refuses another one.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Operation::Scan => "pending",
+            Operation::Approve | Operation::Reject => "scanned",
+            Operation::Redeem => "approved",
+            Operation::Start | Operation::Cancel | Operation::Status => {
+                "pending, scanned or approved"
+            }
+        }
+    }
+}
+
+/// The script's answer to an accepted call: the login after it, and what the operation returns
+/// besides (`R`: see [`Returned`]).
+#[derive(Debug)]
+pub struct Accepted<R> {
+    pub state: State,
+    pub version: i64,
+    pub created_ms: i64,
+    /// The deadline of a live login (Redis time, ms); 0 once it is finished.
+    pub deadline_ms: i64,
+    pub returned: R,
+}
+
+/// What the script answered.
+#[derive(Debug)]
+pub enum Reply<R> {
+    Accepted(Accepted<R>),
+    /// The call was refused and nothing changed; `state` is the login's, when it has one.
+    Refused {
+        why: LoginError,
+        state: Option<State>,
+    },
+}
+
+/// What an operation returns besides the login's state: the last two fields of the script's
+/// `ok` reply, which mean something else per operation (empty where they mean nothing).
+pub trait Returned: Sized {
+    fn from_fields(first: String, second: String) -> Self;
+}
+
+/// Nothing (start, approve, reject, cancel).
+impl Returned for () {
+    fn from_fields(_: String, _: String) -> Self {}
+}
+
+/// What `scan` returns: the browser that asks to log in, for the phone to show.
+#[derive(Debug)]
+pub struct Browser {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+impl Returned for Browser {
+    fn from_fields(ip: String, user_agent: String) -> Self {
+        Browser { ip, user_agent }
+    }
+}
+
+/// What `redeem` returns: who logged in.
+#[derive(Debug)]
+pub struct Redeemer {
+    pub user_id: String,
+    pub device_info: String,
+}
+
+impl Returned for Redeemer {
+    fn from_fields(user_id: String, device_info: String) -> Self {
+        Redeemer {
+            user_id,
+            device_info,
+        }
+    }
+}
+
+/// What `status` returns: whether it stored a new ticket (an approved login, asked with the
+/// browser secret).
+#[derive(Debug)]
+pub struct TicketStored(pub bool);
+
+impl Returned for TicketStored {
+    fn from_fields(stored: String, _: String) -> Self {
+        TicketStored(stored == "1")
+    }
+}
+
+/// Runs `operation` on the login hash `key`: ARGV is the operation's name, then `args` (the
+/// login id, channel and TTLs, then the operation's own). Decodes the reply.
+pub fn run<R: Returned>(
+    client: &Client,
+    operation: Operation,
+    key: &str,
+    args: &[&[u8]],
+) -> Result<Reply<R>> {
     let reply = client.run(0, |conn, timeout| {
-        let reply = conn.request_one(timeout, |p| {
+        let script = |p: &mut Packer<'_>, command: &str, script: &str| {
             p.command(|cmd| {
-                cmd.arg("EVALSHA").arg(sha()).arg(1).arg(key);
+                cmd.arg(command).arg(script).arg(1).arg(key);
+                cmd.arg(operation.name());
                 for a in args {
                     cmd.arg(*a);
                 }
             })
-        })?;
+        };
+        let reply = conn.request_one(timeout, |p| script(p, "EVALSHA", sha()))?;
         match reply {
-            Value::ServerError(e) if e.code() == "NOSCRIPT" => conn.request_one(timeout, |p| {
-                p.command(|cmd| {
-                    cmd.arg("EVAL").arg(SOURCE).arg(1).arg(key);
-                    for a in args {
-                        cmd.arg(*a);
-                    }
-                })
-            }),
+            Value::ServerError(e) if e.code() == "NOSCRIPT" => {
+                conn.request_one(timeout, |p| script(p, "EVAL", SOURCE))
+            }
             other => Ok(other),
         }
     })?;
     decode(reply)
 }
 
-fn decode(reply: Value) -> Result<Reply> {
+fn decode<R: Returned>(reply: Value) -> Result<Reply<R>> {
     let items = match reply {
         Value::Array(items) => items,
         Value::ServerError(e) => return Err(server_error(&e, "the QrPush login script failed")),
@@ -88,18 +189,25 @@ fn decode(reply: Value) -> Result<Reply> {
             .parse()
             .map_err(|_| protocol("the login script returned a malformed number"))
     };
+    let state = |i: usize| -> Result<State> {
+        State::parse(&text(i)?)
+            .ok_or_else(|| protocol("the login script returned an unknown state"))
+    };
     match text(0)?.as_str() {
-        "ok" if items.len() == 7 => Ok(Reply::Ok {
-            state: text(1)?,
+        "ok" if items.len() == 7 => Ok(Reply::Accepted(Accepted {
+            state: state(1)?,
             version: int(2)?,
             created_ms: int(3)?,
             deadline_ms: int(4)?,
-            a: text(5)?,
-            b: text(6)?,
-        }),
+            returned: R::from_fields(text(5)?, text(6)?),
+        })),
         "err" if items.len() == 3 => Ok(Reply::Refused {
-            reason: text(1)?,
-            state: text(2)?,
+            why: LoginError::from_name(&text(1)?)
+                .ok_or_else(|| protocol("the login script refused a call for an unknown reason"))?,
+            state: match text(2)?.as_str() {
+                "" => None,
+                _ => Some(state(2)?),
+            },
         }),
         _ => Err(protocol("the login script returned a malformed reply")),
     }

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::secrets;
+use super::random as secrets;
 use super::Status;
 use crate::config::Config;
 

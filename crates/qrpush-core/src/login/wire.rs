@@ -29,7 +29,7 @@ pub const STATUS_TYPE: &str = "status";
 pub struct EventMeta {
     pub kind: String,
     pub login_id: String,
-    /// Present in `single` channel mode (the seed's Ratchet server routes on it).
+    /// Present in `single` channel mode (the single-channel format: subscribers route on it).
     pub session_id: Option<String>,
     pub seq: i64,
     /// Redis's clock when the transition happened, Unix ms.
@@ -54,7 +54,8 @@ impl EventMeta {
         })
     }
 
-    /// The id a subscriber routes on: `sessionId` when present (the seed's contract), else `loginId`.
+    /// The id a subscriber routes on: `sessionId` when present (the single-channel format), else
+    /// `loginId`.
     pub fn route(&self) -> &str {
         self.session_id.as_deref().unwrap_or(&self.login_id)
     }
