@@ -3,9 +3,11 @@
 /**
  * QrPush — publish to Redis Pub/Sub from PHP over pooled persistent connections.
  *
- * This file is the API reference of the `qrpush` extension. It is not loaded by PHP: IDEs and static
- * analysers read it, and tests/php/StubTest.php checks that it matches the extension's reflection
- * exactly (classes, parents, methods, parameter names, types and defaults, return types, constants).
+ * This file is the API reference of the `qrpush` extension, for IDEs and static analysers. It is valid
+ * PHP (`php -l`; bracketed namespaces, as PHP's own stubs mix global and namespaced classes) and is
+ * never loaded next to the extension: tests/php/StubTest.php loads it into a PHP without the extension
+ * and checks that its reflection matches the extension's exactly (classes, parents, methods,
+ * parameter names, types and defaults, return types, constants).
  *
  * Accepted messages (the `$message` parameters):
  *  - string: published byte-for-byte;
@@ -17,324 +19,326 @@
  * @generated-by hand; kept equal to reflection by tests/php/StubTest.php
  */
 
-/**
- * Static facade over the process-wide default client configured by the `qrpush.*` php.ini directives.
- *
- * The first call in a process opens a connection; later calls (and later requests served by the same
- * php-fpm worker) reuse it.
- */
-final class QrPush
-{
-    /** The extension's version (the same as `phpversion('qrpush')`). */
-    public const VERSION = '0.1.0';
-
+namespace {
     /**
-     * Not constructible: QrPush is a static facade. Calling `new` throws an \Exception.
+     * Static facade over the process-wide default client configured by the `qrpush.*` php.ini directives.
+     *
+     * The first call in a process opens a connection; later calls (and later requests served by the same
+     * php-fpm worker) reuse it.
      */
-    public function __construct() {}
+    final class QrPush
+    {
+        /** The extension's version (the same as `phpversion('qrpush')`). */
+        public const VERSION = '0.1.0';
 
-    /**
-     * Publishes one message to a channel (Redis PUBLISH), prefixed with `qrpush.channel_prefix`.
-     *
-     * @param string $channel Channel name: non-empty, no ASCII control characters (CR, LF, NUL, ...).
-     * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum (see the file header).
-     * @return int The number of subscribers that received the message (0 when nobody listens).
-     * @throws \ValueError Empty or invalid channel, message larger than `qrpush.max_payload`, unencodable value.
-     * @throws \TypeError A message of a type that cannot be published.
-     * @throws \QrPush\ConnectionException Redis cannot be reached, or the connection was lost.
-     * @throws \QrPush\TimeoutException Redis did not answer within `qrpush.connect_timeout` + `qrpush.timeout`.
-     * @throws \QrPush\ServerException Redis answered with an error (NOAUTH, WRONGPASS, NOPERM, ...).
-     * @see \QrPush\Client::publish()
-     * @example QrPush::publish('qr-login-events', ['sessionId' => $sid, 'status' => 'confirmed']);
-     */
-    public static function publish(string $channel, mixed $message): int {}
+        /**
+         * Not constructible: QrPush is a static facade. Calling `new` throws an \Exception.
+         */
+        public function __construct() {}
 
-    /**
-     * Publishes many messages in one round trip (pipelined PUBLISH commands).
-     *
-     * Every pair is validated and encoded before anything is sent: one bad pair means nothing is published.
-     *
-     * @param array $messages A list of [string $channel, mixed $message] pairs.
-     * @return array<int, int> The receiver count of each message, in input order.
-     * @throws \ValueError|\TypeError|\QrPush\Exception As publish(); a ServerException names the failing index.
-     * @example QrPush::publishMany([['news', 'hello'], ['user:42', ['unread' => 3]]]);
-     */
-    public static function publishMany(array $messages): array {}
+        /**
+         * Publishes one message to a channel (Redis PUBLISH), prefixed with `qrpush.channel_prefix`.
+         *
+         * @param string $channel Channel name: non-empty, no ASCII control characters (CR, LF, NUL, ...).
+         * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum (see the file header).
+         * @return int The number of subscribers that received the message (0 when nobody listens).
+         * @throws \ValueError Empty or invalid channel, message larger than `qrpush.max_payload`, unencodable value.
+         * @throws \TypeError A message of a type that cannot be published.
+         * @throws \QrPush\ConnectionException Redis cannot be reached, or the connection was lost.
+         * @throws \QrPush\TimeoutException Redis did not answer within `qrpush.connect_timeout` + `qrpush.timeout`.
+         * @throws \QrPush\ServerException Redis answered with an error (NOAUTH, WRONGPASS, NOPERM, ...).
+         * @see \QrPush\Client::publish()
+         * @example QrPush::publish('qr-login-events', ['sessionId' => $sid, 'status' => 'confirmed']);
+         */
+        public static function publish(string $channel, mixed $message): int {}
 
-    /**
-     * Measures one round trip to Redis (PING), for health checks.
-     *
-     * @return float The round-trip time in seconds.
-     * @throws \QrPush\Exception When Redis cannot be reached within the time bound.
-     * @example if (QrPush::ping() > 0.05) { error_log('redis is slow'); }
-     */
-    public static function ping(): float {}
+        /**
+         * Publishes many messages in one round trip (pipelined PUBLISH commands).
+         *
+         * Every pair is validated and encoded before anything is sent: one bad pair means nothing is published.
+         *
+         * @param array $messages A list of [string $channel, mixed $message] pairs.
+         * @return array<int, int> The receiver count of each message, in input order.
+         * @throws \ValueError|\TypeError|\QrPush\Exception As publish(); a ServerException names the failing index.
+         * @example QrPush::publishMany([['news', 'hello'], ['user:42', ['unread' => 3]]]);
+         */
+        public static function publishMany(array $messages): array {}
 
-    /**
-     * Counters of the default client's connection pool in this process.
-     *
-     * @return array{published: int, failed: int, reconnects: int, connections_created: int,
-     *     pool_size: int, pool_idle: int, pool_in_use: int, last_error: ?string,
-     *     latency_us: array{p50: int, p90: int, p99: int, max: int, count: int},
-     *     endpoint: string, pid: int,
-     *     breaker: array{state: string, opened_at: ?float, fast_failures: int, trips: int}}
-     *     `last_error` and `endpoint` never contain a password. `breaker` is the circuit breaker in front of
-     *     new connections: `state` is `closed`, `open` (a connection attempt timed out less than
-     *     `qrpush.breaker_cooldown` ago: calls that need a new connection fail fast) or `half-open` (the
-     *     cool-down is over: the next such call tries once); `opened_at` is when it last opened (Unix time,
-     *     null while closed); `fast_failures` counts the calls it failed without trying; `trips` how often
-     *     it opened.
-     * @example var_dump(QrPush::stats()['published']);
-     */
-    public static function stats(): array {}
+        /**
+         * Measures one round trip to Redis (PING), for health checks.
+         *
+         * @return float The round-trip time in seconds.
+         * @throws \QrPush\Exception When Redis cannot be reached within the time bound.
+         * @example if (QrPush::ping() > 0.05) { error_log('redis is slow'); }
+         */
+        public static function ping(): float {}
+
+        /**
+         * Counters of the default client's connection pool in this process.
+         *
+         * @return array{published: int, failed: int, reconnects: int, connections_created: int,
+         *     pool_size: int, pool_idle: int, pool_in_use: int, last_error: ?string,
+         *     latency_us: array{p50: int, p90: int, p99: int, max: int, count: int},
+         *     endpoint: string, pid: int,
+         *     breaker: array{state: string, opened_at: ?float, fast_failures: int, trips: int}}
+         *     `last_error` and `endpoint` never contain a password. `breaker` is the circuit breaker in front of
+         *     new connections: `state` is `closed`, `open` (a connection attempt timed out less than
+         *     `qrpush.breaker_cooldown` ago: calls that need a new connection fail fast) or `half-open` (the
+         *     cool-down is over: the next such call tries once); `opened_at` is when it last opened (Unix time,
+         *     null while closed); `fast_failures` counts the calls it failed without trying; `trips` how often
+         *     it opened.
+         * @example var_dump(QrPush::stats()['published']);
+         */
+        public static function stats(): array {}
+    }
 }
 
-namespace QrPush;
-
-/**
- * A client for one Redis endpoint, for apps that talk to more than one Redis or need other options than
- * php.ini's. Clients with the same endpoint and credentials share one connection pool per process.
- */
-final class Client
-{
+namespace QrPush {
     /**
-     * Validates the configuration; connects lazily, on the first call that needs Redis.
+     * A client for one Redis endpoint, for apps that talk to more than one Redis or need other options than
+     * php.ini's. Clients with the same endpoint and credentials share one connection pool per process.
+     */
+    final class Client
+    {
+        /**
+         * Validates the configuration; connects lazily, on the first call that needs Redis.
+         *
+         * @param string|null $url `redis://[user[:password]@]host[:port][/db]` or `unix:///path/redis.sock`
+         *     (Unix only); null means `qrpush.url`.
+         * @param array $options Keys are the php.ini directive names without `qrpush.`: `connect_timeout`,
+         *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`, `breaker_cooldown`. Unset keys come from php.ini.
+         * @throws \ValueError A malformed URL, an unknown option key or an invalid option value.
+         * @example $c = new QrPush\Client('redis://app:secret@127.0.0.1:6380/0', ['timeout' => 0.5]);
+         */
+        public function __construct(?string $url = null, ?array $options = null) {}
+
+        /**
+         * Publishes one message to a channel. See \QrPush::publish().
+         *
+         * @param string $channel Channel name: non-empty, no ASCII control characters.
+         * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum.
+         * @return int The number of subscribers that received the message.
+         * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::publish().
+         */
+        public function publish(string $channel, mixed $message): int {}
+
+        /**
+         * Publishes many [channel, message] pairs in one round trip. See \QrPush::publishMany().
+         *
+         * @param array $messages A list of [string $channel, mixed $message] pairs.
+         * @return array<int, int> The receiver count of each message, in input order.
+         * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::publishMany().
+         */
+        public function publishMany(array $messages): array {}
+
+        /**
+         * Measures one round trip to Redis (PING).
+         *
+         * @return float The round-trip time in seconds.
+         * @throws \QrPush\Exception When Redis cannot be reached within the time bound.
+         */
+        public function ping(): float {}
+
+        /**
+         * Counters of this client's connection pool (shared by every client of the same endpoint).
+         *
+         * @return array See \QrPush::stats().
+         */
+        public function stats(): array {}
+    }
+
+    /** Root of every exception QrPush throws for a Redis problem. Invalid arguments are \ValueError/\TypeError. */
+    class Exception extends \RuntimeException
+    {
+    }
+
+    /**
+     * Redis cannot be reached (refused, unresolvable, unix socket missing) or the connection was lost; or the
+     * circuit breaker is open: a connection attempt timed out less than `qrpush.breaker_cooldown` seconds ago,
+     * so the call failed at once without trying ("circuit open for Redis at ... retrying after X s").
+     */
+    class ConnectionException extends Exception
+    {
+    }
+
+    /** Redis did not answer within the configured time bound (`connect_timeout`, `timeout`). */
+    class TimeoutException extends Exception
+    {
+    }
+
+    /** Redis answered with an error reply (NOAUTH, WRONGPASS, NOPERM, ...). The message starts with its code. */
+    class ServerException extends Exception
+    {
+    }
+
+    /**
+     * QR login, the publisher side: an atomic state machine in Redis that publishes every transition.
      *
-     * @param string|null $url `redis://[user[:password]@]host[:port][/db]` or `unix:///path/redis.sock`
-     *     (Unix only); null means `qrpush.url`.
-     * @param array $options Keys are the php.ini directive names without `qrpush.`: `connect_timeout`,
-     *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`, `breaker_cooldown`. Unset keys come from php.ini.
-     * @throws \ValueError A malformed URL, an unknown option key or an invalid option value.
-     * @example $c = new QrPush\Client('redis://app:secret@127.0.0.1:6380/0', ['timeout' => 0.5]);
-     */
-    public function __construct(?string $url = null, ?array $options = null) {}
-
-    /**
-     * Publishes one message to a channel. See \QrPush::publish().
+     *   pending --scan()--> scanned --approve()--> approved --redeem()--> redeemed
+     *                          `--reject()--> rejected
+     *   pending|scanned|approved --cancel()--> cancelled;  a passed deadline --> expired
      *
-     * @param string $channel Channel name: non-empty, no ASCII control characters.
-     * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum.
-     * @return int The number of subscribers that received the message.
-     * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::publish().
-     */
-    public function publish(string $channel, mixed $message): int {}
-
-    /**
-     * Publishes many [channel, message] pairs in one round trip. See \QrPush::publishMany().
+     * Every call is one Lua script run on the default client's pooled connections (same `qrpush.url`, time
+     * bounds and `qrpush.channel_prefix` as \QrPush::publish()): it checks the state, writes the new state and
+     * its TTL, and PUBLISHes the event, so state and events never disagree and of concurrent calls only one
+     * wins. A refused call throws a \QrPush\LoginException subclass and changes nothing, publishes nothing.
      *
-     * @param array $messages A list of [string $channel, mixed $message] pairs.
-     * @return array<int, int> The receiver count of each message, in input order.
-     * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::publishMany().
-     */
-    public function publishMany(array $messages): array {}
-
-    /**
-     * Measures one round trip to Redis (PING).
+     * Redis stores, per login, one hash `qrpush:login:<sha256(id)>`: state, version, times, the scanning user
+     * and device, the browser's IP and user agent, and SHA-256 hashes of the QR token, browser secret and
+     * ticket — never a secret, nor the login id itself. Exception messages never contain a secret.
      *
-     * @return float The round-trip time in seconds.
-     * @throws \QrPush\Exception When Redis cannot be reached within the time bound.
-     */
-    public function ping(): float {}
-
-    /**
-     * Counters of this client's connection pool (shared by every client of the same endpoint).
+     * Events (JSON) go to `qrpush.login_channel` (mode `single`, the default, the single-channel format:
+     * every event also carries `sessionId` = login id, to route on) or to `<login_channel>:<id>` (mode
+     * `per_login`), both after `qrpush.channel_prefix`:
+     *   {"v":1,"type":"scanned|approved|rejected|redeemed|cancelled|expired","loginId":"<id>",
+     *    ["sessionId":"<id>",] "seq":<state version>,"ts":<Redis time, ms>,"data":{...}}
+     * data: scanned {"expiresAt":ms}, approved {"ticket":"...","expiresAt":ms}, expired {"from":"<state>"},
+     * others {}. `seq` is the login's version after the transition (2 = scanned, 3 = approved/rejected, ...):
+     * a subscriber can drop duplicates and detect gaps; status() returns the same version.
      *
-     * @return array See \QrPush::stats().
-     */
-    public function stats(): array {}
-}
-
-/** Root of every exception QrPush throws for a Redis problem. Invalid arguments are \ValueError/\TypeError. */
-class Exception extends \RuntimeException
-{
-}
-
-/**
- * Redis cannot be reached (refused, unresolvable, unix socket missing) or the connection was lost; or the
- * circuit breaker is open: a connection attempt timed out less than `qrpush.breaker_cooldown` seconds ago,
- * so the call failed at once without trying ("circuit open for Redis at ... retrying after X s").
- */
-class ConnectionException extends Exception
-{
-}
-
-/** Redis did not answer within the configured time bound (`connect_timeout`, `timeout`). */
-class TimeoutException extends Exception
-{
-}
-
-/** Redis answered with an error reply (NOAUTH, WRONGPASS, NOPERM, ...). The message starts with its code. */
-class ServerException extends Exception
-{
-}
-
-/**
- * QR login, the publisher side: an atomic state machine in Redis that publishes every transition.
- *
- *   pending --scan()--> scanned --approve()--> approved --redeem()--> redeemed
- *                          `--reject()--> rejected
- *   pending|scanned|approved --cancel()--> cancelled;  a passed deadline --> expired
- *
- * Every call is one Lua script run on the default client's pooled connections (same `qrpush.url`, time
- * bounds and `qrpush.channel_prefix` as \QrPush::publish()): it checks the state, writes the new state and
- * its TTL, and PUBLISHes the event, so state and events never disagree and of concurrent calls only one
- * wins. A refused call throws a \QrPush\LoginException subclass and changes nothing, publishes nothing.
- *
- * Redis stores, per login, one hash `qrpush:login:<sha256(id)>`: state, version, times, the scanning user
- * and device, the browser's IP and user agent, and SHA-256 hashes of the QR token, browser secret and
- * ticket — never a secret, nor the login id itself. Exception messages never contain a secret.
- *
- * Events (JSON) go to `qrpush.login_channel` (mode `single`, the default: every event also carries
- * `sessionId` = login id, as the seed's Ratchet server expects) or to `<login_channel>:<id>` (mode
- * `per_login`), both after `qrpush.channel_prefix`:
- *   {"v":1,"type":"scanned|approved|rejected|redeemed|cancelled|expired","loginId":"<id>",
- *    ["sessionId":"<id>",] "seq":<state version>,"ts":<Redis time, ms>,"data":{...}}
- * data: scanned {"expiresAt":ms}, approved {"ticket":"...","expiresAt":ms}, expired {"from":"<state>"},
- * others {}. `seq` is the login's version after the transition (2 = scanned, 3 = approved/rejected, ...):
- * a subscriber can drop duplicates and detect gaps; status() returns the same version.
- *
- * Status arrays (every method but redeem() returns one):
- *   array{id: string, state: string, version: int, created_at_ms: int, expires_at_ms: ?int, channel: string}
- * `expires_at_ms` is the deadline of a live login (pending/scanned: qrpush.login_pending_ttl after start;
- * approved: qrpush.login_approved_ttl after approve) and null once it is finished; a finished login stays
- * readable for qrpush.login_terminal_ttl, then it is gone (LoginNotFoundException).
- *
- * Ids, QR texts, tickets and secrets are accepted as any bytes: forged input is refused with the login
- * exception it deserves (mostly LoginNotFoundException), never a \TypeError.
- */
-final class Login
-{
-    /**
-     * Not constructible: QrPush\Login is a static facade. Calling `new` throws an \Exception.
-     */
-    public function __construct() {}
-
-    /**
-     * Creates a pending login, for the browser that wants to log in.
+     * Status arrays (every method but redeem() returns one):
+     *   array{id: string, state: string, version: int, created_at_ms: int, expires_at_ms: ?int, channel: string}
+     * `expires_at_ms` is the deadline of a live login (pending/scanned: qrpush.login_pending_ttl after start;
+     * approved: qrpush.login_approved_ttl after approve) and null once it is finished; a finished login stays
+     * readable for qrpush.login_terminal_ttl, then it is gone (LoginNotFoundException).
      *
-     * @param string $browserIp The browser's address as the app sees it (shown to the phone); at most 64 bytes.
-     * @param string $userAgent The browser's User-Agent (shown to the phone); cut to 512 bytes.
-     * @return array The status array plus `qr` (the QR code's text, `<id>.<43 base64url chars>`) and
-     *     `browser_secret` (43 base64url chars: put it in an HttpOnly SameSite=Strict cookie, never in the page),
-     *     and `gateway_token`: the WebSocket gateway's handshake token for this login (`<id>.<expiry ms>.<HMAC>`,
-     *     signed with qrpush.gateway_secret, valid until the login can no longer change; the page may see it),
-     *     or null when qrpush.gateway_secret is empty.
-     * @throws \ValueError A browser IP longer than 64 bytes.
-     * @throws \QrPush\Exception Redis could not be reached in time (ConnectionException, TimeoutException, ...).
-     * @example $login = QrPush\Login::start($_SERVER['REMOTE_ADDR'], $_SERVER['HTTP_USER_AGENT'] ?? '');
+     * Ids, QR texts, tickets and secrets are accepted as any bytes: forged input is refused with the login
+     * exception it deserves (mostly LoginNotFoundException), never a \TypeError.
      */
-    public static function start(string $browserIp, string $userAgent): array {}
+    final class Login
+    {
+        /**
+         * Not constructible: QrPush\Login is a static facade. Calling `new` throws an \Exception.
+         */
+        public function __construct() {}
 
-    /**
-     * The logged-in phone user scanned `$qr`: binds the login to `$userId` (pending → scanned).
-     *
-     * @param string $qr The scanned text.
-     * @param string $userId The phone's user: non-empty UTF-8, at most 256 bytes, no control characters.
-     * @param string $deviceInfo A description of the phone (returned by nothing but stored); at most 1024 bytes.
-     * @return array The status array plus `browser_ip` and `browser_user_agent`: show them, with
-     *     `created_at_ms`, before the user approves (the QRLJacking defence).
-     * @throws \QrPush\LoginNotFoundException Not a QR code of a login (or a forged, unknown or removed one).
-     * @throws \QrPush\LoginExpiredException|\QrPush\LoginStateException Expired, or already scanned/finished.
-     * @throws \ValueError An invalid user id or device info.
-     */
-    public static function scan(string $qr, string $userId, string $deviceInfo): array {}
+        /**
+         * Creates a pending login, for the browser that wants to log in.
+         *
+         * @param string $browserIp The browser's address as the app sees it (shown to the phone); at most 64 bytes.
+         * @param string $userAgent The browser's User-Agent (shown to the phone); cut to 512 bytes.
+         * @return array The status array plus `qr` (the QR code's text, `<id>.<43 base64url chars>`) and
+         *     `browser_secret` (43 base64url chars: put it in an HttpOnly SameSite=Strict cookie, never in the page),
+         *     and `gateway_token`: the WebSocket gateway's handshake token for this login (`<id>.<expiry ms>.<HMAC>`,
+         *     signed with qrpush.gateway_secret, valid until the login can no longer change; the page may see it),
+         *     or null when qrpush.gateway_secret is empty.
+         * @throws \ValueError A browser IP longer than 64 bytes.
+         * @throws \QrPush\Exception Redis could not be reached in time (ConnectionException, TimeoutException, ...).
+         * @example $login = QrPush\Login::start($_SERVER['REMOTE_ADDR'], $_SERVER['HTTP_USER_AGENT'] ?? '');
+         */
+        public static function start(string $browserIp, string $userAgent): array {}
 
-    /**
-     * The scanning user confirms (scanned → approved). Publishes `approved` with a new one-time ticket; the
-     * phone never sees it. The browser has qrpush.login_approved_ttl seconds to redeem it.
-     *
-     * @return array The status array.
-     * @throws \QrPush\LoginWrongUserException Another user scanned this login.
-     * @throws \QrPush\LoginStateException The login is not scanned (pending, already approved, finished).
-     * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
-     */
-    public static function approve(string $loginId, string $userId): array {}
+        /**
+         * The logged-in phone user scanned `$qr`: binds the login to `$userId` (pending → scanned).
+         *
+         * @param string $qr The scanned text.
+         * @param string $userId The phone's user: non-empty UTF-8, at most 256 bytes, no control characters.
+         * @param string $deviceInfo A description of the phone (returned by nothing but stored); at most 1024 bytes.
+         * @return array The status array plus `browser_ip` and `browser_user_agent`: show them, with
+         *     `created_at_ms`, before the user approves (the QRLJacking defence).
+         * @throws \QrPush\LoginNotFoundException Not a QR code of a login (or a forged, unknown or removed one).
+         * @throws \QrPush\LoginExpiredException|\QrPush\LoginStateException Expired, or already scanned/finished.
+         * @throws \ValueError An invalid user id or device info.
+         */
+        public static function scan(string $qr, string $userId, string $deviceInfo): array {}
 
-    /**
-     * The scanning user declines (scanned → rejected). Publishes `rejected`.
-     *
-     * @return array The status array.
-     * @throws \QrPush\LoginWrongUserException|\QrPush\LoginStateException|\QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
-     */
-    public static function reject(string $loginId, string $userId): array {}
+        /**
+         * The scanning user confirms (scanned → approved). Publishes `approved` with a new one-time ticket; the
+         * phone never sees it. The browser has qrpush.login_approved_ttl seconds to redeem it.
+         *
+         * @return array The status array.
+         * @throws \QrPush\LoginWrongUserException Another user scanned this login.
+         * @throws \QrPush\LoginStateException The login is not scanned (pending, already approved, finished).
+         * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+         */
+        public static function approve(string $loginId, string $userId): array {}
 
-    /**
-     * The browser trades the ticket (from the `approved` event, or from status()) and its secret for the
-     * user id, exactly once (approved → redeemed). Publishes `redeemed`. Start a fresh session after it.
-     *
-     * @return string The user id given to scan().
-     * @throws \QrPush\LoginWrongSecretException The browser secret does not match (checked before the state).
-     * @throws \QrPush\LoginTicketUsedException The login was already redeemed (a replayed ticket).
-     * @throws \QrPush\LoginWrongTicketException The ticket does not match (forged, or replaced by status()).
-     * @throws \QrPush\LoginStateException The login is not approved.
-     * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
-     */
-    public static function redeem(string $loginId, string $ticket, string $browserSecret): string {}
+        /**
+         * The scanning user declines (scanned → rejected). Publishes `rejected`.
+         *
+         * @return array The status array.
+         * @throws \QrPush\LoginWrongUserException|\QrPush\LoginStateException|\QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+         */
+        public static function reject(string $loginId, string $userId): array {}
 
-    /**
-     * The browser gives up (pending/scanned/approved → cancelled). Publishes `cancelled`.
-     *
-     * @return array The status array.
-     * @throws \QrPush\LoginWrongSecretException|\QrPush\LoginStateException|\QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
-     */
-    public static function cancel(string $loginId, string $browserSecret): array {}
+        /**
+         * The browser trades the ticket (from the `approved` event, or from status()) and its secret for the
+         * user id, exactly once (approved → redeemed). Publishes `redeemed`. Start a fresh session after it.
+         *
+         * @return string The user id given to scan().
+         * @throws \QrPush\LoginWrongSecretException The browser secret does not match (checked before the state).
+         * @throws \QrPush\LoginTicketUsedException The login was already redeemed (a replayed ticket).
+         * @throws \QrPush\LoginWrongTicketException The ticket does not match (forged, or replaced by status()).
+         * @throws \QrPush\LoginStateException The login is not approved.
+         * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+         */
+        public static function redeem(string $loginId, string $ticket, string $browserSecret): string {}
 
-    /**
-     * The login's current state, for a browser that reconnects or polls (Pub/Sub is at-most-once). A live
-     * login past its deadline becomes `expired` here (and `expired` is published).
-     *
-     * @param string|null $browserSecret With the browser secret, an approved login's status also carries
-     *     `ticket`: a new one, which replaces the event's (so a browser that missed `approved` can redeem).
-     * @return array The status array (+ `ticket`).
-     * @throws \QrPush\LoginWrongSecretException A browser secret was given and does not match.
-     * @throws \QrPush\LoginNotFoundException Unknown, forged, or finished longer ago than qrpush.login_terminal_ttl.
-     */
-    public static function status(string $loginId, ?string $browserSecret = null): array {}
-}
+        /**
+         * The browser gives up (pending/scanned/approved → cancelled). Publishes `cancelled`.
+         *
+         * @return array The status array.
+         * @throws \QrPush\LoginWrongSecretException|\QrPush\LoginStateException|\QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+         */
+        public static function cancel(string $loginId, string $browserSecret): array {}
 
-/** Root of QR-login refusals (never thrown itself). getCode() is one of the constants. Nothing changed in Redis. */
-class LoginException extends Exception
-{
-    public const NOT_FOUND = 101;
-    public const EXPIRED = 102;
-    public const WRONG_STATE = 103;
-    public const WRONG_USER = 104;
-    public const WRONG_SECRET = 105;
-    public const WRONG_TICKET = 106;
-    public const TICKET_USED = 107;
-}
+        /**
+         * The login's current state, for a browser that reconnects or polls (Pub/Sub is at-most-once). A live
+         * login past its deadline becomes `expired` here (and `expired` is published).
+         *
+         * @param string|null $browserSecret With the browser secret, an approved login's status also carries
+         *     `ticket`: a new one, which replaces the event's (so a browser that missed `approved` can redeem).
+         * @return array The status array (+ `ticket`).
+         * @throws \QrPush\LoginWrongSecretException A browser secret was given and does not match.
+         * @throws \QrPush\LoginNotFoundException Unknown, forged, or finished longer ago than qrpush.login_terminal_ttl.
+         */
+        public static function status(string $loginId, ?string $browserSecret = null): array {}
+    }
 
-/** No such login: an unknown or forged id or QR code, or one removed after expiring (code 101). */
-class LoginNotFoundException extends LoginException
-{
-}
+    /** Root of QR-login refusals (never thrown itself). getCode() is one of the constants. Nothing changed in Redis. */
+    class LoginException extends Exception
+    {
+        public const NOT_FOUND = 101;
+        public const EXPIRED = 102;
+        public const WRONG_STATE = 103;
+        public const WRONG_USER = 104;
+        public const WRONG_SECRET = 105;
+        public const WRONG_TICKET = 106;
+        public const TICKET_USED = 107;
+    }
 
-/** The login's deadline passed (code 102). */
-class LoginExpiredException extends LoginException
-{
-}
+    /** No such login: an unknown or forged id or QR code, or one removed after expiring (code 101). */
+    class LoginNotFoundException extends LoginException
+    {
+    }
 
-/** The transition is not allowed from the login's current state, e.g. approve() twice (code 103). */
-class LoginStateException extends LoginException
-{
-}
+    /** The login's deadline passed (code 102). */
+    class LoginExpiredException extends LoginException
+    {
+    }
 
-/** approve()/reject() by a user other than the one who scanned (code 104). */
-class LoginWrongUserException extends LoginException
-{
-}
+    /** The transition is not allowed from the login's current state, e.g. approve() twice (code 103). */
+    class LoginStateException extends LoginException
+    {
+    }
 
-/** The browser secret does not match (code 105). */
-class LoginWrongSecretException extends LoginException
-{
-}
+    /** approve()/reject() by a user other than the one who scanned (code 104). */
+    class LoginWrongUserException extends LoginException
+    {
+    }
 
-/** The ticket does not match (code 106). */
-class LoginWrongTicketException extends LoginException
-{
-}
+    /** The browser secret does not match (code 105). */
+    class LoginWrongSecretException extends LoginException
+    {
+    }
 
-/** The login was already redeemed: the ticket was used (code 107). */
-class LoginTicketUsedException extends LoginException
-{
+    /** The ticket does not match (code 106). */
+    class LoginWrongTicketException extends LoginException
+    {
+    }
+
+    /** The login was already redeemed: the ticket was used (code 107). */
+    class LoginTicketUsedException extends LoginException
+    {
+    }
 }

@@ -6,31 +6,80 @@ namespace QrPush\Tests;
 
 use PHPUnit\Framework\Attributes\DataProvider;
 
+require_once __DIR__ . '/Support/ClassDescription.php';
+
 /**
- * stubs/qrpush.stub.php is the API reference IDEs and static analysers read: it must describe the
- * live extension exactly. The stub is parsed with PHP's tokenizer (never loaded: its classes would
- * clash with the extension's) into the same shape as a description built from Reflection, and the
- * two are compared both ways — nothing missing, nothing extra — class by class, counting only
- * members a class declares itself.
+ * stubs/qrpush.stub.php is the API reference IDEs and static analysers read: it must be valid PHP
+ * and describe the live extension exactly. The stub is loaded by `require` into a PHP without the
+ * extension (`php -n`: next to the extension its classes would clash), and the reflection of its
+ * classes there is compared with the reflection of the extension's classes here, both ways —
+ * nothing missing, nothing extra — class by class, counting only members a class declares itself.
+ * No parser of our own: PHP reads the stub.
  */
 final class StubTest extends TestCase
 {
     private const STUB = __DIR__ . '/../../stubs/qrpush.stub.php';
 
-    /** @var array<string, array<string, mixed>>|null */
-    private static ?array $stub = null;
+    /**
+     * The child's program: loads the description code, then the stub, and prints what the stub
+     * declared (described), whether each class and method has a doc comment, and whether the
+     * extension was loaded (it must not be).
+     */
+    private const DESCRIBE_STUB = <<<'PHP'
+        require $argv[1];
+        $before = get_declared_classes();
+        require $argv[2];
+        $classes = [];
+        $undocumented = [];
+        foreach (array_diff(get_declared_classes(), $before) as $name) {
+            $class = new ReflectionClass($name);
+            $classes[$name] = QrPush\Tests\ClassDescription::describe($class);
+            $class->getDocComment() === false && $undocumented[] = $name;
+            foreach ($class->getMethods() as $method) {
+                $method->class === $name && $method->getDocComment() === false && $undocumented[] = "{$name}::{$method->name}()";
+            }
+        }
+        echo json_encode(['extension_loaded' => extension_loaded('qrpush'), 'classes' => $classes, 'undocumented' => $undocumented], JSON_THROW_ON_ERROR);
+        PHP;
+
+    /** @var array{extension_loaded: bool, classes: array<string, array<string, mixed>>, undocumented: list<string>}|null */
+    private static ?array $loaded = null;
+
+    /** What the stub declares, as PHP without the extension sees it (one child per test run). */
+    private static function loadedStub(): array
+    {
+        if (self::$loaded === null) {
+            $result = PhpProcess::exec([
+                PhpProcess::binary(), '-n', '-d', 'display_errors=stderr',
+                '-r', self::DESCRIBE_STUB, '--', __DIR__ . '/Support/ClassDescription.php', self::STUB,
+            ]);
+            self::assertSame(0, $result->exitCode, $result->describe());
+            self::assertSame('', $result->stderr, $result->describe());
+            self::$loaded = json_decode($result->stdout, true, 512, JSON_THROW_ON_ERROR);
+        }
+        return self::$loaded;
+    }
 
     /** @return array<string, array<string, mixed>> class name => description */
     private static function stub(): array
     {
-        return self::$stub ??= StubParser::parse((string) file_get_contents(self::STUB));
+        return self::loadedStub()['classes'];
     }
 
-    public function testStubParses(): void
+    public function testStubIsValidPhp(): void
     {
-        // Guards the parser itself: a parser that finds nothing would make every comparison vacuous.
+        $result = PhpProcess::exec([PhpProcess::binary(), '-n', '-l', self::STUB]);
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertStringContainsString('No syntax errors detected', $result->stdout, $result->describe());
+    }
+
+    public function testStubIsLoadedWithoutTheExtension(): void
+    {
+        // Guards the comparison itself: a stub compared with the extension's own classes, or
+        // one that declares nothing, would make every comparison vacuous.
+        self::assertFalse(self::loadedStub()['extension_loaded'], 'the child that loads the stub must not load the extension');
         $stub = self::stub();
-        foreach (['QrPush', 'QrPush\Client', 'QrPush\Exception', 'QrPush\ConnectionException', 'QrPush\TimeoutException', 'QrPush\ServerException'] as $class) {
+        foreach (['QrPush', 'QrPush\Client', 'QrPush\Login', 'QrPush\Exception', 'QrPush\ConnectionException', 'QrPush\TimeoutException', 'QrPush\ServerException', 'QrPush\LoginException'] as $class) {
             self::assertArrayHasKey($class, $stub);
         }
         self::assertSame('final class QrPush', $stub['QrPush']['declaration']);
@@ -40,86 +89,21 @@ final class StubTest extends TestCase
             'public function __construct(?string $url = NULL, ?array $options = NULL)',
             $stub['QrPush\Client']['methods']['__construct'],
         );
+        self::assertSame(
+            'static public function status(string $loginId, ?string $browserSecret = NULL): array',
+            $stub['QrPush\Login']['methods']['status'],
+        );
         self::assertStringStartsWith("public const VERSION = '", $stub['QrPush']['constants']['VERSION']);
+        self::assertSame('public const NOT_FOUND = 101', $stub['QrPush\LoginException']['constants']['NOT_FOUND']);
         self::assertSame('RuntimeException', $stub['QrPush\Exception']['parent']);
         self::assertSame('QrPush\Exception', $stub['QrPush\ServerException']['parent']);
+        self::assertSame('QrPush\LoginException', $stub['QrPush\LoginTicketUsedException']['parent']);
         self::assertSame([], $stub['QrPush\ServerException']['methods']);
     }
 
-    /**
-     * The parser and the reflection side must agree on classes that really are what their source
-     * says: a synthetic stub using every construct the parser knows is parsed, then evaluated as
-     * real classes (in a namespace of its own), and both descriptions are compared.
-     */
-    public function testParserAgreesWithReflectionOnASyntheticStub(): void
+    public function testEveryClassAndMethodOfTheStubIsDocumented(): void
     {
-        $source = <<<'PHP'
-            <?php
-            namespace QrPush\Tests\StubFixture;
-
-            /** A doc comment. */
-            interface Shape extends \Countable
-            {
-                public const SIDES = 0;
-                public function area(float $scale = 1.0): float;
-            }
-
-            enum Status: string implements \JsonSerializable
-            {
-                case Pending = 'pending';
-                case Done = 'do' . 'ne';
-                public const DEFAULT = self::Pending;
-                public function jsonSerialize(): mixed { return 1; }
-                public static function parse(?string $s = null): ?self { return null; }
-            }
-
-            enum Flag
-            {
-                case On;
-                case Off;
-            }
-
-            abstract class Base implements Shape
-            {
-                protected int $count = 0;
-                public static ?string $label = null;
-                abstract protected function name(): string;
-                public function count(): int { return 0; }
-                public function area(float $scale = 1.0): float { return 0.0; }
-            }
-
-            final class Square extends Base
-            {
-                public const int|string ANY = 'x';
-                final public const MASK = 1 << 3 | 0x1, OTHER = [1, 'k' => [true, null]];
-                public readonly string $id;
-                public function __construct(#[\SensitiveParameter] string $id, private readonly array $opts = ['a' => [1, 2]], int ...$rest) {}
-                protected function name(): string { return ''; }
-                public function &ref(array &$a, int $flags = \PHP_INT_MAX, string $s = self::ANY . 'y', ?Status $st = Status::Done, int|float|null $n = -1.5): static|null { return $this; }
-                private static function helper(\Closure|string $f = 'strlen'): void {}
-            }
-
-            class Failure extends \RuntimeException
-            {
-            }
-            PHP;
-        // Constant expressions naming classes (Status::Done) are evaluated, so the classes must exist.
-        eval(substr($source, \strlen('<?php')));
-        $parsed = StubParser::parse($source);
-        $names = array_keys($parsed);
-        sort($names);
-        self::assertSame(
-            ['QrPush\Tests\StubFixture\Base', 'QrPush\Tests\StubFixture\Failure', 'QrPush\Tests\StubFixture\Flag', 'QrPush\Tests\StubFixture\Shape', 'QrPush\Tests\StubFixture\Square', 'QrPush\Tests\StubFixture\Status'],
-            $names,
-        );
-        foreach ($parsed as $class => $description) {
-            self::assertSame(self::render($description), self::render(StubParser::describe(new \ReflectionClass($class))), $class);
-        }
-        self::assertSame('final class QrPush\Tests\StubFixture\Square', $parsed['QrPush\Tests\StubFixture\Square']['declaration']);
-        self::assertSame(
-            "public function &ref(array &\$a, int \$flags = 9223372036854775807, string \$s = 'xy', ?QrPush\\Tests\\StubFixture\\Status \$st = \\QrPush\\Tests\\StubFixture\\Status::Done, float|int|null \$n = -1.5): ?static",
-            $parsed['QrPush\Tests\StubFixture\Square']['methods']['ref'],
-        );
+        self::assertSame([], self::loadedStub()['undocumented'], 'the stub is the API reference: every class and method has a doc comment');
     }
 
     public function testExtensionHasExactlyTheStubsClasses(): void
@@ -132,42 +116,22 @@ final class StubTest extends TestCase
     }
 
     /** @return iterable<string, array{string}> */
-    public static function stubClasses(): iterable
+    public static function extensionClasses(): iterable
     {
-        foreach (array_keys(StubParser::parse((string) file_get_contents(self::STUB))) as $class) {
+        foreach ((new \ReflectionExtension('qrpush'))->getClassNames() as $class) {
             yield $class => [$class];
         }
     }
 
-    #[DataProvider('stubClasses')]
+    #[DataProvider('extensionClasses')]
     public function testClassMatchesTheStub(string $class): void
     {
-        self::assertTrue(class_exists($class), "{$class} is in the stub but not in the extension");
-        $expected = self::stub()[$class];
-        $actual = StubParser::describe(new \ReflectionClass($class));
+        self::assertArrayHasKey($class, self::stub(), "{$class} is in the extension but not in the stub");
         // One assertion on the whole description: the diff shows every difference at once.
         self::assertSame(
-            self::render($expected),
-            self::render($actual),
+            ClassDescription::render(self::stub()[$class]),
+            ClassDescription::render(ClassDescription::describe(new \ReflectionClass($class))),
             "{$class}: stub (expected) vs reflection of the loaded extension (actual)",
         );
-    }
-
-    /** @param array<string, mixed> $description */
-    private static function render(array $description): string
-    {
-        $lines = [$description['declaration']];
-        $lines[] = '  parent: ' . ($description['parent'] ?? '-');
-        $lines[] = '  interfaces: ' . implode(', ', $description['interfaces']);
-        foreach ($description['constants'] as $constant) {
-            $lines[] = "  {$constant}";
-        }
-        foreach ($description['properties'] as $property) {
-            $lines[] = "  {$property}";
-        }
-        foreach ($description['methods'] as $method) {
-            $lines[] = "  {$method}";
-        }
-        return implode("\n", $lines) . "\n";
     }
 }

@@ -60,7 +60,6 @@ require __DIR__ . '/Support/RedisServer.php';
 require __DIR__ . '/Support/Subscriber.php';
 require __DIR__ . '/Support/PhpProcess.php';
 require __DIR__ . '/Support/Fpm.php';
-require __DIR__ . '/Support/StubParser.php';
 require __DIR__ . '/Support/TestCase.php';
 require __DIR__ . '/Support/JsonAgainstPhpTestCase.php';
 
