@@ -2,7 +2,7 @@
 //! on the app's channels and the whole QR login flow work; anything else is refused with NOPERM,
 //! which QrPush reports as a server error (`ServerException` in PHP).
 
-mod support;
+use qrpush_test_support as support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! following calls fail fast for `breaker_cooldown`, then one trial reconnects; refusals never trip
 //! it; a live pooled connection is still used while it is open; 0 turns it off.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

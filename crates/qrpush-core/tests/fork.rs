@@ -7,7 +7,7 @@
 //! This binary holds a single test on purpose: fork() copies only the calling thread, so no
 //! other test may hold a lock (or be mid-publish) when it happens.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! refused calls (no state change, no event), expiry, the race for one transition, and what
 //! Redis stores (hashes, never a secret).
 
-mod support;
+use qrpush_test_support as support;
 
 use std::sync::{Arc, Barrier};
 use std::thread;

@@ -5,7 +5,7 @@
 //! written say so (`maybe_sent`), and no subscriber ever sees a message twice, even when the
 //! server dies mid-flight or a reply is lost after Redis executed the command.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

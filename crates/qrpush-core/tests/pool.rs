@@ -4,7 +4,7 @@
 //! The process-wide pool as Redis sees it: one connection reused across calls, never more than
 //! `pool_size` connections under concurrency, and a bounded wait when every connection is busy.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};

@@ -4,7 +4,7 @@
 //! Publishing against a real redis-server: what a subscriber receives is exactly what was
 //! published, receiver counts are Redis's, and invalid input never reaches the server.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! QrPush can print: the error's message, `Display` and `Debug`, the stats (and their last error),
 //! the config's `Debug` and every setting's displayed value.
 
-mod support;
+use qrpush_test_support as support;
 
 use qrpush_core::{Client, Config, ErrorKind, SETTINGS};
 use std::net::TcpListener;

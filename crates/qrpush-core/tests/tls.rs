@@ -1,138 +1,17 @@
-//! `rediss://` against a real TLS redis-server: a CA and a server certificate generated here
-//! (rcgen), redis-server started with `--tls-port`. With the right CA it publishes and reuses its
+//! `rediss://` against a real TLS redis-server: a CA and a server certificate generated per test
+//! (qrpush-test-support's `TlsServer`, rcgen), redis-server started with `--tls-port`. With the right CA it publishes and reuses its
 //! connection; with a wrong CA or a wrong name it fails closed, before any command is sent.
 //!
 //! The server also listens on a plain port, used only by the test's own admin connection and
 //! subscriber (independent of the code under test).
 
-mod support;
-
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use qrpush_core::{Client, Config, ErrorKind};
-use support::{free_port, RedisServer};
+use qrpush_test_support::{Pki, TlsServer};
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// Certificates for one test: a CA, a server certificate it signed (for `localhost` and
-/// 127.0.0.1), and an unrelated CA.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "qrpush-tls-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca_pem, issuer) = ca("QrPush test CA");
-        let (other_pem, _) = ca("Some other CA");
-        let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
-        std::fs::write(dir.join("other-ca.pem"), other_pem).unwrap();
-        std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn ca(name: &str) -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::CrlSign,
-    ];
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), rcgen::Issuer::new(params, key))
-}
-
-/// A redis-server with a TLS port (and a plain one for the test's own connections).
-struct TlsServer {
-    server: RedisServer,
-    tls_port: u16,
-    pki: Pki,
-}
-
-impl TlsServer {
-    fn start() -> TlsServer {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra: &[&str]) -> TlsServer {
-        let pki = Pki::new();
-        let tls_port = free_port().to_string();
-        let (cert, key, ca) = (
-            pki.path("server.pem"),
-            pki.path("server.key"),
-            pki.path("ca.pem"),
-        );
-        let mut args = vec![
-            "--tls-port",
-            &tls_port,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ];
-        args.extend_from_slice(extra);
-        let server = RedisServer::start_with(&args);
-        TlsServer {
-            server,
-            tls_port: tls_port.parse().unwrap(),
-            pki,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("rediss://127.0.0.1:{}", self.tls_port)
-    }
-
-    /// A config for the TLS port, trusting the test CA, with `settings` on top.
-    fn config(&self, settings: &[(&str, &str)]) -> Config {
-        let mut config = Config::default();
-        config.set("url", &self.url()).unwrap();
-        config.set("tls_ca_file", &self.pki.path("ca.pem")).unwrap();
-        for (name, value) in settings {
-            config
-                .set(name, value)
-                .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
-        }
-        config
-    }
-
-    fn client(&self, settings: &[(&str, &str)]) -> Client {
-        Client::new(self.config(settings))
-    }
-}
 
 #[test]
 fn publishes_over_tls_with_the_right_ca_and_reuses_the_connection() {

@@ -1,12 +1,11 @@
 //! The gateway against a real redis-server: handshake auth, routing in both channel modes,
 //! status on (re)subscribe, heartbeats, slow clients, Redis restarts, two gateways on one Redis,
-//! and the binary's SIGTERM. Each test has its own redis-server (the core's test support) and its
+//! and the binary's SIGTERM. Each test has its own redis-server (qrpush-test-support) and its
 //! own gateways on ephemeral loopback ports.
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway"` (redis-server on PATH).
 
-#[path = "../../qrpush-core/tests/support/mod.rs"]
-mod support;
+use qrpush_test_support as support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

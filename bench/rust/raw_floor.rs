@@ -4,7 +4,7 @@
 //! `PUBLISH` and `read`s until the `:N\r\n` reply is complete: two syscalls per publish, no
 //! allocation, no parsing beyond the reply's first byte. Nothing from qrpush-core is used.
 //!
-//!   cargo run --release -p qrpush-core --example raw_floor -- HOST PORT PASSWORD N SIZE [CHANNEL]
+//!   cargo run --release -p qrpush-bench --bin raw_floor -- HOST PORT PASSWORD N SIZE [CHANNEL]
 //!
 //! PASSWORD may be empty (no AUTH). Prints one JSON object on stdout with the same fields as the
 //! PHP loops of bench/php/cli.php: ops/s, p50/p99 latency, wall and CPU (getrusage) µs per publish.

@@ -8,7 +8,7 @@
 //! rounds and checks that none was dropped.
 //!
 //! ```text
-//! cargo run --release -p qrpush-gateway --example idle_sockets -- \
+//! cargo run --release -p qrpush-bench --bin idle_sockets -- \
 //!   --gateway 127.0.0.1:8090 --pid <gateway pid> --redis redis://127.0.0.1:6390 \
 //!   --secret-file <file> [--count 19000] [--step 1000] [--hold 12]
 //! ```
