@@ -19,6 +19,9 @@ declare(strict_types=1);
  * Runs until SIGTERM, or until the suite that started it is gone.
  */
 
+// Only for its reserved-port rule (QRPUSH_RESERVED_PORTS), shared with every harness.
+require __DIR__ . '/../php/Support/Processes.php';
+
 /** The parent's pid (from /proc, so no posix extension is needed): it changes when the parent dies. */
 function parentPid(): int
 {
@@ -42,7 +45,7 @@ function listenOnFreePort(): array
         }
         $name = stream_socket_get_name($server, false);
         $port = (int) substr($name, strrpos($name, ':') + 1);
-        if ($port === 2024) { // reserved in this environment
+        if (QrPush\Tests\Processes::isReserved($port)) {
             fclose($server);
             continue;
         }

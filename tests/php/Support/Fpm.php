@@ -5,11 +5,13 @@ declare(strict_types=1);
 namespace QrPush\Tests;
 
 /**
- * A real php-fpm (QRPUSH_PHP_FPM) in the foreground, with a generated config and no php.ini
- * (`-n`): one static pool on a free loopback port, the extension under test loaded by the master
+ * A real php-fpm in the foreground: the one php-fpm harness of the PHP tests, the login stack
+ * (LoginStack) and the fault suite (tests/fault). A generated config and no php.ini (`-n`), one
+ * static pool on a free loopback port, the extension under test loaded by the master
  * (`-d extension=...`, as a php.ini line would, so workers are forked after its module startup)
- * and the `qrpush.*` directives given as php_admin_value. Requests go through `cgi-fcgi`, the way
- * a web server talks to php-fpm.
+ * and the `qrpush.*` directives given as php_admin_value. Started once a worker answers with the
+ * extension loaded; stopped by its pid. Requests go through `cgi-fcgi`, the way a web server talks
+ * to php-fpm.
  */
 final class Fpm
 {
@@ -19,12 +21,18 @@ final class Fpm
     private int $port;
     private readonly string $dir;
     private readonly int $owner;
+    private readonly string $binary;
+    private readonly string $extension;
 
     /**
      * @param array<string, string> $ini more directives for the pool (php_admin_value), e.g. qrpush.*
      * @param bool $extensionInPool load the extension with php_admin_value[extension] instead: each
      *     worker then loads it after the fork (and runs its module startup itself)
      * @param array<string, string> $pool more pool directives, e.g. ['pm.max_requests' => '5']
+     * @param string|null $binary the php-fpm to run (default: QRPUSH_PHP_FPM)
+     * @param string|null $extension the libqrpush.so to load (default: QRPUSH_EXT)
+     * @param list<string> $options more php-fpm command-line options, e.g. ['-d', 'extension=ffi']
+     * @param string $name the pool's name (shows in `ps`: "php-fpm: pool NAME")
      */
     public function __construct(
         string $redisUrl,
@@ -32,15 +40,21 @@ final class Fpm
         array $ini = [],
         private readonly bool $extensionInPool = false,
         private readonly array $pool = [],
+        ?string $binary = null,
+        ?string $extension = null,
+        private readonly array $options = [],
+        private readonly string $name = 'qrpush',
     ) {
         $this->owner = getmypid();
+        $this->binary = $binary ?? self::binary();
+        $this->extension = $extension ?? PhpProcess::extension();
         $this->dir = Processes::tempDir('fpm');
         $ini = ['qrpush.url' => $redisUrl] + $ini + ['display_errors' => 'stdout', 'log_errors' => '0'];
         if ($extensionInPool) {
             // php-fpm applies a pool's php_admin_values in the reverse order of the file (its list
             // is built by prepending): the extension line goes last so that it is loaded first,
             // before its own qrpush.* directives are set.
-            $ini['extension'] = PhpProcess::extension();
+            $ini['extension'] = $this->extension;
         }
         // Another process may take the free port before php-fpm binds it: try a few ports.
         for ($attempt = 1; ; $attempt++) {
@@ -69,10 +83,11 @@ final class Fpm
         $conf = "{$this->dir}/php-fpm.conf";
         file_put_contents($conf, $this->config($ini));
         @unlink("{$this->dir}/fpm.log");
-        $command = [self::binary(), '-n', '-F', '-y', $conf];
+        $command = [$this->binary, '-n', '-F', '-y', $conf];
         if (!$this->extensionInPool) {
-            array_push($command, '-d', 'extension=' . PhpProcess::extension());
+            array_push($command, '-d', 'extension=' . $this->extension);
         }
+        array_push($command, ...$this->options);
         if (self::asRoot()) {
             $command[] = '-R';
         }
@@ -85,7 +100,7 @@ final class Fpm
         return $ready && Processes::isRunning($this->pid);
     }
 
-    private static function asRoot(): bool
+    public static function asRoot(): bool
     {
         return \function_exists('posix_getuid') ? posix_getuid() === 0 : trim((string) shell_exec('id -u')) === '0';
     }
@@ -103,6 +118,7 @@ final class Fpm
         return (string) getenv('QRPUSH_PHP_FPM');
     }
 
+    /** The master's pid (null once stopped). */
     public function pid(): ?int
     {
         return $this->pid;
@@ -113,10 +129,35 @@ final class Fpm
         return $this->port;
     }
 
-    public function stop(): void
+    /**
+     * The pids of the master's children, its workers now.
+     *
+     * @return list<int>
+     */
+    public function workerPids(): array
+    {
+        if ($this->pid === null) {
+            return [];
+        }
+        $children = @file_get_contents("/proc/{$this->pid}/task/{$this->pid}/children");
+        if ($children !== false) {
+            return array_map('intval', preg_split('/\s+/', trim($children), -1, PREG_SPLIT_NO_EMPTY));
+        }
+        $pids = [];
+        foreach (glob('/proc/[0-9]*/stat') ?: [] as $stat) {
+            $fields = explode(' ', (string) @file_get_contents($stat));
+            if (($fields[3] ?? '') === (string) $this->pid) {
+                $pids[] = (int) $fields[0];
+            }
+        }
+        return $pids;
+    }
+
+    /** SIGTERM (php-fpm's graceful stop), waiting at most `$grace` seconds before SIGKILL. */
+    public function stop(float $grace = 5.0): void
     {
         if ($this->pid !== null) {
-            Processes::stop($this->pid, Processes::SIGTERM);
+            Processes::stop($this->pid, Processes::SIGTERM, $grace);
             $this->pid = null;
         }
     }
@@ -235,7 +276,7 @@ final class Fpm
             'daemonize = no',
             "pid = {$this->dir}/php-fpm.pid",
             '',
-            '[qrpush]',
+            "[{$this->name}]",
             "listen = 127.0.0.1:{$this->port}",
             'listen.allowed_clients = 127.0.0.1',
             'pm = static',

@@ -5,9 +5,9 @@ declare(strict_types=1);
 namespace QrPush\Tests;
 
 /**
- * The QR-login demo app (php/public/index.php) served for real: php-fpm (QRPUSH_PHP_FPM, with the
- * extension under test, several workers) behind nginx built from php/nginx.conf.template, each on a
- * free loopback port. Both are child processes stopped by their pid.
+ * The QR-login demo app (php/public/index.php) served for real: php-fpm (Fpm: QRPUSH_PHP_FPM with
+ * the extension under test, several workers) behind nginx built from php/nginx.conf.template, each
+ * on a free loopback port. Both are child processes stopped by their pid.
  */
 final class LoginStack
 {
@@ -16,7 +16,7 @@ final class LoginStack
     public readonly string $url;
     private readonly string $dir;
     private readonly int $owner;
-    private ?int $fpmPid = null;
+    private ?Fpm $fpm = null;
     private ?int $nginxPid = null;
 
     /**
@@ -30,8 +30,15 @@ final class LoginStack
             mkdir("{$this->dir}/{$sub}", 0700);
         }
         try {
-            $fpmPort = $this->startFpm(['qrpush.url' => $redis->url()] + $ini);
-            $this->url = $this->startNginx($fpmPort);
+            $this->fpm = new Fpm($redis->url(), $this->workers, $ini + [
+                'display_errors' => '0',
+                'log_errors' => '1',
+                'error_reporting' => (string) E_ALL,
+                'error_log' => "{$this->dir}/php-errors.log",
+                'sys_temp_dir' => "{$this->dir}/tmp",
+                'session.save_path' => "{$this->dir}/sessions",
+            ], pool: ['listen.backlog' => '256'], name: 'login');
+            $this->url = $this->startNginx($this->fpm->port());
         } catch (\Throwable $e) {
             $logs = $this->logs();
             $this->stop();
@@ -52,18 +59,15 @@ final class LoginStack
             Processes::stop($this->nginxPid, Processes::SIGTERM);
             $this->nginxPid = null;
         }
-        if ($this->fpmPid !== null) {
-            Processes::stop($this->fpmPid, Processes::SIGTERM);
-            $this->fpmPid = null;
-        }
+        $this->fpm?->stop();
         Processes::removeDir($this->dir);
     }
 
     /** Everything the servers logged, for failure messages. */
     public function logs(): string
     {
-        $out = '';
-        foreach (['fpm.log', 'fpm.out', 'php-errors.log', 'nginx/error.log', 'nginx.out'] as $file) {
+        $out = $this->fpm?->logs() ?? '';
+        foreach (['php-errors.log', 'nginx/error.log', 'nginx.out'] as $file) {
             $text = @file_get_contents("{$this->dir}/{$file}");
             if ($text !== false && $text !== '') {
                 $out .= "--- {$file} ---\n{$text}\n";
@@ -78,74 +82,13 @@ final class LoginStack
         return (string) @file_get_contents("{$this->dir}/php-errors.log");
     }
 
-    /** @param array<string, string> $ini */
-    private function startFpm(array $ini): int
-    {
-        $asRoot = self::isRoot();
-        $ini += [
-            'display_errors' => '0',
-            'log_errors' => '1',
-            'error_reporting' => (string) E_ALL,
-            'error_log' => "{$this->dir}/php-errors.log",
-            'sys_temp_dir' => "{$this->dir}/tmp",
-            'session.save_path' => "{$this->dir}/sessions",
-        ];
-        for ($attempt = 1; ; $attempt++) {
-            $port = Processes::freePort();
-            $lines = [
-                '[global]',
-                "error_log = {$this->dir}/fpm.log",
-                'log_level = notice',
-                'daemonize = no',
-                "pid = {$this->dir}/php-fpm.pid",
-                '[login]',
-                "listen = 127.0.0.1:{$port}",
-                'listen.backlog = 256',
-                'pm = static',
-                "pm.max_children = {$this->workers}",
-                'catch_workers_output = yes',
-                'clear_env = yes',
-            ];
-            if ($asRoot) {
-                array_push($lines, 'user = root', 'group = root');
-            }
-            foreach ($ini as $name => $value) {
-                $lines[] = "php_admin_value[{$name}] = \"{$value}\"";
-            }
-            file_put_contents("{$this->dir}/php-fpm.conf", implode("\n", $lines) . "\n");
-            @unlink("{$this->dir}/fpm.log");
-            $command = [
-                (string) getenv('QRPUSH_PHP_FPM'), '-n', '-F', '-y', "{$this->dir}/php-fpm.conf",
-                '-d', 'extension=' . getenv('QRPUSH_EXT'),
-            ];
-            if ($asRoot) {
-                $command[] = '-R';
-            }
-            [, $this->fpmPid] = Processes::start($command, "{$this->dir}/fpm.out", "php-fpm on port {$port}");
-            $pid = $this->fpmPid;
-            Processes::waitFor(
-                fn (): bool => !Processes::isRunning($pid)
-                    || str_contains((string) @file_get_contents("{$this->dir}/fpm.log"), 'ready to handle connections'),
-                10.0,
-            );
-            if (Processes::isRunning($pid)) {
-                return $port;
-            }
-            Processes::stop($pid);
-            $this->fpmPid = null;
-            if ($attempt >= 3) {
-                throw new \RuntimeException('php-fpm did not start');
-            }
-        }
-    }
-
     private function startNginx(int $fpmPort): string
     {
         $template = (string) file_get_contents(self::APP . '/nginx.conf.template');
         for ($attempt = 1; ; $attempt++) {
             $port = Processes::freePort();
             $conf = strtr($template, [
-                '@@USER@@' => self::isRoot() ? 'root' : (string) get_current_user(),
+                '@@USER@@' => Fpm::asRoot() ? 'root' : (string) get_current_user(),
                 '@@PREFIX@@' => "{$this->dir}/nginx",
                 '@@LISTEN@@' => "127.0.0.1:{$port}",
                 '@@ROOT@@' => realpath(self::APP . '/public'),
@@ -178,10 +121,5 @@ final class LoginStack
                 throw new \RuntimeException("nginx did not start on {$url}");
             }
         }
-    }
-
-    private static function isRoot(): bool
-    {
-        return \function_exists('posix_getuid') ? posix_getuid() === 0 : trim((string) shell_exec('id -u')) === '0';
     }
 }

@@ -114,7 +114,20 @@ final class Processes
     }
 
     /**
-     * A loopback TCP port nobody listens on now: bind port 0, read the port, close. Never 2024.
+     * Ports no test server may take: QRPUSH_RESERVED_PORTS (space- or comma-separated), by default
+     * 2024 (taken on the project's machines) and 6379 (a developer's own Redis). scripts/lib.sh and
+     * the Rust harness (qrpush-test-support) read the same variable.
+     */
+    public static function isReserved(int $port): bool
+    {
+        $list = getenv('QRPUSH_RESERVED_PORTS');
+        $reserved = preg_split('/[\s,]+/', $list === false ? '2024 6379' : $list, -1, PREG_SPLIT_NO_EMPTY);
+        return \in_array((string) $port, $reserved, true);
+    }
+
+    /**
+     * A loopback TCP port nobody listens on now: bind port 0, read the port, close. Never a
+     * reserved one.
      */
     public static function freePort(): int
     {
@@ -126,7 +139,7 @@ final class Processes
             $name = stream_socket_get_name($server, false);
             fclose($server);
             $port = (int) substr($name, strrpos($name, ':') + 1);
-            if ($port > 0 && $port !== 2024) {
+            if ($port > 0 && !self::isReserved($port)) {
                 return $port;
             }
         }

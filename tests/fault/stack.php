@@ -1,0 +1,185 @@
+<?php
+
+declare(strict_types=1);
+
+/*
+ * One fault-suite scenario end to end (see suite.php): a private redis-server (behind the fault
+ * proxy when the scenario says so), a php-fpm pool publishing through the extension, the counting
+ * subscriber and the FastCGI load generator; the fault injected while the load runs; then the
+ * files the analysis reads. Every process is a child stopped by its own handle, never by name;
+ * every wait is bounded.
+ */
+
+use QrPush\Tests\Fpm;
+use QrPush\Tests\Processes;
+use QrPush\Tests\RedisServer;
+
+function waitFor(callable $condition, float $seconds, string $what): mixed
+{
+    $value = Processes::waitFor($condition, $seconds, 0.005);
+    if (!$value) {
+        throw new RuntimeException("timed out after {$seconds} s waiting for {$what}");
+    }
+    return $value;
+}
+
+function sleepUntil(float $t): void
+{
+    $left = $t - microtime(true);
+    if ($left > 0) {
+        usleep((int) ($left * 1e6));
+    }
+}
+
+/** The php-fpm pool under load: the flavour's php-fpm with the extension, the scenario's settings. */
+function startFpm(string $binary, string $ext, string $flavour, Settings $s, Scenario $scenario, string $url): Fpm
+{
+    $ini = [
+        'qrpush.connect_timeout' => (string) $s->connectTimeout,
+        'qrpush.timeout' => (string) $s->timeout,
+        // qrpush.breaker_cooldown: the default (0.5 s) unless a scenario sets it
+        'display_errors' => 'stderr',
+        'log_errors' => '0',
+        'max_execution_time' => '30',
+    ] + $scenario->ini;
+    $pool = ['listen.backlog' => '1024'];
+    if ($scenario->maxRequests !== null) {
+        $pool['pm.max_requests'] = (string) $scenario->maxRequests;
+    }
+    // Debian's php-fpm has no pcntl: the fork scenario forks through FFI.
+    $options = $flavour === 'nts' ? ['-d', 'extension=ffi', '-d', 'ffi.enable=1'] : [];
+    return new Fpm($url, $s->workers, $ini, pool: $pool, binary: $binary, extension: $ext, options: $options, name: 'fault');
+}
+
+final class Proxy
+{
+    public int $pid;
+    public int $port;
+    /** @var resource */
+    private $control;
+
+    public function __construct(int $upstreamPort, string $dir)
+    {
+        $ready = "{$dir}/proxy.ports";
+        [, $this->pid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/proxy.php', (string) $upstreamPort, $ready], "{$dir}/proxy.log", 'fault proxy');
+        $ports = waitFor(fn () => is_file($ready) ? trim((string) file_get_contents($ready)) : false, 5.0, 'the proxy');
+        [$port, $controlPort] = array_map('intval', explode(' ', $ports));
+        $this->port = $port;
+        $control = @stream_socket_client("tcp://127.0.0.1:{$controlPort}", $errno, $errstr, 2.0);
+        if ($control === false) {
+            throw new RuntimeException("cannot reach the proxy's control port: {$errstr}");
+        }
+        stream_set_timeout($control, 5);
+        $this->control = $control;
+    }
+
+    /** Switches the path; returns once the proxy applied it. */
+    public function set(string $mode): string
+    {
+        fwrite($this->control, "{$mode}\n");
+        $line = (string) fgets($this->control);
+        if (!str_starts_with($line, 'ok')) {
+            throw new RuntimeException("the proxy did not take '{$mode}': {$line}");
+        }
+        return trim($line);
+    }
+
+    public function stop(): void
+    {
+        Processes::stop($this->pid);
+    }
+}
+
+function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, string $fpmBinary): Outcome
+{
+    $dir = Processes::tempDir('fault');
+    $redis = new RedisServer();
+    $stack = new Stack($redis, $s);
+    $proxy = null;
+    $fpm = null;
+    $subPid = $loadPid = null;
+    $channel = 'fault:' . bin2hex(random_bytes(4));
+    try {
+        if ($sc->viaProxy) {
+            $proxy = new Proxy($redis->port(), $dir);
+            $stack->proxy = $proxy;
+        }
+        $targetPort = $proxy?->port ?? $redis->port();
+        $fpm = startFpm($fpmBinary, $ext, $flavour, $s, $sc, "redis://127.0.0.1:{$targetPort}");
+        $fpmPort = $fpm->port();
+
+        $subLog = "{$dir}/subscriber.log";
+        touch($subLog);
+        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', (string) $redis->port(), $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
+        waitFor(fn (): bool => str_contains((string) file_get_contents($subLog), "S "), 5.0, 'the subscriber');
+
+        $query = 'ch=' . rawurlencode($channel) . '&id={id}' . ($sc->fork ? "&fork=1&redis_port={$targetPort}" : '');
+        $results = "{$dir}/results.log";
+        [, $loadPid] = Processes::start(
+            [PHP_CLI, '-n', __DIR__ . '/loadgen.php', (string) $fpmPort, __DIR__ . '/www/publish.php', $query, (string) $s->concurrency, (string) $s->rate, $results],
+            "{$dir}/loadgen.err",
+            'load generator',
+        );
+        $stack->loadgenPid = $loadPid;
+
+        $windows = [];
+        $t = microtime(true) + $s->before;
+        $cycles = $sc->inject === null ? 0 : $s->cycles;
+        for ($i = 0; $i < $cycles; $i++) {
+            sleepUntil($t);
+            $w = ($sc->inject)($stack);
+            $windows[] = $w;
+            $t = $w->end + $s->after;
+        }
+        sleepUntil($sc->inject === null ? $t + $s->hold + $s->after : $t);
+        $stopAt = microtime(true);
+        Processes::stop($loadPid, Processes::SIGTERM, 30.0);
+        $loadPid = null;
+
+        // Every confirmed message reached Redis before its reply: once a marker published now has
+        // reached the subscriber, everything before it has too (Pub/Sub keeps order per connection).
+        waitFor(function () use ($redis, $channel): bool {
+            try {
+                return $redis->command('PUBLISH', $channel, '__end__') >= 1;
+            } catch (RuntimeException) {
+                return false;
+            }
+        }, 10.0, 'the subscriber to be subscribed at the end');
+        waitFor(fn (): bool => str_contains((string) file_get_contents($subLog), "M __end__\n"), 10.0, 'the end marker');
+
+        // Connections left to Redis: each must belong to a live php-fpm worker (a socket held by a
+        // process other than the one that named it would outlive its namer).
+        $workers = $fpm->workerPids();
+        $stale = [];
+        foreach ($redis->qrpushClients() as $c) {
+            $pid = (int) substr($c['name'], strlen('qrpush-'));
+            if (!in_array($pid, $workers, true)) {
+                $stale[] = $c['name'];
+            }
+        }
+        if ($proxy !== null) {
+            $stale = []; // behind the proxy Redis sees the proxy's sockets, named by their worker
+        }
+        Processes::stop($subPid);
+        $subPid = null;
+
+        return analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt);
+    } finally {
+        foreach ([$loadPid, $subPid] as $pid) {
+            if ($pid !== null) {
+                Processes::stop($pid, Processes::SIGTERM, 10.0);
+            }
+        }
+        $fpm?->stop(10.0);
+        $proxy?->stop();
+        $redis->kill();
+        if (getenv('QRPUSH_FAULT_KEEP') === false) {
+            Processes::removeDir($dir);
+        } else {
+            if ($fpm !== null) {
+                file_put_contents("{$dir}/fpm.log", $fpm->logs());
+            }
+            fwrite(STDERR, "kept {$dir}\n");
+        }
+    }
+}
