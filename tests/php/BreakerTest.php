@@ -11,7 +11,8 @@ use QrPush\TimeoutException;
 /**
  * The circuit breaker as PHP sees it: after a connection attempt timed out, calls throw
  * ConnectionException "circuit open ..." at once for qrpush.breaker_cooldown; stats() and phpinfo
- * show its state. (The core's tests/breaker.rs covers the trial and its edge cases.)
+ * show its state; bad values are a ValueError. (The core's tests/breaker.rs covers the trial, the
+ * cool-down of 0 and the other edge cases.)
  */
 final class BreakerTest extends TestCase
 {
@@ -44,17 +45,11 @@ final class BreakerTest extends TestCase
         self::assertSame(['state' => 'closed', 'opened_at' => null, 'fast_failures' => 1, 'trips' => 1], $client->stats()['breaker']);
     }
 
-    public function testZeroDisablesItAndInvalidValuesAreRefused(): void
+    public function testZeroIsAcceptedAndInvalidValuesAreRefused(): void
     {
         $server = $this->redis();
-        $client = new Client($server->url(), ['connect_timeout' => 0.2, 'timeout' => 0.2, 'breaker_cooldown' => 0]);
-        $server->freeze();
-        try {
-            self::assertThrowsExactly(TimeoutException::class, fn () => $client->publish('c', 'x'));
-            self::assertThrowsExactly(TimeoutException::class, fn () => $client->publish('c', 'x'), 'did not complete the login in time');
-        } finally {
-            $server->thaw();
-        }
+        $client = new Client($server->url(), ['breaker_cooldown' => 0]);
+        self::assertSame(0, $client->publish('c', 'x'));
         self::assertSame('closed', $client->stats()['breaker']['state']);
         self::assertThrowsExactly(\ValueError::class, fn () => new Client($server->url(), ['breaker_cooldown' => -1]), 'breaker_cooldown: expected 0 (off) or seconds');
     }

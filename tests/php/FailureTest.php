@@ -10,9 +10,11 @@ use QrPush\ServerException;
 use QrPush\TimeoutException;
 
 /**
- * What a web request sees when Redis misbehaves: the documented exception class within the time
- * bound (connect_timeout + timeout), silent recovery from connections Redis closed while idle,
- * and no password in any message.
+ * What a web request sees when Redis misbehaves: the documented exception class (within the time
+ * bound, connect_timeout + timeout, where Redis is gone) and no password in any message. How the
+ * transport behaves — stale pooled connections replaced silently after a restart, CLIENT KILL or
+ * the idle timeout, the bounds of a frozen server, a timed-out PUBLISH never re-sent — is the
+ * core's to prove (crates/qrpush-core/tests/failures.rs), and under php-fpm load the fault suite's.
  */
 final class FailureTest extends TestCase
 {
@@ -47,18 +49,6 @@ final class FailureTest extends TestCase
         self::assertSame(0, $client->stats()['published']);
     }
 
-    public function testRedisGoneUnderAWarmConnectionIsAConnectionException(): void
-    {
-        foreach (['stop', 'kill'] as $how) {
-            $server = $this->redis();
-            $client = new Client($server->url(), self::OPTIONS);
-            self::assertSame(0, $client->publish('c', 'warm'));
-            $server->{$how}();
-            [, $elapsed] = self::timed(fn () => $client->publish('c', 'x'), ConnectionException::class);
-            self::assertLessThan(self::BOUND, $elapsed, $how);
-        }
-    }
-
     #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testMissingUnixSocketIsAConnectionException(): void
     {
@@ -68,108 +58,24 @@ final class FailureTest extends TestCase
     }
 
     #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
-    public function testFrozenRedisIsATimeoutExceptionWithinTheBound(): void
+    public function testFrozenRedisIsATimeoutException(): void
     {
         $server = $this->redis();
-        $channel = self::channel('frozen');
-        $subscriber = $this->subscribe($server, $channel);
-        // No circuit breaker: it would fail the calls right after the thaw fast (BreakerTest).
         $options = self::OPTIONS + ['breaker_cooldown' => 0];
         $warm = new Client($server->url(db: 1), $options);
-        self::assertSame(1, $warm->publish($channel, 'before'));
-
+        self::assertSame(0, $warm->publish('c', 'before'));
         $server->freeze();
         try {
             // A new connection: the kernel accepts it, the handshake is never answered.
             $fresh = new Client($server->url(), $options);
-            [, $elapsed] = self::timed(fn () => $fresh->publish($channel, 'fresh while frozen'), TimeoutException::class);
-            self::assertLessThan(self::BOUND, $elapsed, 'new connection');
-            self::assertGreaterThanOrEqual(0.45, $elapsed, 'connect_timeout is 0.5 s');
+            self::timed(fn () => $fresh->publish('c', 'fresh while frozen'), TimeoutException::class);
             // A warm connection: the PUBLISH is written, its reply never comes.
-            [$e, $elapsed] = self::timed(fn () => $warm->publish($channel, 'warm while frozen'), TimeoutException::class);
-            self::assertLessThan(self::BOUND, $elapsed, 'warm connection');
-            self::assertGreaterThanOrEqual(0.45, $elapsed, 'timeout is 0.5 s');
+            [$e] = self::timed(fn () => $warm->publish('c', 'warm while frozen'), TimeoutException::class);
             self::assertStringContainsString("127.0.0.1:{$server->port()}", $e->getMessage());
-            [, $elapsed] = self::timed(fn () => $warm->ping(), TimeoutException::class);
-            self::assertLessThan(self::BOUND, $elapsed, 'ping');
+            self::timed(fn () => $warm->ping(), TimeoutException::class);
         } finally {
             $server->thaw();
         }
-
-        // After the thaw the same clients work again, on new connections: a reply left over from
-        // the timed-out PUBLISH (1 receiver) must not be taken for the answer to the next one.
-        self::assertSame(0, $warm->publish(self::channel('nobody'), 'after thaw, to nobody'));
-        self::assertSame(1, $warm->publish($channel, 'after thaw'));
-        self::assertSame(1, $fresh->publish($channel, 'fresh after thaw'));
-        // The PUBLISH that timed out had reached Redis's socket: it is executed once when Redis
-        // wakes up, and never re-sent by the client (that would be a duplicate).
-        self::assertSame(['before', 'warm while frozen', 'after thaw', 'fresh after thaw'], $subscriber->messages(4));
-        $subscriber->assertNothingMore(0.1);
-    }
-
-    public function testRestartBetweenPublishesIsInvisible(): void
-    {
-        $server = $this->redis();
-        $client = self::client($server);
-        self::assertSame(0, $client->publish('c', 'before'));
-        $before = $server->qrpushClients(getmypid());
-        self::assertCount(1, $before);
-
-        $server->restart();
-        $channel = self::channel('restart');
-        $subscriber = $this->subscribe($server, $channel);
-
-        self::assertSame(1, $client->publish($channel, 'after restart'));
-        self::assertSame(['after restart'], $subscriber->messages(1));
-        $stats = $client->stats();
-        self::assertGreaterThanOrEqual(1, $stats['reconnects']);
-        self::assertSame(2, $stats['connections_created']);
-        self::assertSame(0, $stats['failed']);
-        self::assertSame(2, $stats['published']);
-        self::assertCount(1, $server->qrpushClients(getmypid()));
-    }
-
-    public function testClientKillBetweenPublishesIsInvisible(): void
-    {
-        $server = $this->redis();
-        $channel = self::channel('kill');
-        $subscriber = $this->subscribe($server, $channel);
-        $client = self::client($server);
-        self::assertSame(1, $client->publish($channel, 'one'));
-
-        [$connection] = $server->qrpushClients(getmypid());
-        self::assertSame(1, $server->command('CLIENT', 'KILL', 'ID', $connection['id']));
-        self::assertSame(1, $client->publish($channel, 'two'));
-        [$second] = $server->qrpushClients(getmypid());
-        self::assertNotSame($connection['id'], $second['id']);
-
-        // TYPE normal: every non-pubsub connection (the subscriber survives, the admin one is skipped).
-        self::assertGreaterThanOrEqual(1, $server->command('CLIENT', 'KILL', 'TYPE', 'normal'));
-        self::assertSame(1, $client->publish($channel, 'three'));
-        [$third] = $server->qrpushClients(getmypid());
-        self::assertNotSame($second['id'], $third['id']);
-
-        self::assertSame(['one', 'two', 'three'], $subscriber->messages(3));
-        $subscriber->assertNothingMore(0.05);
-        self::assertSame(0, $client->stats()['failed']);
-    }
-
-    public function testIdleTimeoutCloseIsInvisible(): void
-    {
-        $server = $this->redis();
-        $channel = self::channel('idle');
-        $subscriber = $this->subscribe($server, $channel);
-        $client = self::client($server);
-        self::assertSame(1, $client->publish($channel, 'one'));
-        self::assertCount(1, $server->qrpushClients(getmypid()));
-
-        $server->command('CONFIG', 'SET', 'timeout', '1');
-        $closed = Processes::waitFor(fn (): bool => $server->qrpushClients(getmypid()) === [], 5.0, 0.1);
-        self::assertTrue($closed, 'Redis closed the idle connection');
-
-        self::assertSame(1, $client->publish($channel, 'two'));
-        self::assertSame(['one', 'two'], $subscriber->messages(2));
-        self::assertSame(0, $client->stats()['failed']);
     }
 
     public function testWrongPasswordIsAServerExceptionWithoutThePassword(): void

@@ -5,7 +5,7 @@
 //! without an error, unreachable and frozen servers fail within the configured bounds with the
 //! right error kind, and login problems are server errors that never show the password.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::time::{Duration, Instant};
 
@@ -113,6 +113,32 @@ fn killed_connection_is_replaced_silently() {
     assert_eq!(stats.failed, 0, "{:?}", stats.last_error);
     assert_eq!(stats.reconnects, 1);
     assert_eq!(stats.connections_created, 2);
+}
+
+/// The same when Redis kills by type (every connection but Pub/Sub ones and the caller's own).
+#[test]
+fn connections_killed_by_type_are_replaced_silently() {
+    let server = RedisServer::start();
+    let mut sub = server.subscribe(&["c"]);
+    let client = server.client(&[]);
+    assert_eq!(client.publish(b"c", b"one").unwrap(), 1);
+    let id = server.qrpush_clients()[0].id();
+
+    match server.cmd(&["CLIENT", "KILL", "TYPE", "normal"]) {
+        redis::Value::Int(killed) => assert!(killed >= 1, "killed {killed}"),
+        other => panic!("CLIENT KILL TYPE normal answered {other:?}"),
+    }
+    server.wait_until("the killed client to disappear", WAIT, |s| {
+        s.qrpush_clients().is_empty()
+    });
+
+    assert_eq!(client.publish(b"c", b"two").unwrap(), 1);
+    assert_eq!(sub.recv(2, WAIT), vec![b"one".to_vec(), b"two".to_vec()]);
+    let clients = server.qrpush_clients();
+    assert_eq!(clients.len(), 1);
+    assert_ne!(clients[0].id(), id);
+    let stats = client.stats();
+    assert_eq!(stats.failed, 0, "{:?}", stats.last_error);
 }
 
 #[test]
