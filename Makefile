@@ -1,28 +1,32 @@
-# The two commands of the README, plus the pieces they are made of.
-.PHONY: demo test build provision bench clean soak leaks
+# The two commands of the README (make demo, make test), plus the pieces they are made of.
+# `make help` lists them; every target first provisions what it needs (docs/DEVELOPMENT.md).
+.PHONY: help demo test build provision bench soak leaks clean
 
-demo:        ## the QR-login demo: Redis, php-fpm, two WebSocket gateways, nginx (prints the URL)
+help:        ## this list
+	@sed -n 's/^\([a-z]*\): *## \(.*\)/make \1\t\2/p' $(MAKEFILE_LIST) | expand -t 16
+
+demo:        ## scripts/demo: builds the extension (NTS) and the gateway, then php/stack runs redis-server, php-fpm with the extension, two WebSocket gateways and nginx on 127.0.0.1:8080 (Ctrl-C stops them)
 	bash scripts/demo
 
-test:        ## every test: Rust core, PHPUnit on PHP 8.4 NTS and ZTS (CLI and php-fpm)
+test:        ## scripts/test: rustfmt + clippy; cargo test of the core; PHPUnit on PHP 8.4 NTS and ZTS (CLI, php-fpm, nginx); the gateway's cargo tests and the browser test (tests/e2e); the short fault suite; the benchmark smoke run; the phpize build NTS and ZTS; ZTS under Apache's event MPM
 	bash scripts/test
 
-leaks:       ## slow memory checks: valgrind over 100k publishes + login flows, php-fpm RSS over 1M publishes
+leaks:       ## tests/leaks/run (minutes): valgrind over 100k publishes + 200 login flows, and php-fpm worker RSS over 1M publishes, NTS and ZTS
 	bash scripts/build all
 	bash tests/leaks/run
 
-soak:        ## the fault-injection suite's long run: every fault 4 times under php-fpm load (minutes)
+soak:        ## tests/fault/run --soak (minutes): every fault 4 times, longer, under php-fpm load, NTS and ZTS
 	bash scripts/build all
 	bash tests/fault/run --soak
 
-bench:       ## QrPush vs phpredis, predis, ext-zmq and raw floors, side by side (BENCHMARKS.md)
+bench:       ## bench/run (about 13 minutes): QrPush against phpredis, predis, ext-zmq and the raw floors; writes bench/results/ (BENCHMARKS.md)
 	bash bench/run
 
-build:       ## the extension for PHP 8.4 NTS and ZTS (target/{nts,zts}/release/libqrpush.so)
+build:       ## scripts/build all: the extension for PHP 8.4 NTS and ZTS (target/{nts,zts}/release/libqrpush.so)
 	bash scripts/build all
 
-provision:   ## the cached chroot with PHP 8.4 NTS/ZTS, php-fpm, PHPUnit, redis (outside the repo)
+provision:   ## scripts/provision: the cached chroot with PHP 8.4 NTS/ZTS, php-fpm, PHPUnit, redis, nginx (outside the repository)
 	bash scripts/provision
 
-clean:
+clean:       ## cargo clean (the toolchain cache stays)
 	cargo clean

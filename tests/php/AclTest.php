@@ -8,22 +8,30 @@ use QrPush\Client;
 use QrPush\ServerException;
 
 /**
- * The least-privilege ACL user the README recommends, through PHP: with it, QrPush::publish(),
+ * The least-privilege ACL user docs/SECURITY.md recommends, through PHP: with it, QrPush::publish(),
  * publishMany(), ping() and the whole QrPush\Login flow work; a channel outside its patterns is a
  * ServerException that starts with NOPERM; and the same user can do nothing else in Redis.
  */
 final class AclTest extends TestCase
 {
-    /** The README's line with `&app:*` as the app's own channels (the password is replaced). */
-    private const README_ACL = 'ACL SETUSER qrpush-app on >CHANGE-ME resetkeys ~qrpush:login:* resetchannels &qr-login-events &qr-login-events:* &app:* -@all +ping +publish +evalsha +eval +time +exists +hgetall +hset +pexpire +client|setname';
+    /** The documentation of the user, the one source of its ACL line. */
+    private const SECURITY_DOC = __DIR__ . '/../../docs/SECURITY.md';
     private const PASSWORD = 'acl-app-pw-51b7';
 
     private function serverWithAppUser(): RedisServer
     {
         $server = $this->redis();
-        $rules = explode(' ', str_replace('>CHANGE-ME', '>' . self::PASSWORD, self::README_ACL));
+        $rules = explode(' ', str_replace('>CHANGE-ME', '>' . self::PASSWORD, self::documentedAcl()));
         self::assertSame('OK', $server->command(...$rules));
         return $server;
+    }
+
+    /** The line of docs/SECURITY.md, verbatim: `&app:*` stands for the app's own channels. */
+    private static function documentedAcl(): string
+    {
+        $doc = (string) file_get_contents(self::SECURITY_DOC);
+        self::assertSame(1, preg_match('/^ACL SETUSER qrpush-app .+$/m', $doc, $m), 'docs/SECURITY.md has the ACL line');
+        return $m[0];
     }
 
     private static function appUrl(RedisServer $server): string
@@ -41,7 +49,7 @@ final class AclTest extends TestCase
         return $data;
     }
 
-    public function testTheReadmeUserPublishesAndRunsTheWholeLoginFlow(): void
+    public function testTheDocumentedUserPublishesAndRunsTheWholeLoginFlow(): void
     {
         $server = $this->serverWithAppUser();
         $server->command('SCRIPT', 'FLUSH'); // the first login call goes EVALSHA → NOSCRIPT → EVAL

@@ -1,4 +1,4 @@
-//! The least-privilege Redis ACL user the README recommends, tested as written: with it, publishing
+//! The least-privilege Redis ACL user docs/SECURITY.md recommends, tested as written: with it, publishing
 //! on the app's channels and the whole QR login flow work; anything else is refused with NOPERM,
 //! which QrPush reports as a server error (`ServerException` in PHP).
 
@@ -12,13 +12,19 @@ use support::{Admin, RedisServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The README's line, verbatim except for the password, with `&app:*` as the app's own channels.
-const README_ACL: &str = "ACL SETUSER qrpush-app on >CHANGE-ME resetkeys ~qrpush:login:* resetchannels &qr-login-events &qr-login-events:* &app:* -@all +ping +publish +evalsha +eval +time +exists +hgetall +hset +pexpire +client|setname";
+/// The line of docs/SECURITY.md (its one source), verbatim: `&app:*` stands for the app's own
+/// channels; the password is replaced.
+fn documented_acl() -> &'static str {
+    include_str!("../../../docs/SECURITY.md")
+        .lines()
+        .find(|line| line.starts_with("ACL SETUSER qrpush-app "))
+        .expect("docs/SECURITY.md has the ACL SETUSER qrpush-app line")
+}
 const PASSWORD: &str = "app-pw-7f3c9e";
 
-/// Creates the README's user on `server` with `PASSWORD`, optionally without some rules.
+/// Creates the documented user on `server` with `PASSWORD`, optionally without some rules.
 fn create_app_user(server: &RedisServer, without: &[&str]) {
-    let line = README_ACL.replace(">CHANGE-ME", &format!(">{PASSWORD}"));
+    let line = documented_acl().replace(">CHANGE-ME", &format!(">{PASSWORD}"));
     let args: Vec<&str> = line
         .split(' ')
         .filter(|rule| !without.contains(rule))
@@ -76,7 +82,7 @@ fn full_login_flow(client: &Client) {
 }
 
 #[test]
-fn the_readme_user_publishes_and_runs_the_whole_login_flow() {
+fn the_documented_user_publishes_and_runs_the_whole_login_flow() {
     let server = RedisServer::start();
     create_app_user(&server, &[]);
     // The scripts are not cached yet: the first call goes EVALSHA → NOSCRIPT → EVAL.
