@@ -362,6 +362,43 @@ def ratio3(value):
     return "–" if value is None else f"{value:.3f}×"
 
 
+# Targets read from one ratio of the same run: (target, section, field, key, a, b, match, bound, how
+# it is measured). bound: ("max", x) for a ÷ b ≤ x, ("min", x) for a ÷ b ≥ x, None for information.
+RATIO_TARGETS = [
+    ("single publish wall ≤ 1.05× raw-socket floor", "cli", "wall_us", "contender", "qrpush", "php_floor", dict(size=100),
+     ("max", 1.05), "QrPush ÷ raw PHP socket, wall µs, 100 B"),
+    ("  (same, p50 latency)", "cli", "p50_us", "contender", "qrpush", "php_floor", dict(size=100),
+     ("max", 1.05), "QrPush ÷ raw PHP socket, p50, 100 B"),
+    ("single publish wall ≤ phpredis pconnect", "cli", "wall_us", "contender", "qrpush", "phpredis", dict(size=100),
+     ("max", 1.0), "QrPush ÷ phpredis, wall µs, 100 B"),
+    ("CPU per publish ≤ phpredis", "cli", "cpu_us", "contender", "qrpush", "phpredis", dict(size=100),
+     ("max", 1.0), "QrPush ÷ phpredis, CPU µs, 100 B"),
+    ("  (same, 4 KB)", "cli", "cpu_us", "contender", "qrpush", "phpredis", dict(size=4096),
+     ("max", 1.0), "QrPush ÷ phpredis, CPU µs, 4 KB"),
+    ("publishMany(100) ≥ 10× the single-publish loop", "batch", "ops", "contender", "qrpush_many", "qrpush_loop", dict(batch=100),
+     ("min", 10), "messages/s, publishMany(100) ÷ loop"),
+    ("publishMany(100) ≥ phpredis pipeline", "batch", "ops", "contender", "qrpush_many", "phpredis_pipeline", dict(batch=100),
+     ("min", 1.0), "messages/s, QrPush ÷ phpredis, batch 100"),
+] + [
+    (f"php-fpm req/s ≥ {need:g}× {label}", "fpm", "rps", "endpoint", "qrpush", endpoint, {}, ("min", need), f"req/s, QrPush ÷ {endpoint}")
+    for endpoint, need, label in (("phpredis_pconnect", 1.0, "phpredis pconnect (password at connect)"),
+                                  ("phpredis_pconnect_auth", 1.0, "phpredis pconnect + auth()"),
+                                  ("predis", 1.5, "predis"),
+                                  ("phpredis_connect", 1.5, "phpredis connect per request"))
+] + [
+    ("  (info) vs phpredis without its ECHO check", "fpm", "rps", "endpoint", "qrpush", "phpredis_pconnect_nocheck", {},
+     None, "req/s, QrPush ÷ phpredis_pconnect_nocheck"),
+]
+TLS_TARGETS = [
+    ("TLS: persistent rediss:// per request within 10% of plain TCP", "fpm_split", "rps", "endpoint", "qrpush_client_tls",
+     "qrpush_client", {}, ("min", 0.9), "php-fpm req/s, Client(rediss://) ÷ Client(redis://), Redis on its own core (4b)"),
+    ("  (info) the same, Redis sharing the cores with PHP", "fpm", "rps", "endpoint", "qrpush_client_tls",
+     "qrpush_client", {}, None, "php-fpm req/s, Client(rediss://) ÷ Client(redis://), section 4"),
+    ("  (info) TLS single publish in the CLI loop", "cli", "wall_us", "contender", "qrpush_tls", "qrpush", dict(size=100),
+     None, "wall µs, QrPush TLS ÷ TCP, 100 B"),
+]
+
+
 def targets_section(data):
     """Every target of the benchmark, with the ratio (from the same run) it is read from."""
     rows = []
@@ -369,34 +406,15 @@ def targets_section(data):
     def target(name, value, met, measured_as):
         rows.append([name, measured_as, "–" if value is None else value, "n/a" if met is None else ("**met**" if met else "**missed**")])
 
-    def at_most(value, limit):
-        return None if value is None else value <= limit
+    def ratio_targets(targets):
+        for name, section, field, key, a, b, match, bound, measured_as in targets:
+            value = data.paired(section, field, key, a, b, **match)
+            met = None
+            if bound is not None and value is not None:
+                met = value <= bound[1] if bound[0] == "max" else value >= bound[1]
+            target(name, ratio3(value), met, measured_as)
 
-    def at_least(value, limit):
-        return None if value is None else value >= limit
-
-    vs_floor = data.paired("cli", "wall_us", "contender", "qrpush", "php_floor", size=100)
-    target("single publish wall ≤ 1.05× raw-socket floor", ratio3(vs_floor), at_most(vs_floor, 1.05), "QrPush ÷ raw PHP socket, wall µs, 100 B")
-    vs_floor_p50 = data.paired("cli", "p50_us", "contender", "qrpush", "php_floor", size=100)
-    target("  (same, p50 latency)", ratio3(vs_floor_p50), at_most(vs_floor_p50, 1.05), "QrPush ÷ raw PHP socket, p50, 100 B")
-    wall = data.paired("cli", "wall_us", "contender", "qrpush", "phpredis", size=100)
-    target("single publish wall ≤ phpredis pconnect", ratio3(wall), at_most(wall, 1.0), "QrPush ÷ phpredis, wall µs, 100 B")
-    cpu = data.paired("cli", "cpu_us", "contender", "qrpush", "phpredis", size=100)
-    target("CPU per publish ≤ phpredis", ratio3(cpu), at_most(cpu, 1.0), "QrPush ÷ phpredis, CPU µs, 100 B")
-    cpu_4k = data.paired("cli", "cpu_us", "contender", "qrpush", "phpredis", size=4096)
-    target("  (same, 4 KB)", ratio3(cpu_4k), at_most(cpu_4k, 1.0), "QrPush ÷ phpredis, CPU µs, 4 KB")
-    many_vs_loop = data.paired("batch", "ops", "contender", "qrpush_many", "qrpush_loop", batch=100)
-    target("publishMany(100) ≥ 10× the single-publish loop", ratio3(many_vs_loop), at_least(many_vs_loop, 10), "messages/s, publishMany(100) ÷ loop")
-    many_vs_pipeline = data.paired("batch", "ops", "contender", "qrpush_many", "phpredis_pipeline", batch=100)
-    target("publishMany(100) ≥ phpredis pipeline", ratio3(many_vs_pipeline), at_least(many_vs_pipeline, 1.0), "messages/s, QrPush ÷ phpredis, batch 100")
-    for endpoint, need, label in (("phpredis_pconnect", 1.0, "phpredis pconnect (password at connect)"),
-                                  ("phpredis_pconnect_auth", 1.0, "phpredis pconnect + auth()"),
-                                  ("predis", 1.5, "predis"),
-                                  ("phpredis_connect", 1.5, "phpredis connect per request")):
-        rps = data.paired("fpm", "rps", "endpoint", "qrpush", endpoint)
-        target(f"php-fpm req/s ≥ {need:g}× {label}", ratio3(rps), at_least(rps, need), f"req/s, QrPush ÷ {endpoint}")
-    rps_nocheck = data.paired("fpm", "rps", "endpoint", "qrpush", "phpredis_pconnect_nocheck")
-    target("  (info) vs phpredis without its ECHO check", ratio3(rps_nocheck), None, "req/s, QrPush ÷ phpredis_pconnect_nocheck")
+    ratio_targets(RATIO_TARGETS)
 
     extra_us = defaultdict(list)
     for run in {record["run"] for record in data.select("fpm")}:
@@ -410,14 +428,7 @@ def targets_section(data):
            None if qrpush_extra is None else f"{qrpush_extra:.0f} µs vs {phpredis_extra:.0f} µs",
            None if qrpush_extra is None else qrpush_extra <= phpredis_extra, "extra µs/request (1/req·s − 1/req·s no-op)")
 
-    tls_split = data.paired("fpm_split", "rps", "endpoint", "qrpush_client_tls", "qrpush_client")
-    target("TLS: persistent rediss:// per request within 10% of plain TCP", ratio3(tls_split), at_least(tls_split, 0.9),
-           "php-fpm req/s, Client(rediss://) ÷ Client(redis://), Redis on its own core (4b)")
-    tls_shared = data.paired("fpm", "rps", "endpoint", "qrpush_client_tls", "qrpush_client")
-    target("  (info) the same, Redis sharing the cores with PHP", ratio3(tls_shared), None,
-           "php-fpm req/s, Client(rediss://) ÷ Client(redis://), section 4")
-    tls_cli = data.paired("cli", "wall_us", "contender", "qrpush_tls", "qrpush", size=100)
-    target("  (info) TLS single publish in the CLI loop", ratio3(tls_cli), None, "wall µs, QrPush TLS ÷ TCP, 100 B")
+    ratio_targets(TLS_TARGETS)
 
     for field, label in (("rss_kb", "VmRSS"), ("pss_kb", "Pss"), ("private_kb", "private")):
         used, without = data.metric("mem", field, kind="ext_used"), data.metric("mem", field, kind="noext")
