@@ -20,12 +20,10 @@ declare(strict_types=1);
  *   F <id> <sent> <answered> <why>                  (no usable FastCGI answer)
  */
 
-/** The parent's pid (from /proc, so no posix extension is needed): it changes when the parent dies. */
-function parentPid(): int
-{
-    $stat = (string) @file_get_contents('/proc/self/stat');
-    return (int) (explode(' ', substr($stat, strrpos($stat, ')') + 2))[1] ?? 0);
-}
+// The harness's Processes::parentPid(): this process ends when the suite that started it is gone.
+require __DIR__ . '/../php/Support/Processes.php';
+
+use QrPush\Tests\Processes;
 
 if ($argc !== 7) {
     fwrite(STDERR, "usage: php loadgen.php <fpm port> <script> <query template> <concurrency> <rate> <results file>\n");
@@ -176,13 +174,13 @@ $record = function (string $line) use (&$buffer, $results): void {
 // A request may legitimately take the configured bound; anything far beyond it is a hang.
 $hang = 15.0;
 $hardDeadline = microtime(true) + 3600;
-$parent = parentPid();
+$parent = Processes::parentPid();
 $nextCheck = 0.0;
 
 while (microtime(true) < $hardDeadline) {
     $now = microtime(true);
     if ($now > $nextCheck) {
-        if (parentPid() !== $parent) {
+        if (Processes::parentPid() !== $parent) {
             $stop = true; // orphaned: the suite was killed
         }
         $nextCheck = $now + 1.0;

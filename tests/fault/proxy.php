@@ -19,15 +19,11 @@ declare(strict_types=1);
  * Runs until SIGTERM, or until the suite that started it is gone.
  */
 
-// Only for its reserved-port rule (QRPUSH_RESERVED_PORTS), shared with every harness.
+// The harness's reserved-port rule (QRPUSH_RESERVED_PORTS) and Processes::parentPid().
 require __DIR__ . '/../php/Support/Processes.php';
 
-/** The parent's pid (from /proc, so no posix extension is needed): it changes when the parent dies. */
-function parentPid(): int
-{
-    $stat = (string) @file_get_contents('/proc/self/stat');
-    return (int) (explode(' ', substr($stat, strrpos($stat, ')') + 2))[1] ?? 0);
-}
+use QrPush\Tests\Processes;
+
 
 if ($argc !== 3) {
     fwrite(STDERR, "usage: php proxy.php <upstream port> <ready file>\n");
@@ -45,7 +41,7 @@ function listenOnFreePort(): array
         }
         $name = stream_socket_get_name($server, false);
         $port = (int) substr($name, strrpos($name, ':') + 1);
-        if (QrPush\Tests\Processes::isReserved($port)) {
+        if (Processes::isReserved($port)) {
             fclose($server);
             continue;
         }
@@ -118,12 +114,12 @@ $flush = function ($socket, array &$queue, float $now): bool {
     return true;
 };
 
-$parent = parentPid();
+$parent = Processes::parentPid();
 $nextCheck = 0.0;
 $deadline = microtime(true) + 3600; // never outlive a forgotten test run by much
 while (!$stop && microtime(true) < $deadline) {
     if (microtime(true) > $nextCheck) {
-        if (parentPid() !== $parent) {
+        if (Processes::parentPid() !== $parent) {
             break; // orphaned: the suite was killed
         }
         $nextCheck = microtime(true) + 1.0;

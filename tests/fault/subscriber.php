@@ -15,12 +15,10 @@ declare(strict_types=1);
  * Runs until SIGTERM, or until the suite that started it is gone; one hour at most.
  */
 
-/** The parent's pid (from /proc, so no posix extension is needed): it changes when the parent dies. */
-function parentPid(): int
-{
-    $stat = (string) @file_get_contents('/proc/self/stat');
-    return (int) (explode(' ', substr($stat, strrpos($stat, ')') + 2))[1] ?? 0);
-}
+// The harness's Processes::parentPid(): this process ends when the suite that started it is gone.
+require __DIR__ . '/../php/Support/Processes.php';
+
+use QrPush\Tests\Processes;
 
 if ($argc !== 4) {
     fwrite(STDERR, "usage: php subscriber.php <redis port> <channel> <log file>\n");
@@ -114,9 +112,9 @@ function parseOne(string $buf, int &$pos, int $len): ?array
     }
 }
 
-$parent = parentPid();
+$parent = Processes::parentPid();
 $deadline = microtime(true) + 3600;
-while (!$stop && microtime(true) < $deadline && parentPid() === $parent) {
+while (!$stop && microtime(true) < $deadline && Processes::parentPid() === $parent) {
     $socket = @stream_socket_client("tcp://127.0.0.1:{$port}", $errno, $errstr, 0.2);
     if ($socket === false) {
         usleep(5000); // Redis is down: try again soon, so the gap stays short
@@ -136,7 +134,7 @@ while (!$stop && microtime(true) < $deadline && parentPid() === $parent) {
         }
         if ($ready === 0) {
             $flush(false);
-            if (parentPid() !== $parent) {
+            if (Processes::parentPid() !== $parent) {
                 $stop = true; // orphaned: the suite was killed
             }
             continue;

@@ -146,6 +146,13 @@ final class Processes
         throw new \RuntimeException('no free loopback port');
     }
 
+    /** The parent's pid (from /proc, so no posix extension is needed): it changes when the parent dies. */
+    public static function parentPid(): int
+    {
+        $stat = (string) @file_get_contents('/proc/self/stat');
+        return (int) (explode(' ', substr($stat, strrpos($stat, ')') + 2))[1] ?? 0);
+    }
+
     public static function tempDir(string $what): string
     {
         $dir = sys_get_temp_dir() . '/qrpush-test-' . $what . '-' . getmypid() . '-' . bin2hex(random_bytes(4));
