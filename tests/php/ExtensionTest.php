@@ -27,7 +27,8 @@ final class ExtensionTest extends TestCase
     {
         self::assertTrue(extension_loaded('qrpush'));
         self::assertSame(getenv('QRPUSH_FLAVOUR') === 'zts', (bool) PHP_ZTS, 'QRPUSH_FLAVOUR and PHP_ZTS disagree');
-        self::assertSame('8.4', PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION);
+        // The release targets 8.4; a run on another PHP says which it meant (scripts/test-php82).
+        self::assertSame(getenv('QRPUSH_PHP_VERSION') ?: '8.4', PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION);
         self::assertContains('qrpush', get_loaded_extensions());
     }
 

@@ -67,7 +67,6 @@ final class FailureTest extends TestCase
         self::assertLessThan(self::BOUND, $elapsed);
     }
 
-    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testFrozenRedisIsATimeoutExceptionWithinTheBound(): void
     {
         $server = $this->redis();
