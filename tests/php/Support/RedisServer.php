@@ -4,6 +4,10 @@ declare(strict_types=1);
 
 namespace QrPush\Tests;
 
+// Its one dependency beyond Processes, loaded here so that every user of this class (the PHPUnit
+// bootstrap, tests/fault/suite.php) gets it.
+require_once __DIR__ . '/ExternalServers.php';
+
 /**
  * A real redis-server for one test (or one test class): a child process on a free loopback port,
  * without persistence, optionally with a password. Stopped by its pid in tearDown, by its
