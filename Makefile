@@ -1,6 +1,6 @@
 # The two commands of the README (make demo, make test), plus the pieces they are made of.
 # `make help` lists them; every target first provisions what it needs (docs/DEVELOPMENT.md).
-.PHONY: help demo test build provision bench soak leaks clean
+.PHONY: help demo test build provision bench soak leaks windows-check clean
 
 help:        ## this list
 	@sed -n 's/^\([a-z]*\): *## \(.*\)/make \1\t\2/p' $(MAKEFILE_LIST) | expand -t 16
@@ -21,6 +21,9 @@ soak:        ## tests/fault/run --soak (minutes): every fault 4 times, longer, u
 
 bench:       ## bench/run (about 13 minutes): QrPush against phpredis, predis, ext-zmq and the raw floors; writes bench/results/ (BENCHMARKS.md)
 	bash bench/run
+
+windows-check: ## scripts/windows-check: php_qrpush.dll cross-built here for TS and NTS (type-check, link, inspect); the NTS DLL loaded into a real Windows PHP 8.4 under Wine: smoke script, core unit tests, PHPUnit (docs/PORTABILITY.md)
+	bash scripts/windows-check
 
 build:       ## scripts/build all: the extension for PHP 8.4 NTS and ZTS (target/{nts,zts}/release/libqrpush.so)
 	bash scripts/build all

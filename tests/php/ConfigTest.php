@@ -90,7 +90,6 @@ final class ConfigTest extends TestCase
         self::assertGreaterThan(0.0, (new Client($server->url(), []))->ping());
     }
 
-    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testTimeoutGivenAsStringIsApplied(): void
     {
         $server = $this->redis();

@@ -27,7 +27,8 @@ final class ExtensionTest extends TestCase
     {
         self::assertTrue(extension_loaded('qrpush'));
         self::assertSame(getenv('QRPUSH_FLAVOUR') === 'zts', (bool) PHP_ZTS, 'QRPUSH_FLAVOUR and PHP_ZTS disagree');
-        self::assertSame('8.4', PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION);
+        // The release targets 8.4; a run on another PHP says which it meant (scripts/test-php82).
+        self::assertSame(getenv('QRPUSH_PHP_VERSION') ?: '8.4', PHP_MAJOR_VERSION . '.' . PHP_MINOR_VERSION);
         self::assertContains('qrpush', get_loaded_extensions());
     }
 
@@ -169,7 +170,9 @@ final class ExtensionTest extends TestCase
 
     public function testExceptionCodesAreStablePerClass(): void
     {
-        $client = new Client('redis://127.0.0.1:1', ['connect_timeout' => 0.5, 'timeout' => 0.5]);
+        // Windows reports a refused connect only after retrying the SYN for about 2 s.
+        $connectTimeout = PHP_OS_FAMILY === 'Windows' ? 4.0 : 0.5;
+        $client = new Client('redis://127.0.0.1:1', ['connect_timeout' => $connectTimeout, 'timeout' => 0.5]);
         $e = self::assertThrowsExactly(ConnectionException::class, static fn () => $client->ping());
         self::assertSame(1, $e->getCode());
         self::assertStringContainsString('127.0.0.1:1', $e->getMessage());

@@ -22,15 +22,23 @@ final class FailureTest extends TestCase
     /** connect_timeout + timeout + 0.5 s of slack */
     private const BOUND = 1.5;
 
-    private static function timed(callable $fn, string $expected): array
+    /**
+     * A closed port: refused at once, except on Windows, which retries the SYN for about 2 s, past
+     * these tests' connect_timeout (docs/PORTABILITY.md).
+     */
+    private const REFUSED = PHP_OS_FAMILY === 'Windows'
+        ? [ConnectionException::class, TimeoutException::class]
+        : [ConnectionException::class];
+
+    private static function timed(callable $fn, string ...$expected): array
     {
         $start = hrtime(true);
         try {
             $fn();
-            self::fail("expected {$expected}, nothing was thrown");
+            self::fail('expected ' . implode(' or ', $expected) . ', nothing was thrown');
         } catch (\Throwable $e) {
             $elapsed = (hrtime(true) - $start) / 1e9;
-            self::assertSame($expected, $e::class, 'got ' . $e::class . ': ' . $e->getMessage());
+            self::assertContains($e::class, $expected, 'got ' . $e::class . ': ' . $e->getMessage());
             return [$e, $elapsed];
         }
     }
@@ -40,10 +48,10 @@ final class FailureTest extends TestCase
         $server = $this->redis();
         $server->stop();
         $client = new Client($server->url(), self::OPTIONS);
-        [$e, $elapsed] = self::timed(fn () => $client->publish('c', 'x'), ConnectionException::class);
+        [$e, $elapsed] = self::timed(fn () => $client->publish('c', 'x'), ...self::REFUSED);
         self::assertLessThan(self::BOUND, $elapsed);
         self::assertStringContainsString("127.0.0.1:{$server->port()}", $e->getMessage());
-        [, $elapsed] = self::timed(fn () => $client->ping(), ConnectionException::class);
+        [, $elapsed] = self::timed(fn () => $client->ping(), ...self::REFUSED);
         self::assertLessThan(self::BOUND, $elapsed);
         self::assertSame(2, $client->stats()['failed']);
         self::assertSame(0, $client->stats()['published']);
@@ -57,7 +65,6 @@ final class FailureTest extends TestCase
         self::assertLessThan(self::BOUND, $elapsed);
     }
 
-    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
     public function testFrozenRedisIsATimeoutException(): void
     {
         $server = $this->redis();

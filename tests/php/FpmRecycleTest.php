@@ -19,7 +19,9 @@ namespace QrPush\Tests;
  *
  * php-fpm 8.4 NTS from Debian has no pcntl (Debian builds it for the CLI only): there the forks
  * are skipped and only the recycling is tested; ForkTest covers fork() under the NTS CLI.
+ * Linux only: Windows PHP has no php-fpm.
  */
+#[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
 final class FpmRecycleTest extends TestCase
 {
     private const WORKERS = 4;

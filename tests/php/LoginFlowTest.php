@@ -14,7 +14,9 @@ require_once __DIR__ . '/Support/LoginStack.php';
  * under real php-fpm (the flavour under test) behind nginx, a browser and a phone as HTTP clients,
  * and a real Redis subscriber that checks every event — type, order, sequence number, envelope —
  * in both channel modes. Every refused call must answer a typed error and publish nothing.
+ * Linux only: the app runs under php-fpm behind nginx, and Windows PHP has no php-fpm.
  */
+#[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
 final class LoginFlowTest extends TestCase
 {
     private const CHANNEL = 'qr-login-events';

@@ -161,7 +161,10 @@ final class PublishTest extends TestCase
         self::assertSame([1, 1], $client->publishMany([[$channel, ['a' => 1]], [$channel, 'b']]));
         self::assertSame(['over a unix socket', '{"a":1}', 'b'], $subscriber->messages(3));
         [$connection] = $server->qrpushClients(getmypid());
-        self::assertStringStartsWith($server->unixSocket(), $connection['addr'], 'Redis sees a Unix socket client');
+        // Redis shows a Unix client's address as "<path>:0", cut short for long paths (a fixed buffer).
+        $addr = preg_replace('/:0$/', '', $connection['addr']);
+        self::assertGreaterThan(20, \strlen($addr), $connection['addr']);
+        self::assertStringStartsWith($addr, $server->unixSocket(), 'Redis sees a Unix socket client');
     }
 
     public function testJsonSerializableExceptionPropagatesItself(): void

@@ -129,7 +129,10 @@ final class ReleaseAssetsTest extends TestCase
         self::assertMatchesRegularExpression('/^\s+ts: \[ts, nts\]$/m', $yaml, 'matrix of both flavours');
         self::assertMatchesRegularExpression("/php-version: '8\\.4'/", $yaml);
         self::assertMatchesRegularExpression('/phpts: \$\{\{ matrix\.ts \}\}/', $yaml, 'setup-php gets the flavour');
-        self::assertMatchesRegularExpression('/dtolnay\/rust-toolchain@nightly/', $yaml, 'nightly Rust (abi_vectorcall)');
+        self::assertMatchesRegularExpression('/dtolnay\/rust-toolchain@master/', $yaml, 'nightly Rust (abi_vectorcall)');
+        // Pinned by date: the nightly scripts/windows-check builds the DLL with (scripts/extra-tools.sh).
+        self::assertSame(1, preg_match('/^\s+toolchain: (nightly-\d{4}-\d{2}-\d{2})$/m', $yaml, $pinned), 'a dated nightly');
+        self::assertMatchesRegularExpression('/^NIGHTLY=' . $pinned[1] . '$/m', self::read('scripts/extra-tools.sh'));
         self::assertMatchesRegularExpression('/API\[0-9\]\+,.*VS17/', $yaml, 'the job checks PHP is a vs17 build, as the name says');
         self::assertMatchesRegularExpression('/cargo build --locked --release -p qrpush/', $yaml);
         self::assertMatchesRegularExpression('/php -n -d "extension=\$env:QRPUSH_DLL" --ri qrpush/', $yaml);

@@ -55,6 +55,7 @@ foreach (['proc_open', 'stream_socket_client', 'proc_terminate'] as $function) {
 }
 
 require __DIR__ . '/Support/Processes.php';
+require __DIR__ . '/Support/ExternalServers.php';
 require __DIR__ . '/Support/Resp.php';
 require __DIR__ . '/Support/RedisServer.php';
 require __DIR__ . '/Support/Subscriber.php';
@@ -64,10 +65,11 @@ require __DIR__ . '/Support/TestCase.php';
 require __DIR__ . '/Support/JsonAgainstPhpTestCase.php';
 
 fwrite(STDOUT, sprintf(
-    "QrPush tests on PHP %s %s (%s), extension qrpush %s from %s\n",
+    "QrPush tests on PHP %s %s (%s), extension qrpush %s from %s%s\n",
     PHP_VERSION,
     PHP_ZTS ? 'ZTS' : 'NTS',
     PHP_BINARY,
     phpversion('qrpush'),
     $ext,
+    QrPush\Tests\ExternalServers::enabled() ? ', redis-server started by ' . QrPush\Tests\ExternalServers::address() : '',
 ));

@@ -628,15 +628,22 @@ mod tests {
         assert_eq!(c.display_value("no_such_setting"), "");
     }
 
+    /// An absolute path on the platform the tests run on: Windows wants a drive or a UNC prefix.
+    const ABSOLUTE_CA_FILE: &str = if cfg!(windows) {
+        r"C:\ssl\ca.pem"
+    } else {
+        "/etc/ssl/ca.pem"
+    };
+
     #[test]
     fn tls_settings_parse_and_display() {
         let mut o = Config::default();
         assert_eq!(o.display_value("tls_verify"), "full");
         o.set("tls_verify", "none").unwrap();
-        o.set("tls_ca_file", "/etc/ssl/ca.pem").unwrap();
+        o.set("tls_ca_file", ABSOLUTE_CA_FILE).unwrap();
         o.set("tls_server_name", "redis.internal").unwrap();
         assert_eq!(o.tls.verify, TlsVerify::None);
-        assert_eq!(o.display_value("tls_ca_file"), "/etc/ssl/ca.pem");
+        assert_eq!(o.display_value("tls_ca_file"), ABSOLUTE_CA_FILE);
         assert_eq!(o.display_value("tls_server_name"), "redis.internal");
         o.set("tls_server_name", "10.0.0.1").unwrap();
         o.set("tls_ca_file", "").unwrap();

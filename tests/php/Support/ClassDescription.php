@@ -57,7 +57,8 @@ final class ClassDescription
             $mods = [];
             $constant->isFinal() && $mods[] = 'final';
             $mods[] = self::visibility($constant);
-            $type = $constant->hasType() ? self::type($constant->getType()) . ' ' : '';
+            // Typed class constants (and ReflectionClassConstant::hasType()) exist since PHP 8.3.
+            $type = PHP_VERSION_ID >= 80300 && $constant->hasType() ? self::type($constant->getType()) . ' ' : '';
             $constants[$constant->getName()] = implode(' ', $mods) . " const {$type}{$constant->getName()} = " . var_export($constant->getValue(), true);
         }
 

@@ -75,6 +75,9 @@ final class PhpProcess
      */
     public static function exec(array $command, float $timeout = 20.0, ?array $env = null, string $stdin = ''): ProcessResult
     {
+        if (PHP_OS_FAMILY === 'Windows') {
+            return self::execThroughFiles($command, $timeout, $env, $stdin);
+        }
         $proc = proc_open($command, [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes, null, $env);
         if (!\is_resource($proc)) {
             throw new \RuntimeException('cannot run ' . implode(' ', $command));
@@ -111,13 +114,58 @@ final class PhpProcess
             fclose($pipe);
         }
         $code = proc_close($proc);
-        $rendered = implode(' ', array_map(
-            static fn (string $a): string => preg_match('/^[\w.\/=:@,+-]+$/', $a) ? $a : escapeshellarg($a),
-            $command,
-        ));
         if (microtime(true) >= $deadline) {
             $out[1] .= "\n[killed after {$timeout} s]";
         }
-        return new ProcessResult($code, $out[0], $out[1], $rendered);
+        return new ProcessResult($code, $out[0], $out[1], self::render($command));
+    }
+
+    /**
+     * exec() for Windows, where proc_open()'s pipes cannot be made non-blocking: reading one pipe
+     * while the child fills the other would deadlock both. The child writes to files instead; its
+     * exit is polled, bounded by `$timeout`.
+     *
+     * @param list<string> $command
+     * @param array<string, string>|null $env
+     */
+    private static function execThroughFiles(array $command, float $timeout, ?array $env, string $stdin): ProcessResult
+    {
+        $dir = Processes::tempDir('exec');
+        try {
+            file_put_contents("{$dir}/stdin", $stdin);
+            $proc = proc_open(
+                $command,
+                [0 => ['file', "{$dir}/stdin", 'r'], 1 => ['file', "{$dir}/stdout", 'w'], 2 => ['file', "{$dir}/stderr", 'w']],
+                $pipes,
+                null,
+                $env,
+            );
+            if (!\is_resource($proc)) {
+                throw new \RuntimeException('cannot run ' . implode(' ', $command));
+            }
+            $deadline = microtime(true) + $timeout;
+            while (($status = proc_get_status($proc))['running'] && microtime(true) < $deadline) {
+                usleep(2000);
+            }
+            $killed = $status['running'];
+            if ($killed) {
+                proc_terminate($proc);
+            }
+            $code = proc_close($proc);
+            $code = $killed || $status['exitcode'] === -1 ? $code : $status['exitcode'];
+            $stderr = (string) file_get_contents("{$dir}/stderr") . ($killed ? "\n[killed after {$timeout} s]" : '');
+            return new ProcessResult($code, (string) file_get_contents("{$dir}/stdout"), $stderr, self::render($command));
+        } finally {
+            Processes::removeDir($dir);
+        }
+    }
+
+    /** @param list<string> $command */
+    private static function render(array $command): string
+    {
+        return implode(' ', array_map(
+            static fn (string $a): string => preg_match('/^[\w.\/=:@,+-]+$/', $a) ? $a : escapeshellarg($a),
+            $command,
+        ));
     }
 }
