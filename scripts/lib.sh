@@ -203,6 +203,25 @@ qr_stop_pid() { # pid [grace]
   wait "$pid" 2>/dev/null || true
 }
 
+# The safety net behind qr_stop_pid: stops every process still running with its working directory
+# under DIR (a run's private directory; the chroot's view of it counts too). A server a test lost
+# track of (a run killed midway, a child that outlived its parent) would otherwise keep its port and
+# every file descriptor it inherited, such as a lock the whole machine waits on.
+qr_stop_strays() { # dir
+  local dir pid cwd
+  dir=$(realpath -m "$1")
+  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    [ "$pid" = $$ ] && continue
+    cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null) || continue
+    cwd=${cwd% (deleted)}
+    case $cwd in
+      "$dir"|"$dir"/*|"$QRPUSH_CHROOT$dir"|"$QRPUSH_CHROOT$dir"/*)
+        log "stopping a process left behind in $dir: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"
+        qr_stop_pid "$pid" 2 ;;
+    esac
+  done
+}
+
 # Starts a private redis-server on 127.0.0.1:PORT as a background child of this shell: no
 # persistence (an option given later may turn it on), working directory and log (redis-PORT.log) in
 # DIR, plus any further redis-server options (--requirepass, --tls-port ...). Runs it behind the
