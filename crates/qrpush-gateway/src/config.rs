@@ -9,9 +9,21 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::http::HeaderName;
 use clap::Parser;
-use qrpush_core::config::LoginChannelMode;
+use qrpush_core::config::{LoginChannelMode, SETTINGS};
 use qrpush_core::Config;
+
+use crate::admission::Cidr;
+
+/// The extension's default of setting `name` (`qrpush.<name>`): one source for both sides.
+fn core_default(name: &str) -> &'static str {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .map(|s| s.default)
+        .unwrap_or_else(|| panic!("qrpush-core has no setting {name}"))
+}
 
 const AFTER_HELP: &str = "\
 THE SECRET
@@ -27,8 +39,15 @@ ENDPOINTS
   GET /metrics          Prometheus text format
 
 CLOSE CODES
-  1001 shutting down (reconnect)   4001 wrong or expired token   4004 no such login (any more)
+  1000 the login is finished (its final state was just sent)   1001 shutting down (reconnect)
+  4001 wrong or expired token (also when it expires on an open socket)   4004 no such login (any more)
   4029 too many sockets for this login. Too slow or silent sockets are dropped (the client sees 1006).
+  Refused before the upgrade: HTTP 403 foreign Origin, 429 too many sockets from this address,
+  503 too many sockets in all.
+
+BEHIND A PROXY
+  Sockets are counted per client address. Behind nginx, give --trusted-proxies (e.g. 127.0.0.1,::1):
+  the proxy's X-Forwarded-For then names the client; otherwise every client counts as the proxy.
 
 Every flag can also be set through the environment variable shown in [env: ...].
 Durations: 250ms, 20s, 2m, or plain seconds (1.5).";
@@ -56,26 +75,26 @@ pub struct Args {
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379",
+        default_value = core_default("url"),
         hide_env_values = true
     )]
     pub redis_url: String,
 
     /// As php.ini's qrpush.channel_prefix.
-    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_PREFIX", default_value = "")]
+    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_PREFIX", default_value = core_default("channel_prefix"))]
     pub channel_prefix: String,
 
     /// As php.ini's qrpush.login_channel.
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_LOGIN_CHANNEL",
-        default_value = "qr-login-events"
+        default_value = core_default("login_channel")
     )]
     pub login_channel: String,
 
     /// As php.ini's qrpush.login_channel_mode: `single` (one channel, routed by sessionId) or
     /// `per_login` (<login_channel>:<id>, subscribed while a socket of that login is open).
-    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_MODE", default_value = "single",
+    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_MODE", default_value = core_default("login_channel_mode"),
           value_parser = ["single", "per_login"])]
     pub channel_mode: String,
 
@@ -105,7 +124,7 @@ pub struct Args {
     #[arg(long, env = "QRPUSH_GATEWAY_SEND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub send_timeout: Duration,
 
-    /// Refuse new sockets (HTTP 503) beyond this many.
+    /// Refuse new sockets (HTTP 503) beyond this many open at once.
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_MAX_CONNECTIONS",
@@ -120,6 +139,34 @@ pub struct Args {
         default_value_t = 8
     )]
     pub max_sockets_per_login: usize,
+
+    /// Sockets one client address (an IPv6 /64) may hold at once; more are refused with HTTP 429.
+    /// Behind a proxy, list it in --trusted-proxies, or every client counts as the proxy.
+    #[arg(
+        long,
+        env = "QRPUSH_GATEWAY_MAX_SOCKETS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    pub max_sockets_per_address: usize,
+
+    /// Proxies whose --real-ip-header names the client, comma-separated addresses or blocks
+    /// (e.g. 127.0.0.1,::1 for nginx on the same host). Empty: the TCP peer is the client.
+    #[arg(long, env = "QRPUSH_GATEWAY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// The header a trusted proxy puts the client's address in (the rightmost untrusted entry
+    /// counts): X-Forwarded-For, or e.g. X-Real-IP if the proxy overwrites that one.
+    #[arg(
+        long,
+        env = "QRPUSH_GATEWAY_REAL_IP_HEADER",
+        default_value = "X-Forwarded-For"
+    )]
+    pub real_ip_header: String,
+
+    /// Close an HTTP connection whose request head is not complete this long after it started
+    /// (slow or stalled clients hold nothing for longer).
+    #[arg(long, env = "QRPUSH_GATEWAY_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
 
     /// First delay before reconnecting to Redis; doubles per failed attempt.
     #[arg(long, env = "QRPUSH_GATEWAY_REDIS_BACKOFF_MIN", default_value = "100ms", value_parser = parse_duration)]
@@ -158,8 +205,13 @@ pub struct Settings {
     pub ping_timeout: Duration,
     pub send_queue: usize,
     pub send_timeout: Duration,
-    pub max_connections: u64,
+    pub max_connections: usize,
     pub max_sockets_per_login: usize,
+    pub max_sockets_per_address: usize,
+    /// Peers whose `real_ip_header` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    pub real_ip_header: HeaderName,
+    pub header_read_timeout: Duration,
     pub redis_backoff_min: Duration,
     pub redis_backoff_max: Duration,
     pub redis_ping_interval: Duration,
@@ -224,14 +276,38 @@ impl Settings {
             ("--redis-backoff-max", args.redis_backoff_max),
             ("--redis-ping-interval", args.redis_ping_interval),
             ("--redis-timeout", args.redis_timeout),
+            ("--header-read-timeout", args.header_read_timeout),
         ] {
             if value.is_zero() {
                 anyhow::bail!("{name} must be greater than 0");
             }
         }
-        if args.max_sockets_per_login == 0 {
-            anyhow::bail!("--max-sockets-per-login must be at least 1");
+        for (name, value) in [
+            ("--max-connections", args.max_connections),
+            ("--max-sockets-per-login", args.max_sockets_per_login as u64),
+            (
+                "--max-sockets-per-address",
+                args.max_sockets_per_address as u64,
+            ),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
         }
+        let trusted_proxies = args
+            .trusted_proxies
+            .iter()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| c.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        let real_ip_header = HeaderName::from_bytes(args.real_ip_header.trim().as_bytes())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--real-ip-header: '{}' is not a header name",
+                    args.real_ip_header
+                )
+            })?;
         Ok(Settings {
             listen: args.listen,
             core,
@@ -240,8 +316,12 @@ impl Settings {
             ping_timeout: args.ping_timeout,
             send_queue: args.send_queue as usize,
             send_timeout: args.send_timeout,
-            max_connections: args.max_connections,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_sockets_per_login: args.max_sockets_per_login,
+            max_sockets_per_address: args.max_sockets_per_address,
+            trusted_proxies,
+            real_ip_header,
+            header_read_timeout: args.header_read_timeout,
             redis_backoff_min: args.redis_backoff_min,
             redis_backoff_max: args.redis_backoff_max.max(args.redis_backoff_min),
             redis_ping_interval: args.redis_ping_interval,
@@ -322,6 +402,19 @@ mod tests {
         assert_eq!(s.secret(), b"0123456789abcdef");
         assert_eq!(s.ping_interval, Duration::from_secs(20));
         assert!(s.allowed_origins.is_empty());
+        assert_eq!(s.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_sockets_per_address, 256);
+        assert!(
+            s.trusted_proxies.is_empty(),
+            "no proxy is trusted unless named"
+        );
+        assert_eq!(s.real_ip_header, "x-forwarded-for");
+        // The Redis side defaults to the extension's own defaults (only the time bounds differ).
+        let mut php = Config::default();
+        php.set("gateway_secret", "0123456789abcdef").unwrap();
+        php.set("connect_timeout", "2").unwrap();
+        php.set("timeout", "2").unwrap();
+        assert_eq!(s.core, php);
         let e = Settings::from_flags(Vec::<String>::new(), "short").unwrap_err();
         assert!(e.to_string().contains("at least 16 bytes"), "{e}");
         let e = Settings::from_flags(["--redis-url", "ftp://x"], "0123456789abcdef").unwrap_err();
@@ -348,5 +441,28 @@ mod tests {
             ["https://example.com", "http://127.0.0.1:8080"]
         );
         assert_eq!(s.mode(), LoginChannelMode::PerLogin);
+        let s = Settings::from_flags(
+            [
+                "--trusted-proxies",
+                "127.0.0.1, ::1,10.0.0.0/8",
+                "--real-ip-header",
+                "X-Real-IP",
+            ],
+            "0123456789abcdef",
+        )
+        .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 3);
+        assert_eq!(s.real_ip_header, "x-real-ip");
+        for (flags, message) in [
+            (["--trusted-proxies", "10.0.0.0/40"], "--trusted-proxies: '10.0.0.0/40': the prefix length must be 0 to 32"),
+            (["--trusted-proxies", "nginx"], "--trusted-proxies: 'nginx' is not an address or an address block (like 10.0.0.0/8 or ::1)"),
+            (["--real-ip-header", "X Real"], "--real-ip-header: 'X Real' is not a header name"),
+            (["--max-connections", "0"], "--max-connections must be at least 1"),
+            (["--max-sockets-per-address", "0"], "--max-sockets-per-address must be at least 1"),
+            (["--header-read-timeout", "0"], "--header-read-timeout must be greater than 0"),
+        ] {
+            let e = Settings::from_flags(flags, "0123456789abcdef").unwrap_err();
+            assert_eq!(e.to_string(), message);
+        }
     }
 }

@@ -8,13 +8,22 @@ const LAG_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// Why a socket was closed by the gateway (the `reason` label of `dropped_total`).
+/// Why the gateway dropped a socket without a close frame (the `reason` label of `dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Its send queue was full, or one write took longer than --send-timeout.
     Slow,
     /// It did not answer a ping in time.
     Heartbeat,
+}
+
+/// Why the gateway closed a socket whose work was done (the `reason` label of `closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The login reached a final state and the socket was told (1000).
+    LoginFinished,
+    /// The socket's token expired (4001).
+    TokenExpired,
 }
 
 #[derive(Default)]
@@ -25,6 +34,7 @@ pub struct Metrics {
     pub rejected_origin: AtomicU64,
     pub rejected_capacity: AtomicU64,
     pub rejected_per_login: AtomicU64,
+    pub rejected_per_address: AtomicU64,
     pub not_found: AtomicU64,
     pub events_received: AtomicU64,
     pub events_unrouted: AtomicU64,
@@ -32,6 +42,8 @@ pub struct Metrics {
     pub status_sent: AtomicU64,
     pub dropped_slow: AtomicU64,
     pub dropped_heartbeat: AtomicU64,
+    pub closed_login_finished: AtomicU64,
+    pub closed_token_expired: AtomicU64,
     pub redis_connected: AtomicI64,
     pub redis_reconnects: AtomicU64,
     pub redis_connect_failures: AtomicU64,
@@ -43,10 +55,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn dropped(&self, why: Drop) {
+    pub fn dropped(&self, why: DropReason) {
         match why {
-            Drop::Slow => self.dropped_slow.fetch_add(1, Relaxed),
-            Drop::Heartbeat => self.dropped_heartbeat.fetch_add(1, Relaxed),
+            DropReason::Slow => self.dropped_slow.fetch_add(1, Relaxed),
+            DropReason::Heartbeat => self.dropped_heartbeat.fetch_add(1, Relaxed),
+        };
+    }
+
+    pub fn closed(&self, why: CloseReason) {
+        match why {
+            CloseReason::LoginFinished => self.closed_login_finished.fetch_add(1, Relaxed),
+            CloseReason::TokenExpired => self.closed_token_expired.fetch_add(1, Relaxed),
         };
     }
 
@@ -131,6 +150,7 @@ impl Metrics {
             ("origin", &self.rejected_origin),
             ("capacity", &self.rejected_capacity),
             ("per_login", &self.rejected_per_login),
+            ("per_address", &self.rejected_per_address),
         ] {
             let _ = writeln!(
                 out,
@@ -149,6 +169,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "qrpush_gateway_dropped_total{{reason=\"{reason}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP qrpush_gateway_closed_total Sockets closed by the gateway once their work was done.\n# TYPE qrpush_gateway_closed_total counter"
+        );
+        for (reason, value) in [
+            ("login_finished", &self.closed_login_finished),
+            ("token_expired", &self.closed_token_expired),
+        ] {
+            let _ = writeln!(
+                out,
+                "qrpush_gateway_closed_total{{reason=\"{reason}\"}} {}",
                 value.load(Relaxed)
             );
         }

@@ -1,11 +1,12 @@
-//! HTTP: the WebSocket handshake (Origin allow-list, token, capacity), `/healthz`, `/metrics`.
+//! HTTP: the WebSocket handshake (Origin allow-list, admission, token), `/healthz`, `/metrics`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use qrpush_core::login::token;
 
+use crate::admission::Refusal;
 use crate::socket;
 use crate::App;
 
@@ -32,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn websocket(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -40,13 +43,28 @@ async fn websocket(
         app.metrics.rejected_origin.fetch_add(1, Relaxed);
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    if app.metrics.connections.load(Relaxed).max(0) as u64 >= app.settings.max_connections {
-        app.metrics.rejected_capacity.fetch_add(1, Relaxed);
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
-    }
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    // Counted before the upgrade, and held until the socket ends: refused or not, every upgraded
+    // socket has its slot, so no burst of handshakes gets past either cap.
+    let client = app.admission.client_of(peer.ip(), &headers);
+    let slot = match app.admission.admit(client) {
+        Ok(slot) => slot,
+        Err(Refusal::Capacity) => {
+            app.metrics.rejected_capacity.fetch_add(1, Relaxed);
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+        }
+        Err(Refusal::PerAddress) => {
+            app.metrics.rejected_per_address.fetch_add(1, Relaxed);
+            tracing::debug!(client = %client, "refusing a socket: too many from this address");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address\n",
+            )
+                .into_response();
+        }
+    };
     // The token is checked here, but refused after the upgrade: a browser's script only ever sees
     // a WebSocket close code (4001), never an HTTP status.
     let verdict = token::verify(
@@ -64,8 +82,11 @@ async fn websocket(
     let shutdown = app.shutdown.clone();
     upgrade.on_upgrade(move |ws| {
         tracked.track_future(async move {
+            let _slot = slot;
             match verdict {
-                Ok(claims) => socket::serve(app, ws, claims.login_id, shutdown).await,
+                Ok(claims) => {
+                    socket::serve(app, ws, claims.login_id, claims.expires_at_ms, shutdown).await
+                }
                 Err(why) => {
                     app.metrics.rejected_token.fetch_add(1, Relaxed);
                     tracing::debug!(reason = %why, "refusing a socket");
