@@ -11,19 +11,14 @@ use std::time::Duration;
 
 use axum::http::HeaderName;
 use clap::Parser;
-use qrpush_core::config::{LoginChannelMode, SETTINGS};
+use qrpush_core::config::{
+    LoginChannelMode, DEFAULT_CHANNEL_PREFIX, DEFAULT_LOGIN_CHANNEL, DEFAULT_LOGIN_CHANNEL_MODE,
+    DEFAULT_URL, MIN_GATEWAY_SECRET_LEN,
+};
+use qrpush_core::login::gateway_token::Key;
 use qrpush_core::Config;
 
 use crate::admission::Cidr;
-
-/// The extension's default of setting `name` (`qrpush.<name>`): one source for both sides.
-fn core_default(name: &str) -> &'static str {
-    SETTINGS
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.default)
-        .unwrap_or_else(|| panic!("qrpush-core has no setting {name}"))
-}
 
 const AFTER_HELP: &str = "\
 THE SECRET
@@ -32,6 +27,22 @@ THE SECRET
   the same secret (at least 16 bytes) in a file (--secret-file, read once at startup, trimmed) or
   in the environment variable QRPUSH_GATEWAY_SECRET. There is no flag for the secret itself: flags
   show in `ps`. Wrong or expired tokens are closed with code 4001.
+
+ROTATING THE SECRET
+  Each token names the key that signed it (an id derived from the secret), and the gateway accepts
+  two: the current secret and a previous one (--previous-secret-file or QRPUSH_GATEWAY_PREVIOUS_SECRET).
+  1. Restart the gateways with the new secret as the current one and the old one as the previous.
+  2. Switch php.ini's qrpush.gateway_secret to the new secret.
+  3. When the last old token has expired (qrpush.login_pending_ttl + qrpush.login_approved_ttl +
+     --clock-skew after step 2), restart the gateways without the previous secret.
+  Browsers that reconnect meanwhile keep their socket; the log line at startup lists the key ids.
+
+CLOCKS
+  A token's expiry is on Redis's clock (Login::start() reads it there); the gateway checks it on its
+  own clock and allows --clock-skew between the two: a token is accepted until its expiry plus the
+  skew, and an open socket is closed then. The gateway measures its clock against Redis's TIME on
+  every (re)connect (metric qrpush_gateway_redis_clock_offset_seconds) and warns when the
+  difference exceeds --clock-skew.
 
 ENDPOINTS
   GET /ws/ (WebSocket)  ?token=... ; the first message is the login's status, then its events
@@ -75,32 +86,42 @@ pub struct Args {
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_REDIS_URL",
-        default_value = core_default("url"),
+        default_value = DEFAULT_URL,
         hide_env_values = true
     )]
     pub redis_url: String,
 
     /// As php.ini's qrpush.channel_prefix.
-    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_PREFIX", default_value = core_default("channel_prefix"))]
+    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_PREFIX", default_value = DEFAULT_CHANNEL_PREFIX)]
     pub channel_prefix: String,
 
     /// As php.ini's qrpush.login_channel.
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_LOGIN_CHANNEL",
-        default_value = core_default("login_channel")
+        default_value = DEFAULT_LOGIN_CHANNEL
     )]
     pub login_channel: String,
 
     /// As php.ini's qrpush.login_channel_mode: `single` (one channel, routed by sessionId) or
     /// `per_login` (<login_channel>:<id>, subscribed while a socket of that login is open).
-    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_MODE", default_value = core_default("login_channel_mode"),
+    #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_MODE", default_value = DEFAULT_LOGIN_CHANNEL_MODE.as_str(),
           value_parser = ["single", "per_login"])]
     pub channel_mode: String,
 
     /// File holding the token secret (php.ini's qrpush.gateway_secret). Or set QRPUSH_GATEWAY_SECRET.
     #[arg(long, env = "QRPUSH_GATEWAY_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// File holding the previous token secret, still accepted while a rotation is under way (see
+    /// ROTATING THE SECRET). Or set QRPUSH_GATEWAY_PREVIOUS_SECRET.
+    #[arg(long, env = "QRPUSH_GATEWAY_PREVIOUS_SECRET_FILE")]
+    pub previous_secret_file: Option<PathBuf>,
+
+    /// How far the gateway's clock may be from Redis's: tokens are accepted until their expiry plus
+    /// this (see CLOCKS). At most 5m.
+    #[arg(long, env = "QRPUSH_GATEWAY_CLOCK_SKEW", default_value = "5s", value_parser = parse_duration)]
+    pub clock_skew: Duration,
 
     /// Origins allowed to connect, comma-separated (e.g. https://example.com). Empty: same origin
     /// as the Host header only. `*`: any. Requests without an Origin (not from a browser) are allowed.
@@ -199,6 +220,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// The extension's configuration: endpoint, channel names and mode, the token secret.
     pub core: Config,
+    /// The keys tokens may be signed with: the current secret's, then the previous one's (if any).
+    pub token_keys: Vec<Key>,
+    /// Allowed difference between the gateway's clock and Redis's, when checking token expiry.
+    pub clock_skew: Duration,
     /// Lowercased origins without a trailing slash; empty: same origin; contains "*": any.
     pub allowed_origins: Vec<String>,
     pub ping_interval: Duration,
@@ -219,17 +244,47 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
 }
 
+/// The secrets given in the environment (never as flags: flags show in `ps`).
+#[derive(Default)]
+pub struct SecretsFromEnv {
+    /// QRPUSH_GATEWAY_SECRET
+    pub current: Option<String>,
+    /// QRPUSH_GATEWAY_PREVIOUS_SECRET (empty: none)
+    pub previous: Option<String>,
+}
+
+impl SecretsFromEnv {
+    pub fn read() -> SecretsFromEnv {
+        SecretsFromEnv {
+            current: std::env::var("QRPUSH_GATEWAY_SECRET").ok(),
+            previous: std::env::var("QRPUSH_GATEWAY_PREVIOUS_SECRET").ok(),
+        }
+    }
+}
+
+/// The longest accepted --clock-skew: beyond it, fix the clocks (NTP) rather than the tokens.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// The file's text, or why it cannot be read.
+fn read_secret_file(flag: &str, path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot read it: {e}", path.display()))
+}
+
 impl Settings {
-    /// Validates `args`; the secret comes from `--secret-file` or `secret_env` (QRPUSH_GATEWAY_SECRET).
-    pub fn from_args(args: &Args, secret_env: Option<String>) -> anyhow::Result<Settings> {
-        let secret = match (&args.secret_file, secret_env) {
-            (Some(path), _) => std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("--secret-file {}: cannot read it: {e}", path.display())
-            })?,
+    /// Validates `args`; a secret comes from its `--…-file` flag, else from `env`.
+    pub fn from_args(args: &Args, env: SecretsFromEnv) -> anyhow::Result<Settings> {
+        let secret = match (&args.secret_file, env.current) {
+            (Some(path), _) => read_secret_file("--secret-file", path)?,
             (None, Some(value)) => value,
             (None, None) => anyhow::bail!(
                 "no secret: give --secret-file PATH or QRPUSH_GATEWAY_SECRET (the same value as php.ini's qrpush.gateway_secret)"
             ),
+        };
+        let previous = match (&args.previous_secret_file, env.previous) {
+            (Some(path), _) => Some(read_secret_file("--previous-secret-file", path)?),
+            (None, Some(value)) if !value.trim().is_empty() => Some(value),
+            (None, _) => None,
         };
         let mut core = Config::default();
         for (name, value, flag) in [
@@ -239,22 +294,32 @@ impl Settings {
             ("login_channel_mode", &args.channel_mode, "--channel-mode"),
             ("gateway_secret", &secret, "the secret"),
         ] {
-            core.set(name, value).map_err(|e| {
-                let message = e.message();
-                let message = message
-                    .strip_prefix(&format!("{name}: "))
-                    .unwrap_or(message);
-                anyhow::anyhow!("{flag}: {message}")
-            })?;
+            core.set(name, value)
+                .map_err(|e| anyhow::anyhow!("{flag}: {}", e.detail()))?;
         }
-        if core.gateway_secret.is_none() {
+        let Some(current) = &core.gateway_secret else {
             anyhow::bail!("the secret is empty");
+        };
+        let mut token_keys = vec![Key::new(current.expose().as_bytes())];
+        if let Some(previous) = previous {
+            // Trimmed like every setting (a secret file's newline is not part of it).
+            let previous = previous.trim();
+            if previous.len() < MIN_GATEWAY_SECRET_LEN {
+                anyhow::bail!(
+                    "the previous secret must be at least {MIN_GATEWAY_SECRET_LEN} bytes, got {}",
+                    previous.len()
+                );
+            }
+            token_keys.push(Key::new(previous.as_bytes()));
+        }
+        if args.clock_skew > MAX_CLOCK_SKEW {
+            anyhow::bail!("--clock-skew must be at most 5m");
         }
         // Status reads go through the core's client: bound them like the Pub/Sub operations.
         let seconds = format!("{}", args.redis_timeout.as_secs_f64());
         core.set("connect_timeout", &seconds)
             .and_then(|()| core.set("timeout", &seconds))
-            .map_err(|e| anyhow::anyhow!("--redis-timeout: {}", e.message()))?;
+            .map_err(|e| anyhow::anyhow!("--redis-timeout: {}", e.detail()))?;
         let mut allowed_origins = Vec::new();
         for origin in &args.allowed_origins {
             let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
@@ -311,6 +376,8 @@ impl Settings {
         Ok(Settings {
             listen: args.listen,
             core,
+            token_keys,
+            clock_skew: args.clock_skew,
             allowed_origins,
             ping_interval: args.ping_interval,
             ping_timeout: args.ping_timeout,
@@ -340,19 +407,23 @@ impl Settings {
             std::iter::once(std::ffi::OsString::from("qrpush-gateway"))
                 .chain(flags.into_iter().map(Into::into)),
         )?;
-        Settings::from_args(&args, Some(secret.to_string()))
+        Settings::from_args(
+            &args,
+            SecretsFromEnv {
+                current: Some(secret.to_string()),
+                previous: None,
+            },
+        )
     }
 
     pub fn mode(&self) -> LoginChannelMode {
         self.core.login_channel_mode
     }
 
-    pub fn secret(&self) -> &[u8] {
-        self.core
-            .gateway_secret
-            .as_ref()
-            .map(|s| s.expose().as_bytes())
-            .unwrap_or_default()
+    /// The ids of the token keys, for the startup log: `current` or `current, previous`.
+    pub fn key_ids(&self) -> String {
+        let ids: Vec<&str> = self.token_keys.iter().map(Key::id).collect();
+        ids.join(", ")
     }
 }
 
@@ -399,7 +470,9 @@ mod tests {
         let s = Settings::from_flags(Vec::<String>::new(), "0123456789abcdef").unwrap();
         assert_eq!(s.listen.to_string(), "127.0.0.1:8090");
         assert_eq!(s.mode(), LoginChannelMode::Single);
-        assert_eq!(s.secret(), b"0123456789abcdef");
+        assert_eq!(s.token_keys.len(), 1);
+        assert_eq!(s.key_ids(), Key::new(b"0123456789abcdef").id());
+        assert_eq!(s.clock_skew, Duration::from_secs(5));
         assert_eq!(s.ping_interval, Duration::from_secs(20));
         assert!(s.allowed_origins.is_empty());
         assert_eq!(s.header_read_timeout, Duration::from_secs(10));

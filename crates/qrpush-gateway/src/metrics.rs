@@ -31,6 +31,10 @@ pub struct Metrics {
     pub connections: AtomicI64,
     pub connections_total: AtomicU64,
     pub rejected_token: AtomicU64,
+    /// Sockets accepted with a token signed by the previous secret (a rotation under way).
+    pub previous_key: AtomicU64,
+    /// Redis's clock minus the gateway's, in ms, as measured at the last (re)connect.
+    pub redis_clock_offset_ms: AtomicI64,
     pub rejected_origin: AtomicU64,
     pub rejected_capacity: AtomicU64,
     pub rejected_per_login: AtomicU64,
@@ -104,6 +108,12 @@ impl Metrics {
             "counter",
             "WebSocket connections accepted (with a valid token).",
             c(&self.connections_total),
+        );
+        one(
+            "qrpush_gateway_previous_key_total",
+            "counter",
+            "Sockets accepted with a token signed by the previous secret (while a rotation is under way).",
+            c(&self.previous_key),
         );
         one(
             "qrpush_gateway_logins",
@@ -209,6 +219,12 @@ impl Metrics {
             "counter",
             "Failed attempts to connect and subscribe to Redis.",
             c(&self.redis_connect_failures),
+        );
+        one(
+            "qrpush_gateway_redis_clock_offset_seconds",
+            "gauge",
+            "Redis's clock minus the gateway's, measured at the last connection to Redis (token expiry is on Redis's clock).",
+            format!("{}", self.redis_clock_offset_ms.load(Relaxed) as f64 / 1000.0),
         );
         one(
             "qrpush_gateway_subscriptions",

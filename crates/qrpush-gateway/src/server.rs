@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use qrpush_core::login::token;
+use qrpush_core::login::gateway_token;
 
 use crate::admission::Refusal;
 use crate::socket;
@@ -66,11 +66,13 @@ async fn websocket(
         }
     };
     // The token is checked here, but refused after the upgrade: a browser's script only ever sees
-    // a WebSocket close code (4001), never an HTTP status.
-    let verdict = token::verify(
-        app.settings.secret(),
+    // a WebSocket close code (4001), never an HTTP status. Its expiry is on Redis's clock: checked
+    // against ours as if it came `clock_skew` later, and the socket lives until then too.
+    let skew_ms = i64::try_from(app.settings.clock_skew.as_millis()).unwrap_or(i64::MAX);
+    let verdict = gateway_token::verify(
+        &app.settings.token_keys,
         query.get("token").map(String::as_str).unwrap_or(""),
-        socket::now_ms() as i64,
+        (socket::now_ms() as i64).saturating_sub(skew_ms),
     );
     let upgrade = upgrade
         .read_buffer_size(READ_BUFFER)
@@ -85,7 +87,11 @@ async fn websocket(
             let _slot = slot;
             match verdict {
                 Ok(claims) => {
-                    socket::serve(app, ws, claims.login_id, claims.expires_at_ms, shutdown).await
+                    if claims.key_id != app.settings.token_keys[0].id() {
+                        app.metrics.previous_key.fetch_add(1, Relaxed);
+                    }
+                    let until = claims.expires_at_ms.saturating_add(skew_ms);
+                    socket::serve(app, ws, claims.login_id, until, shutdown).await
                 }
                 Err(why) => {
                     app.metrics.rejected_token.fetch_add(1, Relaxed);

@@ -76,7 +76,8 @@ fn instant_at(unix_ms: i64) -> Instant {
     Instant::now() + Duration::from_secs_f64((ahead / 1000.0).min(86_400.0 * 365.0))
 }
 
-/// Serves the socket of `login_id` until it ends; its token is valid until `token_expires_at_ms`.
+/// Serves the socket of `login_id` until it ends; its token is valid until `token_expires_at_ms`
+/// (on this gateway's clock, the skew allowance included).
 pub async fn serve(
     app: Arc<App>,
     socket: WebSocket,

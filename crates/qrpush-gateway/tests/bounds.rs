@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use qrpush_core::login::{token, Login, Started};
+use qrpush_core::login::gateway_token::{self, Key};
+use qrpush_core::login::{Login, Started};
 use qrpush_core::Client;
 use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
@@ -163,29 +164,23 @@ fn now_ms() -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_socket_is_closed_with_4001_when_its_token_expires() {
     let redis = RedisServer::start();
-    let gw = gateway(&redis, &[]).await;
+    // The expiry is on Redis's clock: the socket ends when the clock-skew allowance has passed too.
+    let gw = gateway(&redis, &["--clock-skew", "500ms"]).await;
     let c = client(&redis, &[]);
     let started = start_login(&c).await;
     let id = started.status.id.clone();
-    // A token of this login that expires in 1.5 s, and the login's own (valid for minutes).
-    let expires_at = now_ms() + 1_500;
-    let short = token::issue(SECRET.as_bytes(), &id, expires_at);
+    // A token of this login that expires in 1 s (+ 0.5 s), and the login's own (minutes).
+    let expires_at = now_ms() + 1_000;
+    let short = gateway_token::issue(&Key::new(SECRET.as_bytes()), &id, expires_at);
     let mut expiring = open(&gw, &short, None, "pending").await;
     let mut lasting = open(&gw, &token_of(&started), None, "pending").await;
 
     let (code, reason) = next_close(&mut expiring).await;
     let at = now_ms();
     assert_eq!((code, reason.as_str()), (4001, "token expired"));
-    assert!(
-        at >= expires_at,
-        "closed {} ms before the expiry",
-        expires_at - at
-    );
-    assert!(
-        at < expires_at + 1_000,
-        "closed {} ms after the expiry",
-        at - expires_at
-    );
+    let end = expires_at + 500;
+    assert!(at >= end, "closed {} ms before the expiry", end - at);
+    assert!(at < end + 1_000, "closed {} ms after the expiry", at - end);
     assert_eq!(gw.metrics().closed_token_expired.load(Relaxed), 1);
     wait_for("one socket left", || {
         gw.metrics().connections.load(Relaxed) == 1
@@ -358,10 +353,16 @@ async fn a_burst_of_handshakes_never_opens_more_than_max_connections() {
     let addr = gw.local_addr();
     let c = client(&redis, &[]);
 
-    // Sockets that will be refused (an expired token) are sockets too while they close: a burst
+    // Sockets that will be refused (a token expired a minute ago) are sockets too while they close: a burst
     // of them gets no more upgrades than there is room for.
     let expired: Vec<String> = (0..BURST)
-        .map(|_| token::issue(SECRET.as_bytes(), "AAAAAAAAAAAAAAAAAAAAAA", now_ms() - 1))
+        .map(|_| {
+            gateway_token::issue(
+                &Key::new(SECRET.as_bytes()),
+                "AAAAAAAAAAAAAAAAAAAAAA",
+                now_ms() - 60_000,
+            )
+        })
         .collect();
     let (upgraded, refused) = burst(addr, &expired).await;
     assert_eq!(
