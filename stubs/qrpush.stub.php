@@ -219,7 +219,7 @@ namespace QrPush {
          * @param string $userAgent The browser's User-Agent (shown to the phone); cut to 512 bytes.
          * @return array The status array plus `qr` (the QR code's text, `<id>.<43 base64url chars>`) and
          *     `browser_secret` (43 base64url chars: put it in an HttpOnly SameSite=Strict cookie, never in the page),
-         *     and `gateway_token`: the WebSocket gateway's handshake token for this login (`<id>.<expiry ms>.<HMAC>`,
+         *     and `gateway_token`: the WebSocket gateway's handshake token for this login (`<id>.<expiry ms>.<key id>.<HMAC>`,
          *     signed with qrpush.gateway_secret, valid until the login can no longer change; the page may see it),
          *     or null when qrpush.gateway_secret is empty.
          * @throws \ValueError A browser IP longer than 64 bytes.

@@ -165,6 +165,11 @@ function connect() {
     if (socket !== ws) return;
     socket = null;
     if (finished) return;
+    if (e.code === 1000) {
+      // The gateway closes a socket right after it sent the login's final state: nothing follows.
+      transport('done', 'done');
+      return;
+    }
     if ([4001, 4004, 4029].includes(e.code)) {
       // Refused for good (token, login gone, too many tabs): polling is all that is left.
       transport('polling', `polling (the gateway refused: ${e.code} ${e.reason})`);

@@ -695,4 +695,26 @@ mod tests {
             Some("redis.internal")
         );
     }
+
+    #[test]
+    fn the_gateway_secret_is_validated_and_never_shown() {
+        let mut config = Config::default();
+        assert_eq!(config.gateway_secret, None);
+        assert_eq!(config.display_value("gateway_secret"), "");
+        let e = config.set("gateway_secret", "short").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "gateway_secret: must be empty (no gateway tokens) or at least 16 bytes, got 5"
+        );
+        config.set("gateway_secret", " 0123456789abcdef\n").unwrap();
+        assert_eq!(config.display_value("gateway_secret"), "<redacted>");
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        assert_eq!(
+            config.gateway_secret.as_ref().unwrap().expose(),
+            "0123456789abcdef",
+            "trimmed, like every setting (a secret file's newline is not part of it)"
+        );
+        config.set("gateway_secret", "").unwrap();
+        assert_eq!(config.gateway_secret, None);
+    }
 }

@@ -691,3 +691,33 @@ fn login_runs_under_the_recommended_least_privilege_acl_user() {
         assert_eq!(e.kind(), ErrorKind::Server, "{e}");
     }
 }
+
+#[test]
+fn login_start_signs_a_gateway_token_valid_for_the_live_life() {
+    use qrpush_core::login::gateway_token::{self, Key};
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    let (server, client) = setup(&[
+        ("gateway_secret", SECRET),
+        ("login_pending_ttl", "120"),
+        ("login_approved_ttl", "30"),
+    ]);
+    let s = Login::new(&client).start("", "").unwrap();
+    let token = s.gateway_token.expect("a token with a gateway_secret");
+    // Signed with the current secret's key, for this login, until created + pending + approved TTL.
+    let key = Key::new(SECRET.as_bytes());
+    let claims = gateway_token::verify(std::slice::from_ref(&key), token.expose(), 0).unwrap();
+    assert_eq!(claims.login_id, s.status.id);
+    assert_eq!(claims.key_id, key.id());
+    assert_eq!(claims.expires_at_ms, s.status.created_at_ms + 150_000);
+    assert_eq!(
+        gateway_token::verify(&[key], token.expose(), claims.expires_at_ms),
+        Err(gateway_token::TokenError::Expired)
+    );
+    // No secret, no token.
+    let without = server.client(&[]);
+    assert!(Login::new(&without)
+        .start("", "")
+        .unwrap()
+        .gateway_token
+        .is_none());
+}

@@ -24,13 +24,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
-/// What a socket's task is asked to write.
+/// What a socket's task is asked to write. `ends_login`: the message tells of a final state
+/// (rejected, redeemed, cancelled, expired); nothing follows it, and the socket closes after it.
 #[derive(Debug)]
 pub enum Outgoing {
     /// A published event, unchanged; `ts` is its Redis time (ms), for the lag metric.
-    Event { text: Utf8Bytes, seq: i64, ts: i64 },
+    Event {
+        text: Utf8Bytes,
+        seq: i64,
+        ts: i64,
+        ends_login: bool,
+    },
     /// The login's status (first message after every (re)subscribe); `seq` is its version.
-    Status { text: Utf8Bytes, seq: i64 },
+    Status {
+        text: Utf8Bytes,
+        seq: i64,
+        ends_login: bool,
+    },
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
 }
@@ -211,6 +221,7 @@ impl Hub {
             return; // parsed as JSON, so it is UTF-8: unreachable
         };
         let text = Utf8Bytes::from(text.to_string());
+        let ends_login = meta.state().is_some_and(|state| !state.is_live());
         let inner = self.lock();
         match inner.logins.get(meta.route()) {
             // The event must come from the login's own channel: a message for login A on
@@ -221,6 +232,7 @@ impl Hub {
                         text: text.clone(),
                         seq: meta.seq,
                         ts: meta.ts,
+                        ends_login,
                     });
                 }
             }

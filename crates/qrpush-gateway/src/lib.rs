@@ -7,18 +7,24 @@
 //! ```
 //!
 //! - [`config`]: flags/env → [`Settings`] (the Redis side through `qrpush_core::Config`).
+//! - `listener`: the accept loop: hyper's HTTP/1 per connection, with a header-read timeout.
+//! - `server`: the routes: the handshake (Origin, admission, token → 4001), `/healthz`, `/metrics`.
+//! - [`admission`]: the client's address (trusted proxies) and the caps on open sockets: total
+//!   and per address, taken as a slot before the upgrade.
 //! - [`hub`]: sockets by login, the channels wanted, routing of events.
 //! - `subscriber`: the Pub/Sub connection: subscribe on demand, reconnect with backoff.
 //! - `status`: a login's status through the core (the same read as `QrPush\Login::status()`).
-//! - `socket`: one socket's task: writes, heartbeats, slow-client and shutdown handling.
-//! - `server`: the handshake (Origin, token → 4001), `/healthz`, `/metrics`.
+//! - `socket`: one socket's task: writes, heartbeats, token expiry, the close after the login's
+//!   last event, slow-client and shutdown handling.
 //! - [`metrics`]: Prometheus counters and the publish→send lag histogram.
 //!
 //! [`start`] runs a gateway inside the caller's tokio runtime (the binary, and the tests, which
 //! run several at once); [`Gateway::shutdown`] is what SIGTERM does.
 
+pub mod admission;
 pub mod config;
 pub mod hub;
+mod listener;
 pub mod metrics;
 mod server;
 mod socket;
@@ -43,10 +49,12 @@ pub struct App {
     pub settings: Settings,
     pub hub: Arc<hub::Hub>,
     pub metrics: Arc<Metrics>,
+    /// The caps on open sockets (total, per client address): a slot per socket, for its life.
+    admission: Arc<admission::Admission>,
     status: Arc<status::StatusReader>,
     /// Cancelled on shutdown: sockets close with 1001, the subscriber stops.
     shutdown: CancellationToken,
-    /// The socket tasks, awaited (bounded) on shutdown.
+    /// The HTTP connections and the socket tasks, awaited (bounded) on shutdown.
     tasks: TaskTracker,
 }
 
@@ -72,10 +80,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Gateway> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let admission = Arc::new(admission::Admission::new(
+        settings.max_connections,
+        settings.max_sockets_per_address,
+        settings.trusted_proxies.clone(),
+        settings.real_ip_header.clone(),
+    ));
     let app = Arc::new(App {
         settings,
         hub,
         metrics,
+        admission,
         status: Arc::new(status::StatusReader::new(core)),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -88,14 +103,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Gateway> {
         redis,
         app.shutdown.clone(),
     ));
-    let router = server::router(app.clone());
-    let stop = app.shutdown.clone();
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the HTTP server failed");
-        }
-    });
+    let server = tokio::spawn(listener::run(
+        listener,
+        server::router(app.clone()),
+        app.settings.header_read_timeout,
+        app.shutdown.clone(),
+        app.tasks.clone(),
+    ));
     Ok(Gateway {
         addr,
         app,

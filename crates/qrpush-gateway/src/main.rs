@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use qrpush_gateway::config::SecretsFromEnv;
 use qrpush_gateway::{Args, Settings};
 use tracing_subscriber::EnvFilter;
 
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_writer(std::io::stderr)
         .init();
-    let settings = match Settings::from_args(&args, std::env::var("QRPUSH_GATEWAY_SECRET").ok()) {
+    let settings = match Settings::from_args(&args, SecretsFromEnv::read()) {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("qrpush-gateway: {e}\n(see qrpush-gateway --help)");
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
             listen = %gateway.local_addr(),
             redis = %settings.core.endpoint.label(),
             mode = settings.mode().as_str(),
+            token_keys = %settings.key_ids(),
             pid = std::process::id(),
             "qrpush-gateway ready"
         );

@@ -8,13 +8,22 @@ const LAG_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// Why a socket was closed by the gateway (the `reason` label of `dropped_total`).
+/// Why the gateway dropped a socket without a close frame (the `reason` label of `dropped_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Drop {
+pub enum DropReason {
     /// Its send queue was full, or one write took longer than --send-timeout.
     Slow,
     /// It did not answer a ping in time.
     Heartbeat,
+}
+
+/// Why the gateway closed a socket whose work was done (the `reason` label of `closed_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The login reached a final state and the socket was told (1000).
+    LoginFinished,
+    /// The socket's token expired (4001).
+    TokenExpired,
 }
 
 #[derive(Default)]
@@ -22,9 +31,14 @@ pub struct Metrics {
     pub connections: AtomicI64,
     pub connections_total: AtomicU64,
     pub rejected_token: AtomicU64,
+    /// Sockets accepted with a token signed by the previous secret (a rotation under way).
+    pub previous_key: AtomicU64,
+    /// Redis's clock minus the gateway's, in ms, as measured at the last (re)connect.
+    pub redis_clock_offset_ms: AtomicI64,
     pub rejected_origin: AtomicU64,
     pub rejected_capacity: AtomicU64,
     pub rejected_per_login: AtomicU64,
+    pub rejected_per_address: AtomicU64,
     pub not_found: AtomicU64,
     pub events_received: AtomicU64,
     pub events_unrouted: AtomicU64,
@@ -32,6 +46,8 @@ pub struct Metrics {
     pub status_sent: AtomicU64,
     pub dropped_slow: AtomicU64,
     pub dropped_heartbeat: AtomicU64,
+    pub closed_login_finished: AtomicU64,
+    pub closed_token_expired: AtomicU64,
     pub redis_connected: AtomicI64,
     pub redis_reconnects: AtomicU64,
     pub redis_connect_failures: AtomicU64,
@@ -43,10 +59,17 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn dropped(&self, why: Drop) {
+    pub fn dropped(&self, why: DropReason) {
         match why {
-            Drop::Slow => self.dropped_slow.fetch_add(1, Relaxed),
-            Drop::Heartbeat => self.dropped_heartbeat.fetch_add(1, Relaxed),
+            DropReason::Slow => self.dropped_slow.fetch_add(1, Relaxed),
+            DropReason::Heartbeat => self.dropped_heartbeat.fetch_add(1, Relaxed),
+        };
+    }
+
+    pub fn closed(&self, why: CloseReason) {
+        match why {
+            CloseReason::LoginFinished => self.closed_login_finished.fetch_add(1, Relaxed),
+            CloseReason::TokenExpired => self.closed_token_expired.fetch_add(1, Relaxed),
         };
     }
 
@@ -85,6 +108,12 @@ impl Metrics {
             "counter",
             "WebSocket connections accepted (with a valid token).",
             c(&self.connections_total),
+        );
+        one(
+            "qrpush_gateway_previous_key_total",
+            "counter",
+            "Sockets accepted with a token signed by the previous secret (while a rotation is under way).",
+            c(&self.previous_key),
         );
         one(
             "qrpush_gateway_logins",
@@ -131,6 +160,7 @@ impl Metrics {
             ("origin", &self.rejected_origin),
             ("capacity", &self.rejected_capacity),
             ("per_login", &self.rejected_per_login),
+            ("per_address", &self.rejected_per_address),
         ] {
             let _ = writeln!(
                 out,
@@ -149,6 +179,20 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "qrpush_gateway_dropped_total{{reason=\"{reason}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP qrpush_gateway_closed_total Sockets closed by the gateway once their work was done.\n# TYPE qrpush_gateway_closed_total counter"
+        );
+        for (reason, value) in [
+            ("login_finished", &self.closed_login_finished),
+            ("token_expired", &self.closed_token_expired),
+        ] {
+            let _ = writeln!(
+                out,
+                "qrpush_gateway_closed_total{{reason=\"{reason}\"}} {}",
                 value.load(Relaxed)
             );
         }
@@ -175,6 +219,12 @@ impl Metrics {
             "counter",
             "Failed attempts to connect and subscribe to Redis.",
             c(&self.redis_connect_failures),
+        );
+        one(
+            "qrpush_gateway_redis_clock_offset_seconds",
+            "gauge",
+            "Redis's clock minus the gateway's, measured at the last connection to Redis (token expiry is on Redis's clock).",
+            format!("{}", self.redis_clock_offset_ms.load(Relaxed) as f64 / 1000.0),
         );
         one(
             "qrpush_gateway_subscriptions",

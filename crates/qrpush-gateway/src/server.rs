@@ -1,18 +1,20 @@
-//! HTTP: the WebSocket handshake (Origin allow-list, token, capacity), `/healthz`, `/metrics`.
+//! HTTP: the WebSocket handshake (Origin allow-list, admission, token), `/healthz`, `/metrics`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use qrpush_core::login::token;
+use qrpush_core::login::gateway_token;
 
+use crate::admission::Refusal;
 use crate::socket;
 use crate::App;
 
@@ -32,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn websocket(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -40,19 +43,36 @@ async fn websocket(
         app.metrics.rejected_origin.fetch_add(1, Relaxed);
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
-    if app.metrics.connections.load(Relaxed).max(0) as u64 >= app.settings.max_connections {
-        app.metrics.rejected_capacity.fetch_add(1, Relaxed);
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
-    }
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    // Counted before the upgrade, and held until the socket ends: refused or not, every upgraded
+    // socket has its slot, so no burst of handshakes gets past either cap.
+    let client = app.admission.client_of(peer.ip(), &headers);
+    let slot = match app.admission.admit(client) {
+        Ok(slot) => slot,
+        Err(Refusal::Capacity) => {
+            app.metrics.rejected_capacity.fetch_add(1, Relaxed);
+            return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
+        }
+        Err(Refusal::PerAddress) => {
+            app.metrics.rejected_per_address.fetch_add(1, Relaxed);
+            tracing::debug!(client = %client, "refusing a socket: too many from this address");
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address\n",
+            )
+                .into_response();
+        }
+    };
     // The token is checked here, but refused after the upgrade: a browser's script only ever sees
-    // a WebSocket close code (4001), never an HTTP status.
-    let verdict = token::verify(
-        app.settings.secret(),
+    // a WebSocket close code (4001), never an HTTP status. Its expiry is on Redis's clock: checked
+    // against ours as if it came `clock_skew` later, and the socket lives until then too.
+    let skew_ms = i64::try_from(app.settings.clock_skew.as_millis()).unwrap_or(i64::MAX);
+    let verdict = gateway_token::verify(
+        &app.settings.token_keys,
         query.get("token").map(String::as_str).unwrap_or(""),
-        socket::now_ms() as i64,
+        (socket::now_ms() as i64).saturating_sub(skew_ms),
     );
     let upgrade = upgrade
         .read_buffer_size(READ_BUFFER)
@@ -64,8 +84,15 @@ async fn websocket(
     let shutdown = app.shutdown.clone();
     upgrade.on_upgrade(move |ws| {
         tracked.track_future(async move {
+            let _slot = slot;
             match verdict {
-                Ok(claims) => socket::serve(app, ws, claims.login_id, shutdown).await,
+                Ok(claims) => {
+                    if claims.key_id != app.settings.token_keys[0].id() {
+                        app.metrics.previous_key.fetch_add(1, Relaxed);
+                    }
+                    let until = claims.expires_at_ms.saturating_add(skew_ms);
+                    socket::serve(app, ws, claims.login_id, until, shutdown).await
+                }
                 Err(why) => {
                     app.metrics.rejected_token.fetch_add(1, Relaxed);
                     tracing::debug!(reason = %why, "refusing a socket");

@@ -1,6 +1,10 @@
 //! One browser's socket, after its token was accepted: one task that writes what the hub queues,
 //! sends pings, reads pongs, and ends on close, heartbeat loss, slowness or shutdown.
 //!
+//! A socket lives no longer than what it was opened for: it is closed with 4001 when its token
+//! expires (the token was only checked at the handshake), and with 1000 right after it was sent a
+//! final state of its login (rejected, redeemed, cancelled, expired: nothing can follow).
+//!
 //! Order on the wire: the status comes first (events that arrive before it are held, and sent
 //! after it only if newer), and nothing older than what was already sent goes out: every event
 //! has a greater `seq` than the message before it; a status (sent after every resubscribe) may
@@ -17,7 +21,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Outgoing, Peer, RegisterError};
-use crate::metrics::Drop;
+use crate::metrics::{CloseReason, DropReason};
 use crate::status;
 use crate::App;
 
@@ -66,11 +70,19 @@ where
     .await;
 }
 
-/// Serves the socket of `login_id` until it ends.
+/// The monotonic instant of the wall-clock time `unix_ms` (now, if that is past).
+fn instant_at(unix_ms: i64) -> Instant {
+    let ahead = (unix_ms as f64 - now_ms()).max(0.0);
+    Instant::now() + Duration::from_secs_f64((ahead / 1000.0).min(86_400.0 * 365.0))
+}
+
+/// Serves the socket of `login_id` until it ends; its token is valid until `token_expires_at_ms`
+/// (on this gateway's clock, the skew allowance included).
 pub async fn serve(
     app: Arc<App>,
     socket: WebSocket,
     login_id: String,
+    token_expires_at_ms: i64,
     shutdown: CancellationToken,
 ) {
     let settings = &app.settings;
@@ -112,7 +124,10 @@ pub async fn serve(
     let send_timeout = settings.send_timeout;
     // The highest seq written; None until the first status.
     let mut last_seq: Option<i64> = None;
-    let mut held: Vec<(Utf8Bytes, i64, i64)> = Vec::new();
+    // Events that came before the first status: (text, seq, ts, ends_login).
+    let mut held: Vec<(Utf8Bytes, i64, i64, bool)> = Vec::new();
+    let token_expired = sleep_until(instant_at(token_expires_at_ms));
+    tokio::pin!(token_expired);
 
     let end = loop {
         let heartbeat_lost = async {
@@ -125,42 +140,48 @@ pub async fn serve(
             biased;
             _ = shutdown.cancelled() => break End::Close(1001, "server shutting down"),
             _ = slow.cancelled() => {
-                app.metrics.dropped(Drop::Slow);
+                app.metrics.dropped(DropReason::Slow);
                 break End::Drop;
             }
+            _ = &mut token_expired => {
+                app.metrics.closed(CloseReason::TokenExpired);
+                break End::Close(4001, "token expired");
+            }
             outgoing = rx.recv() => {
-                // What to write now: (text, Some(ts) for an event | None for a status).
-                let mut batch: Vec<(Utf8Bytes, Option<i64>)> = Vec::new();
+                // What to write now: (text, Some(ts) for an event | None for a status, ends_login).
+                let mut batch: Vec<(Utf8Bytes, Option<i64>, bool)> = Vec::new();
                 match outgoing {
-                    Some(Outgoing::Event { text, seq, ts }) => match last_seq {
-                        None if held.len() < settings.send_queue => held.push((text, seq, ts)),
+                    Some(Outgoing::Event { text, seq, ts, ends_login }) => match last_seq {
+                        None if held.len() < settings.send_queue => {
+                            held.push((text, seq, ts, ends_login))
+                        }
                         None => {
-                            app.metrics.dropped(Drop::Slow);
+                            app.metrics.dropped(DropReason::Slow);
                             break End::Drop;
                         }
                         Some(last) if seq > last => {
                             last_seq = Some(seq);
-                            batch.push((text, Some(ts)));
+                            batch.push((text, Some(ts), ends_login));
                         }
                         Some(_) => {} // already told (by a status or this event)
                     },
-                    Some(Outgoing::Status { text, seq }) => {
+                    Some(Outgoing::Status { text, seq, ends_login }) => {
                         if last_seq.is_none_or(|last| seq >= last) {
                             last_seq = Some(seq);
-                            batch.push((text, None));
+                            batch.push((text, None, ends_login));
                         }
-                        for (text, event_seq, ts) in held.drain(..) {
+                        for (text, event_seq, ts, ends_login) in held.drain(..) {
                             if last_seq.is_none_or(|last| event_seq > last) {
                                 last_seq = Some(event_seq);
-                                batch.push((text, Some(ts)));
+                                batch.push((text, Some(ts), ends_login));
                             }
                         }
                     }
                     Some(Outgoing::Close(code, reason)) => break End::Close(code, reason),
                     None => break End::Drop,
                 }
-                let mut failed = None;
-                for (text, lag_from) in batch {
+                let mut end = None;
+                for (text, lag_from, ends_login) in batch {
                     match tokio::time::timeout(send_timeout, sink.send(Message::Text(text))).await {
                         Ok(Ok(())) => match lag_from {
                             Some(ts) => app.metrics.forwarded(now_ms() - ts as f64),
@@ -169,17 +190,23 @@ pub async fn serve(
                             }
                         },
                         Ok(Err(_)) => {
-                            failed = Some(End::Drop);
+                            end = Some(End::Drop);
                             break;
                         }
                         Err(_) => {
-                            app.metrics.dropped(Drop::Slow);
-                            failed = Some(End::Drop);
+                            app.metrics.dropped(DropReason::Slow);
+                            end = Some(End::Drop);
                             break;
                         }
                     }
+                    if ends_login {
+                        // The browser has the outcome; the socket has nothing left to carry.
+                        app.metrics.closed(CloseReason::LoginFinished);
+                        end = Some(End::Close(1000, "login finished"));
+                        break;
+                    }
                 }
-                if let Some(end) = failed {
+                if let Some(end) = end {
                     break end;
                 }
             }
@@ -195,14 +222,14 @@ pub async fn serve(
                         Ok(Ok(())) => pong_deadline = Some(Instant::now() + settings.ping_timeout),
                         Ok(Err(_)) => break End::Drop,
                         Err(_) => {
-                            app.metrics.dropped(Drop::Slow);
+                            app.metrics.dropped(DropReason::Slow);
                             break End::Drop;
                         }
                     }
                 }
             }
             _ = heartbeat_lost => {
-                app.metrics.dropped(Drop::Heartbeat);
+                app.metrics.dropped(DropReason::Heartbeat);
                 break End::Drop;
             }
         }

@@ -37,8 +37,9 @@ impl StatusReader {
         }
     }
 
-    /// The status message of `login_id` and its `seq`, or the core's error.
-    pub async fn read(&self, login_id: &str) -> Result<(String, i64), qrpush_core::Error> {
+    /// The status message of `login_id`, its `seq` and whether the login is finished (no more
+    /// events will follow), or the core's error.
+    pub async fn read(&self, login_id: &str) -> Result<(String, i64, bool), qrpush_core::Error> {
         let _permit = self.permits.acquire().await.expect("never closed");
         let client = self.client.clone();
         let id = login_id.to_string();
@@ -48,6 +49,7 @@ impl StatusReader {
                 (
                     wire::status_message(&status, with_session_id),
                     status.version,
+                    !status.state.is_live(),
                 )
             })
         })
@@ -76,11 +78,12 @@ pub async fn deliver(
             return;
         }
         match reader.read(&login_id).await {
-            Ok((message, seq)) => {
+            Ok((message, seq, ends_login)) => {
                 let text = Utf8Bytes::from(message);
                 hub.send_to(&login_id, &peer_ids, || Outgoing::Status {
                     text: text.clone(),
                     seq,
+                    ends_login,
                 });
                 return;
             }

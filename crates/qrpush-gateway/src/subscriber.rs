@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
+use crate::socket::now_ms;
 use crate::status::{self, StatusReader};
 use crate::Settings;
 
@@ -65,6 +66,12 @@ pub async fn run(
                 }
                 connected_before = true;
                 tracing::info!(redis = %label, "connected to Redis");
+                tokio::spawn(measure_clock(
+                    client.clone(),
+                    settings.redis_timeout,
+                    settings.clock_skew,
+                    metrics.clone(),
+                ));
                 let why = session(&settings, &hub, &reader, &metrics, pubsub, &cancel, || {
                     backoff = settings.redis_backoff_min
                 })
@@ -91,6 +98,48 @@ pub async fn run(
             _ = tokio::time::sleep(jitter(backoff)) => {}
         }
         backoff = (backoff * 2).min(settings.redis_backoff_max);
+    }
+}
+
+/// Measures Redis's clock against ours (TIME, on a connection of its own) into the metrics, and
+/// warns when they differ by more than `skew`: token expiry is set on Redis's clock and checked on
+/// ours, with `skew` allowed. A failed measurement changes nothing (it is only a diagnostic).
+async fn measure_clock(
+    client: redis::Client,
+    bound: Duration,
+    skew: Duration,
+    metrics: Arc<Metrics>,
+) {
+    let measure = async {
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let before = now_ms();
+        let (seconds, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut connection).await?;
+        let after = now_ms();
+        // Redis read its clock somewhere in between: assume the middle.
+        let redis_ms = seconds as f64 * 1000.0 + micros as f64 / 1000.0;
+        Ok::<f64, redis::RedisError>(redis_ms - (before + after) / 2.0)
+    };
+    match tokio::time::timeout(bound, measure).await {
+        Ok(Ok(offset_ms)) => {
+            metrics
+                .redis_clock_offset_ms
+                .store(offset_ms.round() as i64, Relaxed);
+            if offset_ms.abs() > skew.as_secs_f64() * 1000.0 {
+                tracing::warn!(
+                    offset_ms = offset_ms.round() as i64,
+                    clock_skew = ?skew,
+                    "this host's clock and Redis's differ by more than --clock-skew: gateway tokens \
+                     may be refused before they expire or accepted after; synchronise the clocks (NTP)"
+                );
+            } else {
+                tracing::debug!(
+                    offset_ms = offset_ms.round() as i64,
+                    "clock offset from Redis"
+                );
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "cannot read Redis's clock (TIME)"),
+        Err(_) => tracing::debug!("reading Redis's clock (TIME) timed out"),
     }
 }
 

@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use qrpush_core::login::{token, Login, Started};
+use qrpush_core::login::gateway_token::{self, Key};
+use qrpush_core::login::{Login, Started};
 use qrpush_core::Client;
 use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
@@ -199,8 +200,13 @@ async fn handshake_refuses_missing_wrong_forged_and_expired_tokens_with_4001() {
     let id = started.status.id.clone();
     let good = token_of(&started);
 
-    let other_secret = token::issue(b"another-secret-0123456789", &id, now_ms() + 60_000);
-    let expired = token::issue(SECRET.as_bytes(), &id, now_ms() - 1);
+    let other_secret = gateway_token::issue(
+        &Key::new(b"another-secret-0123456789"),
+        &id,
+        now_ms() + 60_000,
+    );
+    // Expired a minute ago: beyond the clock-skew allowance (5 s by default).
+    let expired = gateway_token::issue(&Key::new(SECRET.as_bytes()), &id, now_ms() - 60_000);
     let mut tampered = good.clone();
     tampered.replace_range(0..1, if good.starts_with('A') { "B" } else { "A" });
     for (what, token) in [
@@ -239,7 +245,7 @@ async fn handshake_refuses_missing_wrong_forged_and_expired_tokens_with_4001() {
     let ghost = "AAAAAAAAAAAAAAAAAAAAAA";
     let mut ws = connect(
         &gw,
-        &token::issue(SECRET.as_bytes(), ghost, now_ms() + 60_000),
+        &gateway_token::issue(&Key::new(SECRET.as_bytes()), ghost, now_ms() + 60_000),
     )
     .await;
     assert_eq!(close_code(&mut ws).await, Some(4004));

@@ -32,9 +32,9 @@
 //! The QR code's text is `<login id>.<QR token>`: the id tells which key to touch, so every script
 //! declares its one key (no id→QR mapping key, no plaintext id stored anywhere).
 
+pub mod gateway_token;
 pub mod random;
 mod script;
-pub mod token;
 pub mod wire;
 
 use std::fmt;
@@ -115,7 +115,7 @@ pub struct Started {
     /// The QR code's text: `<login id>.<QR token>`.
     pub qr: Secret,
     pub browser_secret: Secret,
-    /// The WebSocket gateway's handshake token for this login (see [`token`]); `None` when the
+    /// The WebSocket gateway's handshake token for this login (see [`gateway_token`]); `None` when the
     /// config has no `gateway_secret`.
     pub gateway_token: Option<Secret>,
 }
@@ -181,13 +181,34 @@ impl<'a> Login<'a> {
                 user_agent.as_bytes(),
             ],
         )?;
-        let gateway_token = token::for_login(self.client.config(), &status).map(Secret::new);
+        let gateway_token = self.gateway_token(&status);
         Ok(Started {
             status,
             qr: Secret::new(random::qr_text(&id, &qr_token)),
             browser_secret: Secret::new(browser_secret),
             gateway_token,
         })
+    }
+
+    /// The gateway token of a new login, signed with `gateway_secret` (`None` without one). It
+    /// expires with the login's live life: created + pending TTL + approved TTL, on Redis's clock
+    /// like every deadline of the login (the gateway allows for clock skew when it checks).
+    fn gateway_token(&self, status: &Status) -> Option<Secret> {
+        let config = self.client.config();
+        let secret = config.gateway_secret.as_ref()?;
+        let live = config
+            .login_pending_ttl
+            .saturating_add(config.login_approved_ttl)
+            .as_millis();
+        let expires_at_ms = status
+            .created_at_ms
+            .saturating_add(i64::try_from(live).unwrap_or(i64::MAX));
+        let key = gateway_token::Key::new(secret.expose().as_bytes());
+        Some(Secret::new(gateway_token::issue(
+            &key,
+            &status.id,
+            expires_at_ms,
+        )))
     }
 
     /// The phone scanned `qr`: binds the login to `user_id` (pending → scanned).
