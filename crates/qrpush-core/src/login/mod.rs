@@ -335,7 +335,7 @@ impl<'a> Login<'a> {
 
     /// The browser trades the ticket, its secret and the confirmation code its user typed for
     /// the user id, once (approved → redeemed). A wrong code is refused ([`LoginError::WrongCode`])
-    /// and counted; the [`MAX_CODE_TRIES`]th cancels the login.
+    /// and counted; the last of [`MAX_CODE_TRIES`] wrong codes cancels the login.
     pub fn redeem(
         &self,
         id: &str,
