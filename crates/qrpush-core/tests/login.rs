@@ -573,6 +573,27 @@ fn login_redeem_needs_the_confirmation_code_of_the_approving_phone() {
         .unwrap();
     assert_eq!(redeemed.user_id, "alice");
     assert_eq!(redeemed.status.state, State::Redeemed);
+
+    // A login approved by a version that stored neither name nor code (a rolling upgrade): the
+    // browser is told an empty name, and nothing redeems it without the confirmation.
+    let s = login.start("", "").unwrap();
+    let (id, secret) = (s.status.id.clone(), s.browser_secret.expose().to_string());
+    login.scan(s.qr.expose(), "alice", "").unwrap();
+    let code = login
+        .approve(&id, "alice", "Alice")
+        .unwrap()
+        .confirmation_code;
+    server.cmd(&["HDEL", &Login::key(&id), "name", "code"]);
+    let ticket = login.status(&id, Some(&secret)).unwrap().ticket.unwrap();
+    assert_eq!(ticket.approver_name, "");
+    assert_eq!(
+        login_err(
+            login
+                .redeem(&id, ticket.value.expose(), &secret, code.expose())
+                .unwrap_err()
+        ),
+        LoginError::WrongCode
+    );
 }
 
 /// Scans are limited per user, in the script (atomic: concurrent scans cannot overshoot), over a
