@@ -131,6 +131,8 @@ async function askToConfirm(via) {
       return;
     }
     ticket = status.ticket;
+    login.expires_at_ms = status.expires_at_ms; // the approval's deadline: the time left to type the code
+    countdown();
     demo.via = via;
     demo.approverName = status.approver_name;
     $('approver').textContent = status.approver_name;
