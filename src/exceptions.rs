@@ -19,7 +19,7 @@ use qrpush_core::{Error, ErrorKind, LoginError, Subject};
 use crate::internal_class;
 
 /// Stable exception codes, so callers can switch on `getCode()` too. Login refusals have theirs
-/// from the core ([`LoginError::code`], 101..=107).
+/// from the core ([`LoginError::code`], 101..=109).
 pub mod code {
     pub const CONNECTION: i32 = 1;
     pub const TIMEOUT: i32 = 2;
@@ -46,6 +46,8 @@ fn login_class(why: LoginError) -> &'static str {
         LoginError::WrongSecret => "QrPush\\LoginWrongSecretException",
         LoginError::WrongTicket => "QrPush\\LoginWrongTicketException",
         LoginError::TicketUsed => "QrPush\\LoginTicketUsedException",
+        LoginError::WrongCode => "QrPush\\LoginWrongCodeException",
+        LoginError::RateLimited => "QrPush\\LoginRateLimitedException",
     }
 }
 
@@ -105,6 +107,7 @@ pub enum Holds {
     Options,
     BrowserIp,
     UserId,
+    DisplayName,
     DeviceInfo,
 }
 
@@ -125,6 +128,7 @@ impl Holds {
             | (Holds::Url, Subject::Url)
             | (Holds::BrowserIp, Subject::BrowserIp)
             | (Holds::UserId, Subject::UserId)
+            | (Holds::DisplayName, Subject::DisplayName)
             | (Holds::DeviceInfo, Subject::DeviceInfo) => Some(Place::Whole),
             (Holds::Messages, Subject::Item { .. })
             | (Holds::Options, Subject::Setting(_) | Subject::Settings) => Some(Place::Inside),

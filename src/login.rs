@@ -28,8 +28,13 @@ const SCAN: &[Argument] = &[
     Argument::new(2, "userId", Holds::UserId),
     Argument::new(3, "deviceInfo", Holds::DeviceInfo),
 ];
-/// `approve(string $loginId, string $userId)` and `reject(...)`, alike.
-const DECIDE: &[Argument] = &[Argument::new(2, "userId", Holds::UserId)];
+/// `approve(string $loginId, string $userId, string $displayName)`.
+const APPROVE: &[Argument] = &[
+    Argument::new(2, "userId", Holds::UserId),
+    Argument::new(3, "displayName", Holds::DisplayName),
+];
+/// `reject(string $loginId, string $userId)`.
+const REJECT: &[Argument] = &[Argument::new(2, "userId", Holds::UserId)];
 
 #[php_class]
 #[php(name = "QrPush\\Login")]
@@ -77,11 +82,16 @@ impl Login {
     pub fn approve(
         loginId: BinarySlice<u8>,
         userId: BinarySlice<u8>,
+        displayName: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
-        let status = user_id(&userId)
-            .and_then(|user| core().approve(&lossy(&loginId), user))
-            .map_err(|e| to_php(e, "QrPush\\Login::approve", DECIDE))?;
-        status_array(&status).map_err(internal)
+        let approved = user_id(&userId)
+            .and_then(|user| Ok((user, display_name(&displayName)?)))
+            .and_then(|(user, name)| core().approve(&lossy(&loginId), user, name))
+            .map_err(|e| to_php(e, "QrPush\\Login::approve", APPROVE))?;
+        let mut a = status_array(&approved.status).map_err(internal)?;
+        a.insert("confirmation_code", approved.confirmation_code.expose())
+            .map_err(internal)?;
+        Ok(a)
     }
 
     pub fn reject(
@@ -90,7 +100,7 @@ impl Login {
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let status = user_id(&userId)
             .and_then(|user| core().reject(&lossy(&loginId), user))
-            .map_err(|e| to_php(e, "QrPush\\Login::reject", DECIDE))?;
+            .map_err(|e| to_php(e, "QrPush\\Login::reject", REJECT))?;
         status_array(&status).map_err(internal)
     }
 
@@ -98,9 +108,15 @@ impl Login {
         loginId: BinarySlice<u8>,
         ticket: BinarySlice<u8>,
         browserSecret: BinarySlice<u8>,
+        confirmationCode: BinarySlice<u8>,
     ) -> PhpResult<String> {
         core()
-            .redeem(&lossy(&loginId), &lossy(&ticket), &lossy(&browserSecret))
+            .redeem(
+                &lossy(&loginId),
+                &lossy(&ticket),
+                &lossy(&browserSecret),
+                &lossy(&confirmationCode),
+            )
             .map(|r| r.user_id)
             .map_err(|e| to_php(e, "QrPush\\Login::redeem", &[]))
     }
@@ -125,7 +141,10 @@ impl Login {
             .map_err(|e| to_php(e, "QrPush\\Login::status", &[]))?;
         let mut a = status_array(&status).map_err(internal)?;
         if let Some(ticket) = &status.ticket {
-            a.insert("ticket", ticket.expose()).map_err(internal)?;
+            a.insert("ticket", ticket.value.expose())
+                .map_err(internal)?;
+            a.insert("approver_name", ticket.approver_name.as_str())
+                .map_err(internal)?;
         }
         Ok(a)
     }
@@ -151,6 +170,12 @@ fn status_array(s: &Status) -> ext_php_rs::error::Result<ZBox<ZendHashTable>> {
 fn user_id(bytes: &[u8]) -> Result<&str, Error> {
     std::str::from_utf8(bytes)
         .map_err(|_| Error::invalid("must be valid UTF-8").about(Subject::UserId))
+}
+
+/// A display name must be valid UTF-8 text (the browser shows it).
+fn display_name(bytes: &[u8]) -> Result<&str, Error> {
+    std::str::from_utf8(bytes)
+        .map_err(|_| Error::invalid("must be valid UTF-8").about(Subject::DisplayName))
 }
 
 /// Text from request data that may be any bytes. Tokens are base64url, so a string that is not

@@ -175,17 +175,28 @@ namespace QrPush {
      * QR login, the publisher side: an atomic state machine in Redis that publishes every transition.
      *
      *   pending --scan()--> scanned --approve()--> approved --redeem()--> redeemed
-     *                          `--reject()--> rejected
+     *                          `--reject()--> rejected       `--(3 wrong confirmation codes)--> cancelled
      *   pending|scanned|approved --cancel()--> cancelled;  a passed deadline --> expired
+     *
+     * Whoever scans a QR code first binds its login, and the QR code is on a screen anyone nearby can see.
+     * So the browser never redeems on its own: status() with the browser secret tells it who approved (the
+     * display name given to approve()), the browser asks its user "continue as <name>?" and for the code the
+     * approving phone shows (approve()'s `confirmation_code`), and redeem() refuses any other code. An
+     * attacker who scans a victim's QR code and approves cannot log the victim into the attacker's account
+     * (login CSRF): the victim never sees the code. Scans are limited per user (qrpush.login_scan_limit per
+     * qrpush.login_scan_window). The threat model: docs/LOGIN-THREAT-MODEL.md.
      *
      * Every call is one Lua script run on the default client's pooled connections (same `qrpush.url`, time
      * bounds and `qrpush.channel_prefix` as \QrPush::publish()): it checks the state, writes the new state and
      * its TTL, and PUBLISHes the event, so state and events never disagree and of concurrent calls only one
-     * wins. A refused call throws a \QrPush\LoginException subclass and changes nothing, publishes nothing.
+     * wins. A refused call throws a \QrPush\LoginException subclass and changes nothing, publishes nothing
+     * (except that a wrong confirmation code is counted).
      *
-     * Redis stores, per login, one hash `qrpush:login:<sha256(id)>`: state, version, times, the scanning user
-     * and device, the browser's IP and user agent, and SHA-256 hashes of the QR token, browser secret and
-     * ticket — never a secret, nor the login id itself. Exception messages never contain a secret.
+     * Redis stores, per login, one hash `qrpush:login:<sha256(id)>`: state, version, times, the scanning user,
+     * device and display name, the browser's IP and user agent, and SHA-256 hashes of the QR token, browser
+     * secret, ticket and confirmation code — never a secret, nor the login id itself; per scanning user, one
+     * hash `qrpush:login:scans:<sha256(user id)>` with the times of their recent scans. Exception messages
+     * never contain a secret.
      *
      * Events (JSON) go to `qrpush.login_channel` (mode `single`, the default, the single-channel format:
      * every event also carries `sessionId` = login id, to route on) or to `<login_channel>:<id>` (mode
@@ -193,7 +204,8 @@ namespace QrPush {
      *   {"v":1,"type":"scanned|approved|rejected|redeemed|cancelled|expired","loginId":"<id>",
      *    ["sessionId":"<id>",] "seq":<state version>,"ts":<Redis time, ms>,"data":{...}}
      * data: scanned {"expiresAt":ms}, approved {"ticket":"...","expiresAt":ms}, expired {"from":"<state>"},
-     * others {}. `seq` is the login's version after the transition (2 = scanned, 3 = approved/rejected, ...):
+     * cancelled {"reason":"wrong_code"} after the last wrong confirmation code, others {}. Events never carry
+     * the user id, display name, confirmation code, IP or user agent. `seq` is the login's version after the transition (2 = scanned, 3 = approved/rejected, ...):
      * a subscriber can drop duplicates and detect gaps; status() returns the same version.
      *
      * Status arrays (every method but redeem() returns one):
@@ -237,21 +249,31 @@ namespace QrPush {
          * @return array The status array plus `browser_ip` and `browser_user_agent`: show them, with
          *     `created_at_ms`, before the user approves (the QRLJacking defence).
          * @throws \QrPush\LoginNotFoundException Not a QR code of a login (or a forged, unknown or removed one).
-         * @throws \QrPush\LoginExpiredException|\QrPush\LoginStateException Expired, or already scanned/finished.
+         * @throws \QrPush\LoginExpiredException|\QrPush\LoginStateException Expired, or already scanned/finished
+         *     (another phone scanned it first: tell the user the code may have been copied).
+         * @throws \QrPush\LoginRateLimitedException `$userId` scanned qrpush.login_scan_limit logins within the last
+         *     qrpush.login_scan_window seconds; nothing changed (refused scans are not counted).
          * @throws \ValueError An invalid user id or device info.
          */
         public static function scan(string $qr, string $userId, string $deviceInfo): array {}
 
         /**
          * The scanning user confirms (scanned → approved). Publishes `approved` with a new one-time ticket; the
-         * phone never sees it. The browser has qrpush.login_approved_ttl seconds to redeem it.
+         * phone never sees it. The browser has qrpush.login_approved_ttl seconds to redeem it, with the code
+         * returned here.
          *
-         * @return array The status array.
+         * @param string $userId The user who scanned.
+         * @param string $displayName How the browser will name the approving account before it redeems ("continue
+         *     as <name>?"): non-empty UTF-8, at most 128 bytes, no control characters. Not a secret: the person at
+         *     the browser may not be this user, so a name, not an email address or a private id.
+         * @return array The status array plus `confirmation_code` (2 digits): show it on the phone, for its user to
+         *     type into the browser. Never send it to the browser yourself.
          * @throws \QrPush\LoginWrongUserException Another user scanned this login.
          * @throws \QrPush\LoginStateException The login is not scanned (pending, already approved, finished).
          * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
+         * @throws \ValueError An invalid user id or display name.
          */
-        public static function approve(string $loginId, string $userId): array {}
+        public static function approve(string $loginId, string $userId, string $displayName): array {}
 
         /**
          * The scanning user declines (scanned → rejected). Publishes `rejected`.
@@ -262,17 +284,23 @@ namespace QrPush {
         public static function reject(string $loginId, string $userId): array {}
 
         /**
-         * The browser trades the ticket (from the `approved` event, or from status()) and its secret for the
-         * user id, exactly once (approved → redeemed). Publishes `redeemed`. Start a fresh session after it.
+         * The browser trades the ticket (from the `approved` event, or from status()), its secret and the
+         * confirmation code its user typed for the user id, exactly once (approved → redeemed). Publishes
+         * `redeemed`. Start a fresh session after it.
          *
+         * @param string $confirmationCode What the browser's user typed: the code the approving phone shows
+         *     (approve()'s `confirmation_code`), after being shown who approved (status()'s `approver_name`).
          * @return string The user id given to scan().
          * @throws \QrPush\LoginWrongSecretException The browser secret does not match (checked before the state).
          * @throws \QrPush\LoginTicketUsedException The login was already redeemed (a replayed ticket).
          * @throws \QrPush\LoginWrongTicketException The ticket does not match (forged, or replaced by status()).
+         * @throws \QrPush\LoginWrongCodeException The code is not the approving phone's. Counted: the 3rd wrong code
+         *     cancels the login (published as `cancelled` with {"reason":"wrong_code"}); the ticket stays valid
+         *     until then.
          * @throws \QrPush\LoginStateException The login is not approved.
          * @throws \QrPush\LoginNotFoundException|\QrPush\LoginExpiredException
          */
-        public static function redeem(string $loginId, string $ticket, string $browserSecret): string {}
+        public static function redeem(string $loginId, string $ticket, string $browserSecret, string $confirmationCode): string {}
 
         /**
          * The browser gives up (pending/scanned/approved → cancelled). Publishes `cancelled`.
@@ -287,8 +315,9 @@ namespace QrPush {
          * login past its deadline becomes `expired` here (and `expired` is published).
          *
          * @param string|null $browserSecret With the browser secret, an approved login's status also carries
-         *     `ticket`: a new one, which replaces the event's (so a browser that missed `approved` can redeem).
-         * @return array The status array (+ `ticket`).
+         *     `ticket`: a new one, which replaces the event's (so a browser that missed `approved` can redeem),
+         *     and `approver_name`: the display name given to approve(), to show before asking for the code.
+         * @return array The status array (+ `ticket` and `approver_name`).
          * @throws \QrPush\LoginWrongSecretException A browser secret was given and does not match.
          * @throws \QrPush\LoginNotFoundException Unknown, forged, or finished longer ago than qrpush.login_terminal_ttl.
          */
@@ -305,6 +334,8 @@ namespace QrPush {
         public const WRONG_SECRET = 105;
         public const WRONG_TICKET = 106;
         public const TICKET_USED = 107;
+        public const WRONG_CODE = 108;
+        public const RATE_LIMITED = 109;
     }
 
     /** No such login: an unknown or forged id or QR code, or one removed after expiring (code 101). */
@@ -339,6 +370,16 @@ namespace QrPush {
 
     /** The login was already redeemed: the ticket was used (code 107). */
     class LoginTicketUsedException extends LoginException
+    {
+    }
+
+    /** redeem() with a confirmation code other than the approving phone's; the 3rd cancels the login (code 108). */
+    class LoginWrongCodeException extends LoginException
+    {
+    }
+
+    /** scan() by a user who scanned qrpush.login_scan_limit logins within qrpush.login_scan_window (code 109). */
+    class LoginRateLimitedException extends LoginException
     {
     }
 }

@@ -8,15 +8,18 @@ declare(strict_types=1);
  * QrPush\Login; this file only maps HTTP to it.
  *
  *   GET  /                     login page: shows the QR code, follows the login over the WebSocket
- *                              gateway (/ws/, polling only while it is unreachable), redeems the ticket
- *   GET  /phone                the phone app's stand-in (user "demo"): paste/scan, see the browser, decide
+ *                              gateway (/ws/, polling only while it is unreachable), shows who approved,
+ *                              asks for the phone's code, redeems
+ *   GET  /phone                the phone app's stand-in (user "demo"): paste/scan, see the browser, decide,
+ *                              show the confirmation code
  *   POST /api/login/start      browser: new login; the browser secret goes into an HttpOnly cookie,
  *                              the gateway token (when qrpush.gateway_secret is set) to the page
  *   GET  /api/login/status     browser: ?id=...; with its cookie an approved login returns a ticket
+ *                              and the approver's display name
  *   POST /api/login/scan       phone: {"qr": ...} -> which browser asks (IP, user agent, time)
- *   POST /api/login/approve    phone: {"id": ...}
+ *   POST /api/login/approve    phone: {"id": ...} -> the confirmation code to show
  *   POST /api/login/reject     phone: {"id": ...}
- *   POST /api/login/redeem     browser: {"id": ..., "ticket": ...} + cookie -> a fresh session
+ *   POST /api/login/redeem     browser: {"id": ..., "ticket": ..., "code": ...} + cookie -> a fresh session
  *   POST /api/login/cancel     browser: {"id": ...} + cookie
  *   GET  /api/me               who is logged in here;  POST /api/logout
  *
@@ -37,6 +40,15 @@ function phone_user(): string
 {
     $user = $_COOKIE['demo_user'] ?? 'demo';
     return \is_string($user) && preg_match('/^[a-z][a-z0-9_-]{0,31}$/D', $user) ? $user : 'demo';
+}
+
+/**
+ * How the browser names the phone's user before it redeems ("continue as ...?"). Shown to whoever
+ * sits at the browser, who may be someone else: a display name, never an email address.
+ */
+function phone_display_name(): string
+{
+    return ucfirst(phone_user());
 }
 
 /** The browser secret of login `$id`, from its own cookie (one cookie per login: tabs do not clash). */
@@ -96,7 +108,8 @@ function refused(\Throwable $e): never
         $e instanceof QrPush\LoginNotFoundException => 404,
         $e instanceof QrPush\LoginExpiredException => 410,
         $e instanceof QrPush\LoginStateException, $e instanceof QrPush\LoginTicketUsedException => 409,
-        $e instanceof QrPush\LoginException => 403, // wrong user, secret or ticket
+        $e instanceof QrPush\LoginRateLimitedException => 429,
+        $e instanceof QrPush\LoginException => 403, // wrong user, secret, ticket or confirmation code
         $e instanceof \ValueError => 400,
         default => 503, // Redis unreachable or too slow: try again
     };
@@ -152,7 +165,8 @@ try {
             respond(200, $info);
 
         case 'POST /api/login/approve':
-            respond(200, QrPush\Login::approve(field(json_body(), 'id'), phone_user()));
+            // The code is for the phone's screen only: its user types it into the browser.
+            respond(200, QrPush\Login::approve(field(json_body(), 'id'), phone_user(), phone_display_name()));
 
         case 'POST /api/login/reject':
             respond(200, QrPush\Login::reject(field(json_body(), 'id'), phone_user()));
@@ -160,7 +174,7 @@ try {
         case 'POST /api/login/redeem':
             $body = json_body();
             $id = field($body, 'id');
-            $user = QrPush\Login::redeem($id, field($body, 'ticket'), browser_secret($id));
+            $user = QrPush\Login::redeem($id, field($body, 'ticket'), browser_secret($id), field($body, 'code'));
             secret_cookie($id, '', 0);
             DemoSession::start($user); // a fresh session id: whatever id the browser had is dropped
             respond(200, ['user' => $user]);

@@ -14,6 +14,8 @@
   button { font-size: 1rem; padding: .3rem .8rem; }
   .muted { color: #666; font-size: .9rem; }
   #loggedIn { background: #e8f5e9; border: 1px solid #81c784; padding: .5rem 1rem; }
+  #confirm { background: #fff8e1; border: 1px solid #e0c060; padding: .5rem 1rem; }
+  #code { font: 1.5rem monospace; width: 3.5ch; text-align: center; letter-spacing: .2ch; }
   #transport::before { content: "●"; margin-right: .3rem; color: #999; }
   #transport[data-state="websocket"]::before { color: #2e7d32; }
   #transport[data-state="reconnecting"]::before, #transport[data-state="polling"]::before { color: #ef6c00; }
@@ -37,6 +39,15 @@
   <div id="qr"></div>
   <p><code id="qrText"></code> <button id="copy">Copy</button></p>
   <p>Status: <span class="state" id="state">…</span> <span class="muted" id="expires"></span></p>
+  <form id="confirm" hidden autocomplete="off">
+    <p>A phone approved this login for the account <strong id="approver"></strong>.</p>
+    <p>Is that you? Then type the code your phone shows:
+      <input id="code" inputmode="numeric" pattern="[0-9]*" maxlength="2" aria-label="code shown on your phone"></p>
+    <p><button id="continue" type="submit">Continue as <span id="continueAs"></span></button>
+      <button id="notMe" type="button">Not me — cancel</button></p>
+    <p class="muted">No code on your phone, or not your account? Someone else scanned this code:
+      cancel, and start again where nobody can see your screen.</p>
+  </form>
   <p id="message"></p>
   <p><button id="cancel">Cancel</button> <button id="restart" hidden>New code</button></p>
   <p class="muted">Updates: <span id="transport" data-state="none">…</span>
@@ -49,14 +60,17 @@
 // (the start answer carries gateway_token) the page holds one socket to /ws/ and gets the login's
 // status, then its events, pushed: no polling. It polls GET /api/login/status only while the socket
 // has been down for a few seconds (or when there is no gateway), and stops when it is back.
+// An approved login is never redeemed on its own: whoever scans the QR code first binds it, and
+// that may be someone who saw this screen. The page shows who approved and asks for the code the
+// approving phone shows; only then does it redeem (the app refuses any other code).
 const $ = (id) => document.getElementById(id);
 const POLL_AFTER_MS = 3000, POLL_EVERY_MS = 2000, RECONNECT_MAX_MS = 5000;
-let login = null, lastSeq = 0, finished = false, redeeming = false;
+let login = null, lastSeq = 0, finished = false, confirming = false, redeeming = false, ticket = null;
 let socket = null, downSince = null, reconnectDelay = 250, reconnectTimer = null;
 let pollTimer = null, countdownTimer = null;
 // For tests and the benchmark: how the page learnt the outcome, and when (performance.now()).
 const demo = window.qrDemo = { transport: 'none', via: null, reconnects: 0, messages: [], polls: 0,
-  approvedAt: null, loggedInAt: null };
+  approvedAt: null, confirmShownAt: null, approverName: null, loggedInAt: null };
 
 async function api(method, url, body) {
   const init = { method, credentials: 'same-origin', headers: {} };
@@ -69,8 +83,8 @@ async function api(method, url, body) {
 
 const texts = {
   pending: 'waiting for a phone to scan the code',
-  scanned: 'scanned — confirm on your phone',
-  approved: 'approved — logging in…',
+  scanned: 'scanned by a phone — confirm on your phone (not yours? cancel)',
+  approved: 'approved — confirm below',
   redeemed: 'logged in',
   rejected: 'the phone rejected this login',
   cancelled: 'cancelled',
@@ -86,43 +100,70 @@ function transport(state, text) {
 
 function show(state) {
   $('state').textContent = state;
-  $('message').textContent = texts[state] || '';
+  if (!confirming || state !== 'approved') $('message').textContent = texts[state] || '';
   $('qr').classList.toggle('faded', state !== 'pending');
-  $('cancel').hidden = !live(state);
+  $('cancel').hidden = !live(state) || confirming;
   $('restart').hidden = live(state);
+  if (state !== 'approved') $('confirm').hidden = true;
   if (!live(state) && state !== 'redeemed') finish();
 }
 
 // One place for news about the login, whatever brought it: seq orders them, older news is ignored.
-function apply(state, seq, via, ticket) {
+function apply(state, seq, via) {
   if (finished || seq < lastSeq) return;
   lastSeq = seq;
   show(state);
-  if (state === 'approved') redeem(ticket, via);
+  if (state === 'approved') askToConfirm(via);
 }
 
-async function redeem(ticket, via) {
-  if (redeeming) return;
+// Approved: who approved, and the code of their phone, before anything is redeemed. The status
+// call (with this browser's secret cookie) carries the approver's name and a fresh ticket; the
+// event's ticket is not enough, as the name never travels in events.
+async function askToConfirm(via) {
+  if (confirming) return;
+  confirming = true;
+  try {
+    const status = await api('GET', '/api/login/status?id=' + encodeURIComponent(login.id));
+    if (status.state !== 'approved' || !status.ticket) {
+      confirming = false;
+      if (status.state !== 'approved') apply(status.state, status.version, via);
+      else $('message').textContent = 'Approved, but this browser lacks the login\'s secret cookie.';
+      return;
+    }
+    ticket = status.ticket;
+    login.expires_at_ms = status.expires_at_ms; // the approval's deadline: the time left to type the code
+    countdown();
+    demo.via = via;
+    demo.approverName = status.approver_name;
+    $('approver').textContent = status.approver_name;
+    $('continueAs').textContent = status.approver_name;
+    $('cancel').hidden = true;
+    $('confirm').hidden = false;
+    $('message').textContent = '';
+    $('code').value = '';
+    $('code').focus();
+    demo.confirmShownAt = performance.now();
+  } catch (e) {
+    confirming = false;
+    $('message').textContent = 'Error: ' + e.message;
+  }
+}
+
+async function redeem(code) {
+  if (redeeming || finished) return;
   redeeming = true;
   try {
-    if (!ticket) {
-      // A status message or a poll: the app hands this browser (its secret cookie) a fresh ticket.
-      const status = await api('GET', '/api/login/status?id=' + encodeURIComponent(login.id));
-      if (status.state !== 'approved' || !status.ticket) {
-        redeeming = false;
-        if (status.state !== 'approved') apply(status.state, status.version, via);
-        else $('message').textContent = 'Approved, but this browser lacks the login\'s secret cookie.';
-        return;
-      }
-      ticket = status.ticket;
-    }
-    const result = await api('POST', '/api/login/redeem', { id: login.id, ticket });
-    demo.via = via;
+    const result = await api('POST', '/api/login/redeem', { id: login.id, ticket, code });
     loggedIn(result.user);
   } catch (e) {
     redeeming = false;
-    // The event's ticket was replaced meanwhile (a poll asked for a fresh one): ask again.
-    if (e.data && e.data.error === 'LoginWrongTicketException' && ticket) return redeem(null, via);
+    if (e.data && e.data.error === 'LoginWrongCodeException') {
+      // Counted by the app: the last wrong code cancels the login (its event or status says so).
+      $('message').textContent = 'That is not the code the phone shows. ' + e.message;
+      $('code').value = '';
+      $('code').focus();
+      return;
+    }
     $('message').textContent = 'Error: ' + e.message;
   }
 }
@@ -158,7 +199,7 @@ function connect() {
     } else {
       if (m.type === 'approved') demo.approvedAt = performance.now();
       if (m.data && m.data.expiresAt) login.expires_at_ms = m.data.expiresAt;
-      apply(m.type, m.seq, 'ws-event', m.data && m.data.ticket);
+      apply(m.type, m.seq, 'ws-event');
     }
   };
   ws.onclose = (e) => {
@@ -205,8 +246,7 @@ async function poll() {
   try {
     const status = await api('GET', '/api/login/status?id=' + encodeURIComponent(login.id));
     login.expires_at_ms = status.expires_at_ms;
-    // The status call hands an approved login a fresh ticket: redeem with it right away.
-    apply(status.state, status.version, 'poll', status.ticket);
+    apply(status.state, status.version, 'poll');
   } catch (e) {
     $('message').textContent = 'Error: ' + e.message;
   }
@@ -226,7 +266,9 @@ function finish() {
 
 async function start() {
   finish();
-  finished = false; redeeming = false; lastSeq = 0; reconnectDelay = 250; downSince = null;
+  finished = false; confirming = false; redeeming = false; ticket = null; lastSeq = 0;
+  reconnectDelay = 250; downSince = null;
+  $('confirm').hidden = true;
   login = await api('POST', '/api/login/start', {});
   $('qr').innerHTML = login.qr_svg; // SVG made by the server from the login's own QR text
   $('qrText').textContent = login.qr;
@@ -252,10 +294,17 @@ function loggedIn(user) {
 }
 
 $('copy').addEventListener('click', () => navigator.clipboard && navigator.clipboard.writeText($('qrText').textContent));
-$('cancel').addEventListener('click', async () => {
-  const status = await api('POST', '/api/login/cancel', { id: login.id });
-  apply(status.state, status.version, 'cancel');
-});
+async function cancel() {
+  try {
+    const status = await api('POST', '/api/login/cancel', { id: login.id });
+    apply(status.state, status.version, 'cancel');
+  } catch (e) {
+    $('message').textContent = 'Error: ' + e.message;
+  }
+}
+$('cancel').addEventListener('click', cancel);
+$('notMe').addEventListener('click', cancel);
+$('confirm').addEventListener('submit', (e) => { e.preventDefault(); redeem($('code').value.trim()); });
 $('restart').addEventListener('click', start);
 $('logout').addEventListener('click', async () => { await api('POST', '/api/logout', {}); location.reload(); });
 

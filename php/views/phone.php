@@ -12,6 +12,8 @@
   button { font-size: 1rem; padding: .4rem 1rem; margin: .2rem 0; }
   dl { background: #fff8e1; padding: .5rem 1rem; border: 1px solid #e0c060; }
   dt { font-weight: bold; }
+  #codeBox { background: #e8f5e9; border: 1px solid #81c784; padding: .5rem 1rem; }
+  #confirmationCode { font: bold 2.5rem monospace; letter-spacing: .3ch; }
   [hidden] { display: none !important; }
 </style>
 </head>
@@ -37,6 +39,14 @@
   <button id="approve">Approve</button> <button id="reject">Reject</button>
 </section>
 
+<section id="codeBox" hidden>
+  <p>Approved. On the computer, check that it asks to continue as
+    <strong><?= htmlspecialchars(phone_display_name()) ?></strong>, and type this code there:</p>
+  <p id="confirmationCode"></p>
+  <p>Never tell this code to anyone: it logs the computer that has it into your account.</p>
+  <button id="done">Done</button>
+</section>
+
 <p id="message"></p>
 
 <script nonce="<?= $nonce ?>">
@@ -50,7 +60,7 @@ async function api(method, url, body) {
     headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
   });
   const data = await response.json();
-  if (!response.ok) throw new Error(data.message || response.statusText);
+  if (!response.ok) { const e = new Error(data.message || response.statusText); e.data = data; throw e; }
   return data;
 }
 
@@ -65,19 +75,32 @@ async function scan(text) {
     $('decide').hidden = false;
     $('message').textContent = '';
   } catch (e) {
-    $('message').textContent = 'Cannot use this code: ' + e.message;
+    $('message').textContent = 'Cannot use this code: ' + (advice[e.data && e.data.error] || e.message);
   }
 }
 
+// Refusals a person should understand. Another phone scanned the code first: it may have been
+// copied from the screen (the first scanner decides about the login).
+const advice = {
+  LoginStateException: 'another phone already scanned this code. If that was not you, someone may have '
+    + 'copied it from the screen: cancel the login on the computer and start again.',
+  LoginRateLimitedException: 'you scanned too many login codes lately. Wait a few minutes.',
+};
+
 async function decide(action) {
+  $('decide').hidden = true;
   try {
     const status = await api('POST', '/api/login/' + action, { id: loginId });
-    $('message').textContent = status.state === 'approved'
-      ? 'Approved: the browser is logging in.' : 'Rejected.';
+    if (status.state === 'approved') {
+      $('confirmationCode').textContent = status.confirmation_code;
+      $('codeBox').hidden = false;
+      $('message').textContent = '';
+      return;
+    }
+    $('message').textContent = 'Rejected.';
   } catch (e) {
     $('message').textContent = 'Failed: ' + e.message;
   }
-  $('decide').hidden = true;
   $('scanBox').hidden = false;
   $('qr').value = '';
 }
@@ -85,6 +108,11 @@ async function decide(action) {
 $('scan').addEventListener('click', () => scan($('qr').value));
 $('approve').addEventListener('click', () => decide('approve'));
 $('reject').addEventListener('click', () => decide('reject'));
+$('done').addEventListener('click', () => {
+  $('codeBox').hidden = true;
+  $('scanBox').hidden = false;
+  $('qr').value = '';
+});
 
 // A real camera scan where the browser can decode QR codes itself (no library, no network).
 if ('BarcodeDetector' in window && navigator.mediaDevices) {

@@ -40,10 +40,10 @@ after(async () => {
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 });
 
-/** The phone app: its user is "demo" (the demo_user cookie's default). */
-async function phone(action, body) {
+/** The phone app, as `user` ("demo": the demo_user cookie's default). */
+async function phone(action, body, user = 'demo') {
   const response = await fetch(`${BASE}/api/login/${action}`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: 'demo_user=demo' },
+    method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: `demo_user=${user}` },
     body: JSON.stringify(body),
   });
   const data = await response.json();
@@ -78,6 +78,21 @@ async function decodeQr(page, name) {
   }
 }
 
+/**
+ * The confirmation step: the page names the approving account and waits for the code of its
+ * phone. Checks that it does not log in by itself meanwhile, then types `code` and continues.
+ */
+async function confirmWithCode(page, approverName, code) {
+  await page.waitForSelector('#confirm:not([hidden])', { timeout: 10000 });
+  assert.equal(await page.textContent('#approver'), approverName);
+  assert.equal(await page.textContent('#continueAs'), approverName);
+  await page.waitForTimeout(300);
+  assert.equal(await page.isHidden('#loggedIn'), true, 'approved is not logged in: the page waits for the code');
+  assert.equal(await pageState(page), 'approved');
+  await page.fill('#code', code);
+  await page.click('#continue');
+}
+
 function gatewayPids() {
   return readdirSync(RUN).filter((f) => /^gateway-\d+\.pid$/.test(f))
     .map((f) => Number(readFileSync(join(RUN, f), 'utf8').trim()));
@@ -98,16 +113,50 @@ test(`${MODE}: the phone approves and the page shows the user, pushed over the W
   await page.waitForFunction(() => document.getElementById('state').textContent === 'scanned');
 
   const t0 = Date.now();
-  await phone('approve', { id: scanned.id });
-  await page.waitForSelector('#loggedIn:not([hidden])', { timeout: 10000 });
+  const { confirmation_code: code } = await phone('approve', { id: scanned.id });
+  assert.match(code, /^[0-9]{2}$/);
+  await page.waitForSelector('#confirm:not([hidden])', { timeout: 10000 });
   const ms = Date.now() - t0;
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-2-confirm.png`) });
+  // A typo first: refused by the app, the page asks again (and is still not logged in).
+  const typo = code === '00' ? '01' : '00';
+  await confirmWithCode(page, 'Demo', typo);
+  await page.waitForFunction(() => document.getElementById('message').textContent.includes('not the code'));
+  assert.equal(await page.isHidden('#loggedIn'), true);
+  await confirmWithCode(page, 'Demo', code);
+  await page.waitForSelector('#loggedIn:not([hidden])', { timeout: 10000 });
   assert.equal(await page.textContent('#who'), 'demo');
   const demo = await page.evaluate(() => window.qrDemo);
   assert.equal(demo.via, 'ws-event', 'the approved event came over the socket');
+  assert.equal(demo.approverName, 'Demo');
   assert.equal(demo.polls, 0, 'the page never polled');
   assert.deepEqual(demo.messages.map((m) => m.type).slice(0, 3), ['status', 'scanned', 'approved']);
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-2-logged-in.png`) });
-  console.log(`# approve → "Logged in as demo" shown: ${ms} ms`);
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-3-logged-in.png`) });
+  console.log(`# approve → confirmation asked on the page: ${ms} ms`);
+  await page.close();
+});
+
+test(`${MODE}: a QR code scanned first by someone else: the page names their account and never logs in`, async () => {
+  const page = await openLoginPage();
+  const qr = (await page.textContent('#qrText')).trim();
+  // Mallory saw the screen, scans first and approves; the victim's own phone is told it is too late.
+  const scanned = await phone('scan', { qr }, 'mallory');
+  const late = await fetch(`${BASE}/api/login/scan`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Cookie: 'demo_user=demo' },
+    body: JSON.stringify({ qr }),
+  });
+  assert.equal(late.status, 409);
+  await phone('approve', { id: scanned.id }, 'mallory');
+  await page.waitForSelector('#confirm:not([hidden])', { timeout: 10000 });
+  assert.equal(await page.textContent('#approver'), 'Mallory');
+  await page.waitForTimeout(300);
+  assert.equal(await page.isHidden('#loggedIn'), true, 'never logged in without the code');
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-4-not-me.png`) });
+  await page.click('#notMe');
+  await page.waitForFunction(() => document.getElementById('state').textContent === 'cancelled');
+  assert.equal(await page.isHidden('#confirm'), true);
+  const me = await page.evaluate(async () => (await fetch('/api/me')).json());
+  assert.deepEqual(me, { user: null });
   await page.close();
 });
 
@@ -122,11 +171,13 @@ test(`${MODE}: the gateways restart between scan and approve, and the page still
   assert.equal(pids.length, 2);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   await page.waitForFunction(() => window.qrDemo.transport === 'reconnecting', null, { timeout: 5000 });
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-3-reconnecting.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-5-reconnecting.png`) });
   // Approved while no gateway listens: the event reaches nobody (Pub/Sub is at-most-once)...
-  await phone('approve', { id: scanned.id });
+  const { confirmation_code: code } = await phone('approve', { id: scanned.id });
   // ...and the status sent when the page's socket is back carries the outcome.
-  await page.waitForSelector('#loggedIn:not([hidden])', { timeout: 15000 });
+  await page.waitForSelector('#confirm:not([hidden])', { timeout: 15000 });
+  await confirmWithCode(page, 'Demo', code);
+  await page.waitForSelector('#loggedIn:not([hidden])', { timeout: 10000 });
   assert.equal(await page.textContent('#who'), 'demo');
   const demo = await page.evaluate(() => window.qrDemo);
   assert.ok(demo.reconnects >= 1, JSON.stringify(demo));
@@ -136,6 +187,6 @@ test(`${MODE}: the gateways restart between scan and approve, and the page still
   // After the reconnect: the status (approved, seq 3), nothing older; then maybe "redeemed" (4).
   const after = demo.messages.slice(demo.messages.findLastIndex((m) => m.type === 'status'));
   assert.deepEqual([after[0].type, after[0].seq], ['status', 3], JSON.stringify(demo.messages));
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-4-after-restart.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-6-after-restart.png`) });
   await page.close();
 });

@@ -60,20 +60,26 @@ for ($i = 0; $i < $logins; $i++) {
     }
     QrPush\Login::scan($login['qr'], "user-{$i}", 'phone');
     try {
-        QrPush\Login::approve($login['id'], 'someone-else');
+        QrPush\Login::approve($login['id'], 'someone-else', 'Someone');
     } catch (QrPush\LoginWrongUserException) {
         $thrown++;
     }
-    QrPush\Login::approve($login['id'], "user-{$i}");
-    $ticket = QrPush\Login::status($login['id'], $login['browser_secret'])['ticket'];
+    $code = QrPush\Login::approve($login['id'], "user-{$i}", "User {$i}")['confirmation_code'];
+    $status = QrPush\Login::status($login['id'], $login['browser_secret']);
+    $ticket = $status['ticket'];
     try {
-        QrPush\Login::redeem($login['id'], $ticket, 'wrong-secret');
+        QrPush\Login::redeem($login['id'], $ticket, 'wrong-secret', $code);
     } catch (QrPush\LoginWrongSecretException) {
         $thrown++;
     }
-    $redeemed += QrPush\Login::redeem($login['id'], $ticket, $login['browser_secret']) === "user-{$i}" ? 1 : 0;
     try {
-        QrPush\Login::redeem($login['id'], $ticket, $login['browser_secret']);
+        QrPush\Login::redeem($login['id'], $ticket, $login['browser_secret'], $code === '00' ? '01' : '00');
+    } catch (QrPush\LoginWrongCodeException) {
+        $thrown++;
+    }
+    $redeemed += QrPush\Login::redeem($login['id'], $ticket, $login['browser_secret'], $code) === "user-{$i}" ? 1 : 0;
+    try {
+        QrPush\Login::redeem($login['id'], $ticket, $login['browser_secret'], $code);
     } catch (QrPush\LoginException) {
         $thrown++;
     }

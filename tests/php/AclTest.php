@@ -65,9 +65,9 @@ final class AclTest extends TestCase
             // start → scan → approve → status (ticket) → redeem
             $s = Login::start('203.0.113.7', 'Firefox');
             Login::scan($s['qr'], 'alice', 'phone');
-            Login::approve($s['id'], 'alice');
+            $code = Login::approve($s['id'], 'alice', 'Alice')['confirmation_code'];
             $ticket = Login::status($s['id'], $s['browser_secret'])['ticket'];
-            $out['redeemed'] = Login::redeem($s['id'], $ticket, $s['browser_secret']);
+            $out['redeemed'] = Login::redeem($s['id'], $ticket, $s['browser_secret'], $code);
             // start → scan → reject; start → cancel
             $s = Login::start('', '');
             Login::scan($s['qr'], 'bob', '');

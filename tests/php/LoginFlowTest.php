@@ -103,12 +103,14 @@ final class LoginFlowTest extends TestCase
         self::assertSame(200, $approve->status, $approve->body);
         self::assertSame(['approved', 3], self::state($approve));
         self::assertArrayNotHasKey('ticket', $approve->json(), 'the phone never sees the ticket');
+        $code = $approve->json()['confirmation_code'];
+        self::assertMatchesRegularExpression('/^[0-9]{2}$/', $code, 'the phone shows a 2-digit code');
 
         $events = $all->receive(2);
         $scanned = self::event($events[0], 'scanned', $id, 2, $mode, $login['channel']);
         self::assertSame(['expiresAt' => $login['expires_at_ms']], $scanned['data']);
         $approved = self::event($events[1], 'approved', $id, 3, $mode, $login['channel']);
-        self::assertSame(['ticket', 'expiresAt'], array_keys($approved['data']));
+        self::assertSame(['ticket', 'expiresAt'], array_keys($approved['data']), 'no name, no code in events');
         $ticket = $approved['data']['ticket'];
         self::assertMatchesRegularExpression('/^[A-Za-z0-9_-]{43}$/', $ticket);
         self::assertSame(30_000, $approved['data']['expiresAt'] - $approved['ts']);
@@ -116,7 +118,7 @@ final class LoginFlowTest extends TestCase
 
         // The browser redeems with a session id an attacker may have planted: it must not survive.
         $browser->cookies['qrdemo_session'] = 'planted0123456789abcdefABCDEF';
-        $redeem = $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket]);
+        $redeem = $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]);
         self::assertSame(200, $redeem->status, $redeem->body);
         self::assertSame(['user' => 'alice'], $redeem->json());
         $session = $redeem->setCookies()['qrdemo_session'] ?? null;
@@ -134,7 +136,7 @@ final class LoginFlowTest extends TestCase
 
         // The replayed ticket (with the right secret): typed refusal, nothing published.
         $browser->cookies["qrl_{$id}"] = $secret;
-        $replay = $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket]);
+        $replay = $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]);
         self::assertRefused($replay, 409, 'LoginTicketUsedException', 107, [$ticket, $secret]);
         $all->assertNothingMore(0.2);
     }
@@ -142,7 +144,7 @@ final class LoginFlowTest extends TestCase
     public function testAPollingBrowserGetsANewTicketFromStatus(): void
     {
         $url = $this->app();
-        [$browser, $phone, $login] = $this->approvedLogin($url, 'bob');
+        [$browser, $phone, $login, $code] = $this->approvedLogin($url, 'bob');
         $id = $login['id'];
         $events = $this->subscribe($this->redis, self::CHANNEL);
 
@@ -153,9 +155,10 @@ final class LoginFlowTest extends TestCase
         self::assertSame(['approved', 3], self::state($status));
         $ticket = $status->json()['ticket'] ?? null;
         self::assertIsString($ticket);
+        self::assertSame('Bob', $status->json()['approver_name']);
         $events->assertNothingMore(0.1, 'a new ticket is no transition:');
 
-        $redeem = $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket]);
+        $redeem = $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]);
         self::assertSame(200, $redeem->status, $redeem->body);
         self::assertSame('bob', $redeem->json()['user']);
         self::event($events->receive(1)[0], 'redeemed', $id, 4, 'single', self::CHANNEL);
@@ -176,7 +179,7 @@ final class LoginFlowTest extends TestCase
 
         self::assertRefused($phone->post('/api/login/approve', ['id' => $id]), 409, 'LoginStateException', 103);
         self::assertRefused($phone->post('/api/login/scan', ['qr' => $login['qr']]), 409, 'LoginStateException', 103);
-        self::assertRefused($browser->post('/api/login/redeem', ['id' => $id, 'ticket' => 'x']), 409, 'LoginStateException', 103);
+        self::assertRefused($browser->post('/api/login/redeem', ['id' => $id, 'ticket' => 'x', 'code' => '00']), 409, 'LoginStateException', 103);
         self::assertSame(['rejected', 3], self::state($browser->get("/api/login/status?id={$id}")));
 
         $received = $events->receive(2);
@@ -221,6 +224,7 @@ final class LoginFlowTest extends TestCase
             'qrpush.login_pending_ttl' => '0.6',
             'qrpush.login_approved_ttl' => '0.6',
             'qrpush.login_terminal_ttl' => '1.0',
+            'qrpush.login_scan_window' => '1.0',
         ]);
         $events = $this->subscribe($this->redis, self::CHANNEL);
         $browser = new LoginHttp($url);
@@ -228,7 +232,7 @@ final class LoginFlowTest extends TestCase
 
         $a = $browser->post('/api/login/start', [])->json();
         self::assertSame(600, $a['expires_at_ms'] - $a['created_at_ms']);
-        [, $phone2, $b] = $this->approvedLogin($url, 'demo', $browser);
+        [, $phone2, $b, $code] = $this->approvedLogin($url, 'demo', $browser);
         $ticket = self::event($events->receive(2)[1], 'approved', $b['id'], 3, 'single', self::CHANNEL)['data']['ticket'];
         usleep(700_000);
 
@@ -240,11 +244,11 @@ final class LoginFlowTest extends TestCase
         self::assertSame(['expired', 2, null], [$status['state'], $status['version'], $status['expires_at_ms']]);
 
         // Approved → expired, noticed by the late redeem.
-        self::assertRefused($browser->post('/api/login/redeem', ['id' => $b['id'], 'ticket' => $ticket]), 410, 'LoginExpiredException', 102, [$ticket]);
+        self::assertRefused($browser->post('/api/login/redeem', ['id' => $b['id'], 'ticket' => $ticket, 'code' => $code]), 410, 'LoginExpiredException', 102, [$ticket]);
         self::assertSame(['from' => 'approved'], self::event($events->receive(1)[0], 'expired', $b['id'], 4, 'single', self::CHANNEL)['data']);
         $events->assertNothingMore(0.1);
 
-        // After login_terminal_ttl nothing is left: unknown.
+        // After login_terminal_ttl nothing is left: unknown (and login_scan_window forgot the scans).
         usleep(1_200_000);
         self::assertRefused($browser->get("/api/login/status?id={$a['id']}"), 404, 'LoginNotFoundException', 101);
         self::assertRefused($phone2->post('/api/login/approve', ['id' => $b['id']]), 404, 'LoginNotFoundException', 101);
@@ -277,21 +281,21 @@ final class LoginFlowTest extends TestCase
     {
         $url = $this->app();
         $events = $this->subscribe($this->redis, self::CHANNEL);
-        [$browser, , $login] = $this->approvedLogin($url, 'dave');
+        [$browser, , $login, $code] = $this->approvedLogin($url, 'dave');
         $id = $login['id'];
         $ticket = self::event($events->receive(2)[1], 'approved', $id, 3, 'single', self::CHANNEL)['data']['ticket'];
         $secret = $browser->cookies["qrl_{$id}"];
 
         $thief = new LoginHttp($url, 'Thief/1.0');
-        self::assertRefused($thief->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket]), 403, 'LoginWrongSecretException', 105, [$ticket]);
+        self::assertRefused($thief->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]), 403, 'LoginWrongSecretException', 105, [$ticket]);
         $thief->cookies["qrl_{$id}"] = substr($secret, 0, -1) . ($secret[-1] === 'A' ? 'B' : 'A');
-        self::assertRefused($thief->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket]), 403, 'LoginWrongSecretException', 105, [$ticket, $secret]);
+        self::assertRefused($thief->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]), 403, 'LoginWrongSecretException', 105, [$ticket, $secret]);
         self::assertRefused($thief->get("/api/login/status?id={$id}"), 403, 'LoginWrongSecretException', 105, [$secret]);
-        self::assertRefused($browser->post('/api/login/redeem', ['id' => $id, 'ticket' => str_repeat('x', 43)]), 403, 'LoginWrongTicketException', 106, [$secret]);
+        self::assertRefused($browser->post('/api/login/redeem', ['id' => $id, 'ticket' => str_repeat('x', 43), 'code' => $code]), 403, 'LoginWrongTicketException', 106, [$secret]);
         self::assertSame(['user' => null], $thief->get('/api/me')->json());
         $events->assertNothingMore(0.2);
 
-        self::assertSame(200, $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket])->status);
+        self::assertSame(200, $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code])->status);
         self::event($events->receive(1)[0], 'redeemed', $id, 4, 'single', self::CHANNEL);
     }
 
@@ -309,7 +313,7 @@ final class LoginFlowTest extends TestCase
         }
         self::assertRefused($phone->post('/api/login/approve', ['id' => $unknown]), 404, 'LoginNotFoundException', 101);
         self::assertRefused($phone->post('/api/login/reject', ['id' => 'forged']), 404, 'LoginNotFoundException', 101);
-        self::assertRefused($browser->post('/api/login/redeem', ['id' => $unknown, 'ticket' => 't']), 404, 'LoginNotFoundException', 101);
+        self::assertRefused($browser->post('/api/login/redeem', ['id' => $unknown, 'ticket' => 't', 'code' => '00']), 404, 'LoginNotFoundException', 101);
         self::assertRefused($browser->post('/api/login/cancel', ['id' => 'ÿþ']), 404, 'LoginNotFoundException', 101);
         // A QR code that is not ours, ours with a forged token, or raw bytes.
         foreach (['https://example.com/', $login['id'] . '.' . str_repeat('A', 43), $unknown . '.' . substr($login['qr'], 23), "\u{0}\u{ff}"] as $qr) {
@@ -339,6 +343,7 @@ final class LoginFlowTest extends TestCase
         $winners = array_values(array_filter($approvals, static fn (LoginResponse $r): bool => $r->status === 200));
         self::assertCount(1, $winners, 'exactly one approve wins');
         self::assertSame(['approved', 3], self::state($winners[0]));
+        $code = $winners[0]->json()['confirmation_code'];
         foreach ($approvals as $response) {
             if ($response->status !== 200) {
                 self::assertRefused($response, 409, 'LoginStateException', 103);
@@ -350,7 +355,7 @@ final class LoginFlowTest extends TestCase
         $events->assertNothingMore(0.2, 'one approval, one event:');
 
         // 24 redeems from the same browser (all with its cookie and the ticket).
-        $redeems = LoginHttp::concurrent(array_fill(0, 24, [$browser, 'POST', '/api/login/redeem', ['id' => $id, 'ticket' => $ticket]]));
+        $redeems = LoginHttp::concurrent(array_fill(0, 24, [$browser, 'POST', '/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]]));
         $winners = array_values(array_filter($redeems, static fn (LoginResponse $r): bool => $r->status === 200));
         self::assertCount(1, $winners, 'exactly one redeem wins');
         self::assertSame(['user' => 'erin'], $winners[0]->json());
@@ -361,6 +366,83 @@ final class LoginFlowTest extends TestCase
         }
         self::event($events->receive(1)[0], 'redeemed', $id, 4, $mode, $login['channel']);
         $events->assertNothingMore(0.2, 'one redeem, one event:');
+    }
+
+    /**
+     * A QR code seen over the victim's shoulder, scanned first by the attacker, who approves: the victim's
+     * browser must not log in to the attacker's account (login CSRF). The browser is told who approved,
+     * and without the code the attacker's phone shows it cannot redeem; the last of 3 wrong codes cancels
+     * the login. The victim's own phone, scanning second, is told the code was already scanned.
+     */
+    public function testTheBrowserMustConfirmWhoApprovedWithThePhonesCode(): void
+    {
+        $url = $this->app();
+        $events = $this->subscribe($this->redis, self::CHANNEL);
+        $victim = new LoginHttp($url, 'VictimBrowser/1.0');
+        $mallory = new LoginHttp($url, 'PhoneApp/2.0', ['demo_user' => 'mallory']);
+        $alice = new LoginHttp($url, 'PhoneApp/2.0', ['demo_user' => 'alice']);
+        $login = $victim->post('/api/login/start', [])->json();
+        $id = $login['id'];
+        self::assertSame(200, $mallory->post('/api/login/scan', ['qr' => $login['qr']])->status);
+        self::assertRefused($alice->post('/api/login/scan', ['qr' => $login['qr']]), 409, 'LoginStateException', 103);
+        $code = $mallory->post('/api/login/approve', ['id' => $id])->json()['confirmation_code'];
+        $ticket = self::event($events->receive(2)[1], 'approved', $id, 3, 'single', self::CHANNEL)['data']['ticket'];
+
+        // (b) The browser learns whose account approved, before anything is redeemed.
+        $status = $victim->get("/api/login/status?id={$id}")->json();
+        self::assertSame(['approved', 'Mallory'], [$status['state'], $status['approver_name']]);
+        self::assertArrayNotHasKey('approver_name', (new LoginHttp($url))->get("/api/login/status?id={$id}")->json());
+        $ticket = $status['ticket'];
+
+        // (a) Ticket and secret without the phone's code: refused, counted; the 3rd wrong code cancels.
+        self::assertSame(400, $victim->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket])->status);
+        $wrong = $code === '00' ? '01' : '00';
+        foreach ([1, 2] as $try) {
+            self::assertRefused($victim->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $wrong]), 403, 'LoginWrongCodeException', 108, [$ticket, $code]);
+            // (Asked without the cookie: with it, status() would hand out a new ticket.)
+            self::assertSame(['approved', 3], self::state((new LoginHttp($url))->get("/api/login/status?id={$id}")));
+        }
+        $events->assertNothingMore(0.1);
+        $last = $victim->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $wrong]);
+        self::assertRefused($last, 403, 'LoginWrongCodeException', 108);
+        self::assertStringContainsString('the login is cancelled', $last->json()['message']);
+        $cancelled = self::event($events->receive(1)[0], 'cancelled', $id, 4, 'single', self::CHANNEL);
+        self::assertSame(['reason' => 'wrong_code'], $cancelled['data']);
+        self::assertRefused($victim->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code]), 409, 'LoginStateException', 103);
+        self::assertSame(['user' => null], $victim->get('/api/me')->json(), 'the victim was never logged in');
+
+        // The legitimate flow: the user's own phone approves and they type its code.
+        [$browser, , $mine, $code] = $this->approvedLogin($url, 'alice');
+        $status = $browser->get("/api/login/status?id={$mine['id']}")->json();
+        self::assertSame('Alice', $status['approver_name']);
+        $redeem = $browser->post('/api/login/redeem', ['id' => $mine['id'], 'ticket' => $status['ticket'], 'code' => $code]);
+        self::assertSame(['user' => 'alice'], $redeem->json());
+    }
+
+    /**
+     * (c) One phone user may scan at most qrpush.login_scan_limit logins per qrpush.login_scan_window: beyond
+     * that a typed refusal (429 in the demo), the login stays pending and its browser's IP and user agent
+     * are not handed out. Other users are not affected.
+     */
+    public function testScansBeyondThePerUserLimitAreRefused(): void
+    {
+        $url = $this->app(['qrpush.login_scan_limit' => '2', 'qrpush.login_scan_window' => '60']);
+        $events = $this->subscribe($this->redis, self::CHANNEL);
+        $browser = new LoginHttp($url, 'VictimBrowser/1.0');
+        $harvester = new LoginHttp($url, 'PhoneApp/2.0', ['demo_user' => 'harvester']);
+        $logins = [];
+        for ($i = 0; $i < 3; $i++) {
+            $logins[] = $browser->post('/api/login/start', [])->json();
+        }
+        self::assertSame(200, $harvester->post('/api/login/scan', ['qr' => $logins[0]['qr']])->status);
+        self::assertSame(200, $harvester->post('/api/login/scan', ['qr' => $logins[1]['qr']])->status);
+        $events->receive(2);
+        $refused = $harvester->post('/api/login/scan', ['qr' => $logins[2]['qr']]);
+        self::assertRefused($refused, 429, 'LoginRateLimitedException', 109, ['VictimBrowser', '127.0.0.1']);
+        self::assertSame(['pending', 1], self::state($browser->get("/api/login/status?id={$logins[2]['id']}")));
+        $events->assertNothingMore(0.2);
+        $other = new LoginHttp($url, 'PhoneApp/2.0', ['demo_user' => 'alice']);
+        self::assertSame(200, $other->post('/api/login/scan', ['qr' => $logins[2]['qr']])->status);
     }
 
     public function testRedisHoldsOnlyHashesOfTheSecrets(): void
@@ -382,21 +464,22 @@ final class LoginFlowTest extends TestCase
             if ($goal === 'scanned') {
                 continue;
             }
-            $phone->post('/api/login/approve', ['id' => $id]);
+            $code = $phone->post('/api/login/approve', ['id' => $id])->json()['confirmation_code'];
             $secrets[] = $ticket = json_decode($events->receive(1)[0]['payload'], true)['data']['ticket'];
             if ($goal === 'redeemed') {
-                self::assertSame(200, $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket])->status);
+                self::assertSame(200, $browser->post('/api/login/redeem', ['id' => $id, 'ticket' => $ticket, 'code' => $code])->status);
             } else {
                 $secrets[] = $browser->get("/api/login/status?id={$id}")->json()['ticket'];
             }
         }
 
-        // What `redis-cli --scan` and a dump of every key show.
+        // What `redis-cli --scan` and a dump of every key show: the logins, and frank's recent scans.
         $keys = $this->keys();
-        self::assertCount(4, $keys);
+        self::assertCount(5, $keys);
+        self::assertCount(1, preg_grep('/^qrpush:login:scans:[A-Za-z0-9_-]{43}$/', $keys));
         $dump = '';
         foreach ($keys as $key) {
-            self::assertMatchesRegularExpression('/^qrpush:login:[A-Za-z0-9_-]{43}$/', $key);
+            self::assertMatchesRegularExpression('/^qrpush:login:(scans:)?[A-Za-z0-9_-]{43}$/', $key);
             $dump .= $key . "\n" . implode("\n", $this->redis->command('HGETALL', $key)) . "\n";
         }
         self::assertStringContainsString('frank', $dump);
@@ -410,7 +493,8 @@ final class LoginFlowTest extends TestCase
     /**
      * A login of `$user`, scanned and approved through HTTP.
      *
-     * @return array{0: LoginHttp, 1: LoginHttp, 2: array<string, mixed>} browser, phone, start() answer
+     * @return array{0: LoginHttp, 1: LoginHttp, 2: array<string, mixed>, 3: string} browser, phone, start()
+     *     answer, the confirmation code the phone shows
      */
     private function approvedLogin(string $url, string $user, ?LoginHttp $browser = null): array
     {
@@ -418,8 +502,9 @@ final class LoginFlowTest extends TestCase
         $phone = new LoginHttp($url, 'PhoneApp/2.0', ['demo_user' => $user]);
         $login = $browser->post('/api/login/start', [])->json();
         self::assertSame(200, $phone->post('/api/login/scan', ['qr' => $login['qr']])->status);
-        self::assertSame(200, $phone->post('/api/login/approve', ['id' => $login['id']])->status);
-        return [$browser, $phone, $login];
+        $approve = $phone->post('/api/login/approve', ['id' => $login['id']]);
+        self::assertSame(200, $approve->status, $approve->body);
+        return [$browser, $phone, $login, $approve->json()['confirmation_code']];
     }
 
     /** @return array{0: string, 1: int} state and version of a status answer */

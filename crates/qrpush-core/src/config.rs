@@ -45,6 +45,8 @@ pub const DEFAULT_LOGIN_CHANNEL_MODE: LoginChannelMode = LoginChannelMode::Singl
 pub const MIN_GATEWAY_SECRET_LEN: usize = 16;
 
 const MAX_POOL_SIZE: usize = 1024;
+/// The login script keeps one timestamp per counted scan: a small bound keeps that list short.
+const MAX_LOGIN_SCAN_LIMIT: usize = 100;
 const MAX_TIMEOUT_SECS: f64 = 3600.0;
 /// Redis's own limit for one bulk string (proto-max-bulk-len).
 const MAX_PAYLOAD_LIMIT: usize = 512 * 1024 * 1024;
@@ -161,6 +163,22 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| format_seconds(c.login_terminal_ttl),
     },
     Setting {
+        name: "login_scan_limit",
+        default: "10",
+        help: "QrPush\\Login: most logins one user may scan within login_scan_window (refused beyond: LoginRateLimitedException); 0: no limit",
+        secret: false,
+        parse: |c, v| parse_int(v, 0, MAX_LOGIN_SCAN_LIMIT).map(|value| c.login_scan_limit = value),
+        show: |c| c.login_scan_limit.to_string(),
+    },
+    Setting {
+        name: "login_scan_window",
+        default: "600",
+        help: "QrPush\\Login: seconds over which login_scan_limit counts a user's scans (a sliding window)",
+        secret: false,
+        parse: |c, v| parse_seconds(v).map(|value| c.login_scan_window = value),
+        show: |c| format_seconds(c.login_scan_window),
+    },
+    Setting {
         name: "gateway_secret",
         default: "",
         help: "QrPush\\Login: the secret (at least 16 bytes) shared with the WebSocket gateway; start() signs the gateway_token with it; empty: no token",
@@ -257,6 +275,9 @@ pub struct Config {
     pub login_pending_ttl: Duration,
     pub login_approved_ttl: Duration,
     pub login_terminal_ttl: Duration,
+    /// Scans one user may make within `login_scan_window`; 0: unlimited.
+    pub login_scan_limit: usize,
+    pub login_scan_window: Duration,
     /// Signs the WebSocket gateway's handshake tokens; `None`: no tokens.
     pub gateway_secret: Option<Secret>,
     /// The `tls_*` settings; also copied into a `rediss://` endpoint (they are part of the pool key).
@@ -278,6 +299,8 @@ impl Default for Config {
             login_pending_ttl: Duration::ZERO,
             login_approved_ttl: Duration::ZERO,
             login_terminal_ttl: Duration::ZERO,
+            login_scan_limit: 0,
+            login_scan_window: Duration::ZERO,
             gateway_secret: None,
             tls: TlsOptions::default(),
         };
@@ -510,6 +533,8 @@ mod tests {
         assert_eq!(c.login_pending_ttl, Duration::from_secs(120));
         assert_eq!(c.login_approved_ttl, Duration::from_secs(30));
         assert_eq!(c.login_terminal_ttl, Duration::from_secs(60));
+        assert_eq!(c.login_scan_limit, 10);
+        assert_eq!(c.login_scan_window, Duration::from_secs(600));
     }
 
     #[test]
@@ -522,6 +547,10 @@ mod tests {
         assert_eq!(c.display_value("login_pending_ttl"), "0.5");
         assert_eq!(c.display_value("login_approved_ttl"), "30.0");
         assert_eq!(c.display_value("login_channel"), "logins");
+        c.set("login_scan_limit", "0").unwrap();
+        c.set("login_scan_window", "1.5").unwrap();
+        assert_eq!(c.display_value("login_scan_limit"), "0");
+        assert_eq!(c.display_value("login_scan_window"), "1.5");
     }
 
     #[test]
@@ -532,9 +561,11 @@ mod tests {
             ("timeout", "-1", "timeout: expected seconds greater than 0 and at most 3600, like 0.5, got '-1'"),
             ("connect_timeout", "NaN", "connect_timeout: expected seconds greater than 0 and at most 3600, like 0.5, got 'NaN'"),
             ("max_payload", "0", "max_payload: expected a whole number from 1 to 536870912, got '0'"),
+            ("login_scan_limit", "101", "login_scan_limit: expected a whole number from 0 to 100, got '101'"),
+            ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
             ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss:// or unix://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, channel_prefix, max_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, gateway_secret, tls_ca_file, tls_verify, tls_server_name"),
+            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, channel_prefix, max_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, tls_ca_file, tls_verify, tls_server_name"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
             ("login_pending_ttl", "0", "login_pending_ttl: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),

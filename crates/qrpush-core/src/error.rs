@@ -23,8 +23,9 @@ pub enum ErrorKind {
     Server,
     /// Redis answered something that is not valid RESP or not the expected reply type.
     Protocol,
-    /// A `QrPush\Login` call was refused (unknown login, wrong state, user, secret or ticket);
-    /// nothing changed in Redis (`LoginException` subclasses).
+    /// A `QrPush\Login` call was refused (unknown login, wrong state, user, secret, ticket or
+    /// confirmation code, too many scans); nothing changed in Redis but the count of wrong codes
+    /// (`LoginException` subclasses).
     Login(LoginError),
 }
 
@@ -47,10 +48,16 @@ pub enum LoginError {
     WrongTicket,
     /// The login was already redeemed: a replayed ticket.
     TicketUsed,
+    /// The confirmation code given to redeem is not the one the approving phone shows (the
+    /// browser's user did not confirm who approved). Counted: enough of them cancel the login.
+    WrongCode,
+    /// The scanning user has scanned too many logins lately (`login_scan_limit` per
+    /// `login_scan_window`).
+    RateLimited,
 }
 
 impl LoginError {
-    pub const ALL: [LoginError; 7] = [
+    pub const ALL: [LoginError; 9] = [
         LoginError::NotFound,
         LoginError::Expired,
         LoginError::WrongState,
@@ -58,9 +65,11 @@ impl LoginError {
         LoginError::WrongSecret,
         LoginError::WrongTicket,
         LoginError::TicketUsed,
+        LoginError::WrongCode,
+        LoginError::RateLimited,
     ];
 
-    /// The stable code: 101..=107.
+    /// The stable code: 101..=109.
     pub fn code(self) -> i32 {
         match self {
             LoginError::NotFound => 101,
@@ -70,6 +79,8 @@ impl LoginError {
             LoginError::WrongSecret => 105,
             LoginError::WrongTicket => 106,
             LoginError::TicketUsed => 107,
+            LoginError::WrongCode => 108,
+            LoginError::RateLimited => 109,
         }
     }
 
@@ -83,6 +94,8 @@ impl LoginError {
             LoginError::WrongSecret => "wrong_secret",
             LoginError::WrongTicket => "wrong_ticket",
             LoginError::TicketUsed => "ticket_used",
+            LoginError::WrongCode => "wrong_code",
+            LoginError::RateLimited => "rate_limited",
         }
     }
 
@@ -120,6 +133,8 @@ pub enum Subject {
     DeviceInfo,
     /// A browser's IP address.
     BrowserIp,
+    /// The approving account's name, shown to the browser before it redeems.
+    DisplayName,
 }
 
 /// The part of a batch item an error is about.
@@ -146,6 +161,7 @@ impl Subject {
             Subject::UserId => "user id".into(),
             Subject::DeviceInfo => "device info".into(),
             Subject::BrowserIp => "browser IP".into(),
+            Subject::DisplayName => "display name".into(),
         }
     }
 }
@@ -276,7 +292,7 @@ mod tests {
     #[test]
     fn login_codes_are_stable_and_distinct() {
         let codes: Vec<i32> = LoginError::ALL.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, vec![101, 102, 103, 104, 105, 106, 107]);
+        assert_eq!(codes, vec![101, 102, 103, 104, 105, 106, 107, 108, 109]);
         for e in LoginError::ALL {
             assert_eq!(LoginError::from_name(e.name()), Some(e));
         }

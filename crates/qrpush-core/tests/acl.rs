@@ -58,14 +58,22 @@ fn full_login_flow(client: &Client) {
     let s = login.start("203.0.113.7", "Firefox").unwrap();
     let id = s.status.id.clone();
     login.scan(s.qr.expose(), "alice", "phone").unwrap();
-    login.approve(&id, "alice").unwrap();
+    let code = login
+        .approve(&id, "alice", "Alice")
+        .unwrap()
+        .confirmation_code;
     let ticket = login
         .status(&id, Some(s.browser_secret.expose()))
         .unwrap()
         .ticket
         .expect("an approved login has a ticket");
     let redeemed = login
-        .redeem(&id, ticket.expose(), s.browser_secret.expose())
+        .redeem(
+            &id,
+            ticket.value.expose(),
+            s.browser_secret.expose(),
+            code.expose(),
+        )
         .unwrap();
     assert_eq!(redeemed.user_id, "alice");
     // start → scan → reject, start → cancel
@@ -77,7 +85,7 @@ fn full_login_flow(client: &Client) {
         .cancel(&s.status.id, s.browser_secret.expose())
         .unwrap();
     // A refused transition is a login error, not an ACL one.
-    let e = login.approve(&s.status.id, "alice").unwrap_err();
+    let e = login.approve(&s.status.id, "alice", "Alice").unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Login(_)), "{e}");
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
 
-use qrpush_core::login::{Login, LoginError, State};
+use qrpush_core::login::{random, Login, LoginError, State, MAX_CODE_TRIES};
 use qrpush_core::{Client, ErrorKind};
 use redis::Value;
 use serde_json::Value as Json;
@@ -98,7 +98,14 @@ fn login_happy_path_single_channel_with_session_id() {
         serde_json::json!({"expiresAt": started.status.expires_at_ms})
     );
 
-    let approved = login.approve(&id, "user-42").unwrap();
+    let approved = login.approve(&id, "user-42", "Ada L.").unwrap();
+    let code = approved.confirmation_code.expose().to_string();
+    assert!(
+        code.len() == 2 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    assert_eq!(format!("{approved:?}").matches("<redacted>").count(), 1);
+    let approved = approved.status;
     assert_eq!((approved.state, approved.version), (State::Approved, 3));
     assert!(approved.ticket.is_none());
     let e = event(&mut sub, CHANNEL);
@@ -115,7 +122,7 @@ fn login_happy_path_single_channel_with_session_id() {
     );
 
     let redeemed = login
-        .redeem(&id, &ticket, started.browser_secret.expose())
+        .redeem(&id, &ticket, started.browser_secret.expose(), &code)
         .unwrap();
     assert_eq!(redeemed.user_id, "user-42");
     assert_eq!(redeemed.device_info, "Pixel 8");
@@ -177,7 +184,7 @@ fn login_cancel_from_every_live_state_and_not_after() {
             event(&mut sub, CHANNEL);
         }
         if steps >= 2 {
-            login.approve(id, "u").unwrap();
+            login.approve(id, "u", "U").unwrap();
             event(&mut sub, CHANNEL);
         }
         assert_eq!(
@@ -192,7 +199,7 @@ fn login_cancel_from_every_live_state_and_not_after() {
             LoginError::WrongState
         );
         assert_eq!(
-            login_err(login.approve(id, "u").unwrap_err()),
+            login_err(login.approve(id, "u", "U").unwrap_err()),
             LoginError::WrongState
         );
     }
@@ -213,15 +220,18 @@ fn login_refused_calls_change_nothing_and_publish_nothing() {
     // Pending: nothing but scan (and cancel) may happen.
     let before = snapshot();
     let pending_refusals: Vec<(LoginError, qrpush_core::Error)> = vec![
-        (LoginError::WrongState, login.approve(&id, "u").unwrap_err()),
+        (
+            LoginError::WrongState,
+            login.approve(&id, "u", "U").unwrap_err(),
+        ),
         (LoginError::WrongState, login.reject(&id, "u").unwrap_err()),
         (
             LoginError::WrongState,
-            login.redeem(&id, "t", &secret).unwrap_err(),
+            login.redeem(&id, "t", &secret, "00").unwrap_err(),
         ),
         (
             LoginError::WrongSecret,
-            login.redeem(&id, "t", "bad").unwrap_err(),
+            login.redeem(&id, "t", "bad", "00").unwrap_err(),
         ),
         (
             LoginError::WrongSecret,
@@ -248,7 +258,7 @@ fn login_refused_calls_change_nothing_and_publish_nothing() {
         LoginError::WrongState
     );
     assert_eq!(
-        login_err(login.approve(&id, "mallory").unwrap_err()),
+        login_err(login.approve(&id, "mallory", "Mallory").unwrap_err()),
         LoginError::WrongUser
     );
     assert_eq!(
@@ -256,41 +266,46 @@ fn login_refused_calls_change_nothing_and_publish_nothing() {
         LoginError::WrongUser
     );
     assert_eq!(
-        login_err(login.redeem(&id, "t", &secret).unwrap_err()),
+        login_err(login.redeem(&id, "t", &secret, "00").unwrap_err()),
         LoginError::WrongState
     );
     assert_eq!(snapshot(), before);
     sub.nothing_more(QUIET);
 
-    login.approve(&id, "alice").unwrap();
+    let code = login
+        .approve(&id, "alice", "Alice")
+        .unwrap()
+        .confirmation_code
+        .expose()
+        .to_string();
     let ticket = envelope(&event(&mut sub, CHANNEL), "approved", &id, 3, true)["ticket"]
         .as_str()
         .unwrap()
         .to_string();
     let before = snapshot();
     assert_eq!(
-        login_err(login.redeem(&id, &ticket, "bad").unwrap_err()),
+        login_err(login.redeem(&id, &ticket, "bad", &code).unwrap_err()),
         LoginError::WrongSecret
     );
     assert_eq!(
-        login_err(login.redeem(&id, "forged", &secret).unwrap_err()),
+        login_err(login.redeem(&id, "forged", &secret, &code).unwrap_err()),
         LoginError::WrongTicket
     );
     assert_eq!(
-        login_err(login.approve(&id, "alice").unwrap_err()),
+        login_err(login.approve(&id, "alice", "Alice").unwrap_err()),
         LoginError::WrongState
     );
     assert_eq!(snapshot(), before);
     sub.nothing_more(QUIET);
 
     assert_eq!(
-        login.redeem(&id, &ticket, &secret).unwrap().user_id,
+        login.redeem(&id, &ticket, &secret, &code).unwrap().user_id,
         "alice"
     );
     event(&mut sub, CHANNEL);
     let before = snapshot();
     // The replayed ticket.
-    let e = login.redeem(&id, &ticket, &secret).unwrap_err();
+    let e = login.redeem(&id, &ticket, &secret, &code).unwrap_err();
     assert_eq!(login_err(e.clone()), LoginError::TicketUsed);
     assert!(!e.message().contains(&ticket) && !e.message().contains(&secret));
     assert_eq!(snapshot(), before);
@@ -304,11 +319,11 @@ fn login_refused_calls_change_nothing_and_publish_nothing() {
             LoginError::NotFound
         );
         assert_eq!(
-            login_err(login.approve(bad, "alice").unwrap_err()),
+            login_err(login.approve(bad, "alice", "Alice").unwrap_err()),
             LoginError::NotFound
         );
         assert_eq!(
-            login_err(login.redeem(bad, &ticket, &secret).unwrap_err()),
+            login_err(login.redeem(bad, &ticket, &secret, &code).unwrap_err()),
             LoginError::NotFound
         );
         assert_eq!(
@@ -322,7 +337,11 @@ fn login_refused_calls_change_nothing_and_publish_nothing() {
     );
     // Invalid arguments are the caller's bug, not a login outcome.
     assert_eq!(
-        kind(login.approve(&id, "").unwrap_err()),
+        kind(login.approve(&id, "", "Alice").unwrap_err()),
+        ErrorKind::InvalidArgument
+    );
+    assert_eq!(
+        kind(login.approve(&id, "alice", "").unwrap_err()),
         ErrorKind::InvalidArgument
     );
     assert_eq!(
@@ -342,6 +361,7 @@ fn login_deadlines_expire_logins_once_then_they_disappear() {
         ("login_pending_ttl", "0.3"),
         ("login_approved_ttl", "0.3"),
         ("login_terminal_ttl", "0.4"),
+        ("login_scan_window", "0.5"),
     ]);
     let login = Login::new(&client);
     let mut sub = server.subscribe(&[CHANNEL]);
@@ -373,7 +393,10 @@ fn login_deadlines_expire_logins_once_then_they_disappear() {
     // An approved login never redeemed: status() notices.
     let b = login.start("", "").unwrap();
     login.scan(b.qr.expose(), "u", "").unwrap();
-    login.approve(&b.status.id, "u").unwrap();
+    let code = login
+        .approve(&b.status.id, "u", "U")
+        .unwrap()
+        .confirmation_code;
     let ticket = {
         event(&mut sub, CHANNEL);
         event(&mut sub, CHANNEL)["data"]["ticket"]
@@ -389,14 +412,20 @@ fn login_deadlines_expire_logins_once_then_they_disappear() {
     assert_eq!(
         login_err(
             login
-                .redeem(&b.status.id, &ticket, b.browser_secret.expose())
+                .redeem(
+                    &b.status.id,
+                    &ticket,
+                    b.browser_secret.expose(),
+                    code.expose()
+                )
                 .unwrap_err()
         ),
         LoginError::Expired
     );
     sub.nothing_more(Duration::from_millis(50));
 
-    // After the terminal TTL the login is gone: NotFound, and no key is left behind.
+    // After the terminal TTL the login is gone: NotFound, and no key is left behind (the scans
+    // are forgotten after login_scan_window).
     thread::sleep(Duration::from_millis(600));
     assert_eq!(
         login_err(login.status(&a.status.id, None).unwrap_err()),
@@ -419,7 +448,8 @@ fn login_status_with_the_browser_secret_replaces_the_ticket() {
     let (id, secret) = (&s.status.id, s.browser_secret.expose());
     assert!(login.status(id, Some(secret)).unwrap().ticket.is_none());
     login.scan(s.qr.expose(), "u", "").unwrap();
-    login.approve(id, "u").unwrap();
+    let code = login.approve(id, "u", "Ursula").unwrap().confirmation_code;
+    let code = code.expose();
     event(&mut sub, CHANNEL);
     let from_event = event(&mut sub, CHANNEL)["data"]["ticket"]
         .as_str()
@@ -429,15 +459,256 @@ fn login_status_with_the_browser_secret_replaces_the_ticket() {
     let st = login.status(id, Some(secret)).unwrap();
     assert_eq!((st.state, st.version), (State::Approved, 3));
     let fresh = st.ticket.expect("a new ticket");
-    assert_ne!(fresh.expose(), from_event);
+    assert_ne!(fresh.value.expose(), from_event);
+    assert_eq!(fresh.approver_name, "Ursula");
     sub.nothing_more(QUIET); // no state change, no event
     assert_eq!(
-        login_err(login.redeem(id, &from_event, secret).unwrap_err()),
+        login_err(login.redeem(id, &from_event, secret, code).unwrap_err()),
         LoginError::WrongTicket
     );
     assert_eq!(
-        login.redeem(id, fresh.expose(), secret).unwrap().user_id,
+        login
+            .redeem(id, fresh.value.expose(), secret, code)
+            .unwrap()
+            .user_id,
         "u"
+    );
+}
+
+/// The defence against a QR code scanned by someone else first (shoulder surfing): the first
+/// scanner binds the login, so a browser that redeemed whatever was approved could be logged into
+/// the attacker's account (login CSRF). The browser learns who approved (the display name, with
+/// its secret only) and must send the code the approving phone shows: without it redeem is
+/// refused, and the last of MAX_CODE_TRIES wrong codes cancels the login.
+#[test]
+fn login_redeem_needs_the_confirmation_code_of_the_approving_phone() {
+    let (server, client) = setup(&[]);
+    let login = Login::new(&client);
+    let mut sub = server.subscribe(&[CHANNEL]);
+
+    // The victim's browser shows a QR code; the attacker scans it first and approves.
+    let s = login.start("192.0.2.10", "Victim/1").unwrap();
+    let (id, secret) = (s.status.id.clone(), s.browser_secret.expose().to_string());
+    login
+        .scan(s.qr.expose(), "mallory", "attacker's phone")
+        .unwrap();
+    let code = login
+        .approve(&id, "mallory", "Mallory M.")
+        .unwrap()
+        .confirmation_code
+        .expose()
+        .to_string();
+    envelope(&event(&mut sub, CHANNEL), "scanned", &id, 2, true);
+    let approved = envelope(&event(&mut sub, CHANNEL), "approved", &id, 3, true);
+    assert_eq!(
+        approved.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["ticket", "expiresAt"],
+        "neither the name nor the code is published"
+    );
+    // The browser, with its secret, learns who approved before it may redeem.
+    let ticket = login.status(&id, Some(&secret)).unwrap().ticket.unwrap();
+    assert_eq!(ticket.approver_name, "Mallory M.");
+    assert!(login.status(&id, None).unwrap().ticket.is_none());
+
+    // The victim does not have the code: ticket and secret alone are refused, each try counted.
+    let key = Login::key(&id);
+    let wrong = if code == "00" { "01" } else { "00" };
+    for tries in 1..MAX_CODE_TRIES {
+        let attempt = if tries == 1 { "" } else { wrong };
+        let e = login
+            .redeem(&id, ticket.value.expose(), &secret, attempt)
+            .unwrap_err();
+        assert_eq!(login_err(e.clone()), LoginError::WrongCode);
+        assert_eq!(e.message(), "redeem: wrong confirmation code (the code the approving phone shows; 3 wrong codes cancel the login)");
+        let st = login.status(&id, None).unwrap();
+        assert_eq!((st.state, st.version), (State::Approved, 3));
+        assert!(hgetall(&server, &key).contains(&("tries".into(), tries.to_string())));
+    }
+    sub.nothing_more(QUIET);
+    // The last try: the login is cancelled, and the event says why.
+    let e = login
+        .redeem(&id, ticket.value.expose(), &secret, wrong)
+        .unwrap_err();
+    assert_eq!(login_err(e.clone()), LoginError::WrongCode);
+    assert_eq!(
+        e.message(),
+        "redeem: wrong confirmation code, the last of 3 tries: the login is cancelled"
+    );
+    let data = envelope(&event(&mut sub, CHANNEL), "cancelled", &id, 4, true);
+    assert_eq!(data, serde_json::json!({"reason": "wrong_code"}));
+    assert_eq!(
+        login_err(
+            login
+                .redeem(&id, ticket.value.expose(), &secret, &code)
+                .unwrap_err()
+        ),
+        LoginError::WrongState,
+        "not even the right code redeems a cancelled login"
+    );
+    sub.nothing_more(QUIET);
+
+    // The legitimate user: their own phone shows the code, they type it (after one typo).
+    let s = login.start("192.0.2.10", "Victim/1").unwrap();
+    let (id, secret) = (s.status.id.clone(), s.browser_secret.expose().to_string());
+    login.scan(s.qr.expose(), "alice", "").unwrap();
+    let code = login
+        .approve(&id, "alice", "Alice")
+        .unwrap()
+        .confirmation_code
+        .expose()
+        .to_string();
+    let ticket = login.status(&id, Some(&secret)).unwrap().ticket.unwrap();
+    assert_eq!(ticket.approver_name, "Alice");
+    let typo = if code == "99" { "98" } else { "99" };
+    assert_eq!(
+        login_err(
+            login
+                .redeem(&id, ticket.value.expose(), &secret, typo)
+                .unwrap_err()
+        ),
+        LoginError::WrongCode
+    );
+    let redeemed = login
+        .redeem(&id, ticket.value.expose(), &secret, &code)
+        .unwrap();
+    assert_eq!(redeemed.user_id, "alice");
+    assert_eq!(redeemed.status.state, State::Redeemed);
+
+    // A login approved by a version that stored neither name nor code (a rolling upgrade): the
+    // browser is told an empty name, and nothing redeems it without the confirmation.
+    let s = login.start("", "").unwrap();
+    let (id, secret) = (s.status.id.clone(), s.browser_secret.expose().to_string());
+    login.scan(s.qr.expose(), "alice", "").unwrap();
+    let code = login
+        .approve(&id, "alice", "Alice")
+        .unwrap()
+        .confirmation_code;
+    server.cmd(&["HDEL", &Login::key(&id), "name", "code"]);
+    let ticket = login.status(&id, Some(&secret)).unwrap().ticket.unwrap();
+    assert_eq!(ticket.approver_name, "");
+    assert_eq!(
+        login_err(
+            login
+                .redeem(&id, ticket.value.expose(), &secret, code.expose())
+                .unwrap_err()
+        ),
+        LoginError::WrongCode
+    );
+}
+
+/// Scans are limited per user, in the script (atomic: concurrent scans cannot overshoot), over a
+/// sliding window: one account cannot bind many logins, nor collect many browsers' IP address
+/// and user agent. A refused scan changes nothing and tells the phone nothing of the browser.
+#[test]
+fn login_scans_beyond_the_per_user_limit_are_refused() {
+    let (server, client) = setup(&[("login_scan_limit", "3"), ("login_scan_window", "1")]);
+    let login = Login::new(&client);
+    let mut sub = server.subscribe(&[CHANNEL]);
+    let logins: Vec<_> = (0..5)
+        .map(|_| login.start("198.51.100.7", "UA").unwrap())
+        .collect();
+    for s in &logins[..3] {
+        login.scan(s.qr.expose(), "harvester", "").unwrap();
+        envelope(&event(&mut sub, CHANNEL), "scanned", &s.status.id, 2, true);
+    }
+    let scans = Login::scans_key("harvester");
+    let (key, before, scans_before) = {
+        let key = Login::key(&logins[3].status.id);
+        (
+            key.clone(),
+            hgetall(&server, &key),
+            hgetall(&server, &scans),
+        )
+    };
+    let e = login
+        .scan(logins[3].qr.expose(), "harvester", "")
+        .unwrap_err();
+    assert_eq!(login_err(e.clone()), LoginError::RateLimited);
+    assert_eq!(
+        e.message(),
+        "scan: this user already scanned 3 logins within 1 s, the most login_scan_limit allows; try again later"
+    );
+    assert_eq!(hgetall(&server, &key), before, "the login is still pending");
+    assert_eq!(
+        hgetall(&server, &scans),
+        scans_before,
+        "a refusal is not counted"
+    );
+    sub.nothing_more(QUIET);
+    // Another user is not limited by the harvester's scans.
+    login.scan(logins[4].qr.expose(), "alice", "").unwrap();
+    envelope(
+        &event(&mut sub, CHANNEL),
+        "scanned",
+        &logins[4].status.id,
+        2,
+        true,
+    );
+    // The window slides: once the first scans are older than it, a scan is accepted again; the
+    // count is forgotten with the window.
+    let pttl = int(&server.cmd(&["PTTL", &scans]));
+    assert!((1..=1000).contains(&pttl), "{pttl}");
+    thread::sleep(Duration::from_millis(1050));
+    login.scan(logins[3].qr.expose(), "harvester", "").unwrap();
+    envelope(
+        &event(&mut sub, CHANNEL),
+        "scanned",
+        &logins[3].status.id,
+        2,
+        true,
+    );
+    sub.nothing_more(QUIET);
+
+    // Twelve concurrent scans by one user: exactly the limit wins.
+    let client = Arc::new(server.client(&[
+        ("login_scan_limit", "3"),
+        ("login_scan_window", "60"),
+        ("pool_size", "12"),
+    ]));
+    let qrs: Vec<String> = (0..12)
+        .map(|_| {
+            Login::new(&client)
+                .start("", "")
+                .unwrap()
+                .qr
+                .expose()
+                .to_string()
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(qrs.len()));
+    let handles: Vec<_> = qrs
+        .into_iter()
+        .map(|qr| {
+            let (client, barrier) = (client.clone(), barrier.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                Login::new(&client)
+                    .scan(&qr, "racer", "")
+                    .map(|_| ())
+                    .map_err(login_err)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        3,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(()) | Err(LoginError::RateLimited))));
+
+    // login_scan_limit 0: no limit, and nothing is counted.
+    let unlimited = server.client(&[("login_scan_limit", "0")]);
+    let login = Login::new(&unlimited);
+    for _ in 0..12 {
+        let s = login.start("", "").unwrap();
+        login.scan(s.qr.expose(), "tester", "").unwrap();
+    }
+    assert_eq!(
+        int(&server.cmd(&["EXISTS", &Login::scans_key("tester")])),
+        0
     );
 }
 
@@ -472,12 +743,15 @@ fn login_twenty_racing_approves_and_redeems_have_exactly_one_winner() {
 
     let c = client.clone();
     let i = id.clone();
+    let code = Arc::new(std::sync::Mutex::new(String::new()));
+    let winners_code = code.clone();
     let approvals = race(Arc::new(move || {
         Login::new(&c)
-            .approve(&i, "u")
-            .map(|_| ())
+            .approve(&i, "u", "U")
+            .map(|a| *winners_code.lock().unwrap() = a.confirmation_code.expose().to_string())
             .map_err(login_err)
     }));
+    let code = code.lock().unwrap().clone();
     assert_eq!(approvals.iter().filter(|r| r.is_ok()).count(), 1);
     assert!(approvals
         .iter()
@@ -491,7 +765,7 @@ fn login_twenty_racing_approves_and_redeems_have_exactly_one_winner() {
     let (c, i) = (client.clone(), id.clone());
     let redeems = race(Arc::new(move || {
         Login::new(&c)
-            .redeem(&i, &ticket, &secret)
+            .redeem(&i, &ticket, &secret, &code)
             .map(|r| assert_eq!(r.user_id, "u"))
             .map_err(login_err)
     }));
@@ -524,7 +798,7 @@ fn login_redis_holds_hashes_never_secrets() {
             event(&mut sub, CHANNEL);
         }
         if n >= 2 {
-            login.approve(&id, "bob").unwrap();
+            let code = login.approve(&id, "bob", "Bob").unwrap().confirmation_code;
             let ticket = event(&mut sub, CHANNEL)["data"]["ticket"]
                 .as_str()
                 .unwrap()
@@ -532,14 +806,20 @@ fn login_redis_holds_hashes_never_secrets() {
             secrets.push(ticket.clone());
             if n == 3 {
                 login
-                    .redeem(&id, &ticket, s.browser_secret.expose())
+                    .redeem(&id, &ticket, s.browser_secret.expose(), code.expose())
                     .unwrap();
+            } else {
+                // Two digits are no "long piece" to search for: the code is not in its field.
+                let stored = hgetall(&server, &Login::key(&id));
+                assert!(stored.contains(&("code".into(), random::code_hash(&id, code.expose()))));
             }
         }
         ids.push(id);
     }
     let keys = all_keys(&server);
-    assert_eq!(keys.len(), 4, "{keys:?}");
+    // The logins, and bob's recent scans.
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert!(keys.contains(&Login::scans_key("bob")), "{keys:?}");
     let mut dump = String::new();
     for key in &keys {
         assert!(key.starts_with("qrpush:login:"), "{key}");
@@ -562,6 +842,11 @@ fn login_redis_holds_hashes_never_secrets() {
     }
     assert!(dump.contains("ip=198.51.100.1"));
     assert!(dump.contains("user=bob"));
+    assert!(dump.contains("name=Bob"));
+    assert!(
+        keys.iter().all(|k| !k.contains("bob")),
+        "no user id in key names: {keys:?}"
+    );
 }
 
 #[test]
@@ -666,7 +951,7 @@ fn login_runs_under_the_recommended_least_privilege_acl_user() {
         let s = login.start("", "").unwrap();
         let id = &s.status.id;
         login.scan(s.qr.expose(), "u", "").unwrap();
-        login.approve(id, "u").unwrap();
+        let code = login.approve(id, "u", "U").unwrap().confirmation_code;
         let ticket = login
             .status(id, Some(s.browser_secret.expose()))
             .unwrap()
@@ -674,7 +959,12 @@ fn login_runs_under_the_recommended_least_privilege_acl_user() {
             .unwrap();
         assert_eq!(
             login
-                .redeem(id, ticket.expose(), s.browser_secret.expose())
+                .redeem(
+                    id,
+                    ticket.value.expose(),
+                    s.browser_secret.expose(),
+                    code.expose()
+                )
                 .unwrap()
                 .user_id,
             "u"

@@ -204,9 +204,11 @@ async fn after_each_final_state_the_sockets_get_it_and_are_closed_with_1000() {
     let a = start_login(&c).await;
     let mut ws = open(&gw, &token_of(&a), None, "pending").await;
     let (qr, id) = (a.qr.expose().to_string(), a.status.id.clone());
-    login(&c, move |l| {
+    let code = login(&c, move |l| {
         l.scan(&qr, "alice", "phone").expect("scan");
-        l.approve(&id, "alice").expect("approve");
+        l.approve(&id, "alice", "Alice")
+            .expect("approve")
+            .confirmation_code
     })
     .await;
     assert_eq!(next_json(&mut ws).await["type"], "scanned");
@@ -215,7 +217,8 @@ async fn after_each_final_state_the_sockets_get_it_and_are_closed_with_1000() {
     let ticket = approved["data"]["ticket"].as_str().unwrap().to_string();
     let (id, secret) = (a.status.id.clone(), a.browser_secret.expose().to_string());
     login(&c, move |l| {
-        l.redeem(&id, &ticket, &secret).expect("redeem")
+        l.redeem(&id, &ticket, &secret, code.expose())
+            .expect("redeem")
     })
     .await;
     let redeemed = next_json(&mut ws).await;

@@ -83,7 +83,12 @@ async fn scan(client: &std::sync::Arc<Client>, started: &Started) {
 
 async fn approve(client: &std::sync::Arc<Client>, id: &str) {
     let (c, id) = (client.clone(), id.to_string());
-    blocking(move || Login::new(&c).approve(&id, "alice").expect("approve")).await;
+    blocking(move || {
+        Login::new(&c)
+            .approve(&id, "alice", "Alice")
+            .expect("approve")
+    })
+    .await;
 }
 
 fn token_of(started: &Started) -> String {

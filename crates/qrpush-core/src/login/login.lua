@@ -1,13 +1,15 @@
 -- QrPush login: the state machine of one QR login. Every call is one atomic transition:
 -- check the state, write the new state and its TTL, PUBLISH the event. A refused call writes
--- nothing and publishes nothing (every check comes before the first write).
+-- nothing and publishes nothing (every check comes before the first write), with one exception:
+-- a redeem with a wrong confirmation code is counted, and the last allowed one cancels the login.
 --
---   pending --scan--> scanned --approve--> approved --redeem--> redeemed
---                        \--reject--> rejected
+--   pending --scan--> scanned --approve--> approved --redeem (ticket + code)--> redeemed
+--                        \--reject--> rejected                \--(too many wrong codes)--> cancelled
 --   pending | scanned | approved --cancel--> cancelled
 --   pending | scanned | approved --(deadline passed, seen by any call)--> expired
 --
 -- KEYS[1]   the login's hash: qrpush:login:<base64url(sha256(login id))>
+-- KEYS[2]   scan only: the scanning user's recent scans, qrpush:login:scans:<base64url(sha256(user))>
 -- ARGV[1]   operation: start | scan | approve | reject | redeem | cancel | status
 -- ARGV[2]   the login id (base64url): only copied into events, never stored
 -- ARGV[3]   the channel events go to
@@ -17,11 +19,13 @@
 --
 -- Secrets arrive as SHA-256 hashes (computed by QrPush) and only hashes are stored. The one
 -- plaintext secret a call carries is approve's new ticket, which is published, never stored.
+-- The confirmation code arrives hashed with the login id (which Redis never sees).
 -- Time is Redis's own (TIME), so every app server agrees on deadlines.
 --
 -- Reply: {"ok", state, version, created_ms, deadline_ms, first, second}, where the last two are
 -- what the operation returns besides the state: scan the browser's IP and user agent, redeem
--- the user and device, status "1" when it stored a new ticket; empty for the others.
+-- the user and device, status "1" when it stored a new ticket and the approver's display name;
+-- empty for the others.
 --     or {"err", reason, state}: the call was refused, nothing changed.
 
 local key, op, id, channel = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
@@ -97,7 +101,7 @@ end
 if live and now >= tonumber(h.deadline) then
   local from = h.state
   h.deadline = '0'
-  move('expired', '"from":"' .. from .. '"', {'deadline', '0', 'ticket', ''}, terminal_ttl)
+  move('expired', '"from":"' .. from .. '"', {'deadline', '0', 'ticket', '', 'code', ''}, terminal_ttl)
   if op == 'status' then
     return ok(h)
   end
@@ -108,13 +112,14 @@ if op == 'status' then
   -- With the browser secret, an approved login gets a new ticket (ARGV[9], its hash): the
   -- way a browser that missed the "approved" event still completes. The event's ticket dies.
   local secret_hash, new_ticket_hash = ARGV[8], ARGV[9]
+  -- The display name goes with it: the browser shows who approved before it redeems.
   if secret_hash ~= '' then
     if secret_hash ~= h.secret then
       return refuse('wrong_secret', h)
     end
     if h.state == 'approved' then
       redis.call('HSET', key, 'ticket', new_ticket_hash)
-      return ok(h, '1')
+      return ok(h, '1', h.name)
     end
   end
   return ok(h)
@@ -125,14 +130,44 @@ if h.state == 'expired' then
 end
 
 if op == 'scan' then
+  -- ARGV[11], ARGV[12]: at most this many accepted scans per user (0: no limit) within this many
+  -- milliseconds, counted over a sliding window: the times of the user's recent scans, kept in
+  -- KEYS[2] for one window. Only accepted scans count; a refused one changes nothing.
   local qr_hash, user, device = ARGV[8], ARGV[9], ARGV[10]
+  local scan_limit, scan_window = tonumber(ARGV[11]), tonumber(ARGV[12])
+  local scans = KEYS[2]
   if qr_hash ~= h.qr then
     return refuse('not_found')
   end
   if h.state ~= 'pending' then
     return refuse('wrong_state', h)
   end
+  local recent = {}
+  if scan_limit > 0 then
+    local log = redis.call('HGETALL', scans)
+    for i = 1, #log, 2 do
+      if log[i] == 'at' then
+        for at in string.gmatch(log[i + 1], '%d+') do
+          if tonumber(at) > now - scan_window then
+            recent[#recent + 1] = at
+          end
+        end
+      end
+    end
+    if #recent >= scan_limit then
+      return refuse('rate_limited', h)
+    end
+    -- Checked before the login changes, like the event's channel (see move()).
+    if redis.acl_check_cmd and not redis.acl_check_cmd('HSET', scans, 'at', '') then
+      error({err = 'NOPERM this user has no permissions to count the scans in ' .. scans})
+    end
+  end
   move('scanned', '"expiresAt":' .. h.deadline, {'user', user, 'device', device})
+  if scan_limit > 0 then
+    recent[#recent + 1] = int(now)
+    redis.call('HSET', scans, 'at', table.concat(recent, ' '))
+    redis.call('PEXPIRE', scans, int(scan_window))
+  end
   return ok(h, h.ip, h.ua)
 end
 
@@ -149,15 +184,21 @@ if op == 'approve' or op == 'reject' then
     move('rejected', '', {'deadline', '0'}, terminal_ttl)
     return ok(h)
   end
-  local ticket, ticket_hash = ARGV[9], ARGV[10]
+  -- The display name and the code are for the browser's confirmation (see redeem); the name
+  -- stays off the event, which anyone who knows the login id may follow.
+  local ticket, ticket_hash, name, code_hash = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
   h.deadline = int(now + approved_ttl)
   move('approved', '"ticket":"' .. ticket .. '","expiresAt":' .. h.deadline,
-    {'deadline', h.deadline, 'ticket', ticket_hash}, approved_ttl + terminal_ttl)
+    {'deadline', h.deadline, 'ticket', ticket_hash, 'name', name, 'code', code_hash, 'tries', '0'},
+    approved_ttl + terminal_ttl)
   return ok(h)
 end
 
 if op == 'redeem' then
-  local ticket_hash, secret_hash = ARGV[8], ARGV[9]
+  -- ARGV[10]: the confirmation code the browser's user typed (hashed with the id), read off the
+  -- approving phone: proof that the person at the browser holds that phone. ARGV[11]: how many
+  -- wrong codes a login survives; the last one cancels it (a guess must not get more tries).
+  local ticket_hash, secret_hash, code_hash, max_tries = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
   if secret_hash ~= h.secret then
     return refuse('wrong_secret', h)
   end
@@ -170,8 +211,19 @@ if op == 'redeem' then
   if ticket_hash ~= h.ticket then
     return refuse('wrong_ticket', h)
   end
+  if code_hash ~= h.code then
+    local tries = (tonumber(h.tries) or 0) + 1
+    if tries >= max_tries then
+      h.deadline = '0'
+      move('cancelled', '"reason":"wrong_code"',
+        {'deadline', '0', 'ticket', '', 'code', '', 'tries', int(tries)}, terminal_ttl)
+    else
+      redis.call('HSET', key, 'tries', int(tries))
+    end
+    return refuse('wrong_code', h)
+  end
   h.deadline = '0'
-  move('redeemed', '', {'deadline', '0', 'ticket', ''}, terminal_ttl)
+  move('redeemed', '', {'deadline', '0', 'ticket', '', 'code', ''}, terminal_ttl)
   return ok(h, h.user, h.device)
 end
 
@@ -184,7 +236,7 @@ if op == 'cancel' then
     return refuse('wrong_state', h)
   end
   h.deadline = '0'
-  move('cancelled', '', {'deadline', '0', 'ticket', ''}, terminal_ttl)
+  move('cancelled', '', {'deadline', '0', 'ticket', '', 'code', ''}, terminal_ttl)
   return ok(h)
 end
 

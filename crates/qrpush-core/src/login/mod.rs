@@ -5,23 +5,38 @@
 //!  start ───────────────▶ pending  (QR shown)
 //!                            │ ◀──────────────────────── scan(qr, user)    → "scanned"
 //!                         scanned  (phone shows browser IP/UA, user decides)
-//!                            │ ◀──────────────────────── approve(id, user) → "approved" + ticket
+//!                            │ ◀──────────────────────── approve(id, user, display name)
+//!                            │                             → "approved" + ticket; the phone
+//!                            │                               shows the confirmation code
 //!                            │                           (or reject        → "rejected")
-//!  redeem(id, ticket, ──▶ approved
-//!        browser secret)     │
-//!                         redeemed → user id, exactly once
+//!  status(id, secret) ───▶ approved → the approver's display name and a ticket: the browser
+//!                            │        asks "continue as <name>?" and for the phone's code
+//!  redeem(id, ticket, ───▶   │
+//!   browser secret, code) redeemed → user id, exactly once
 //!  cancel(id, browser secret) ends a live login ("cancelled"); a passed deadline "expired".
 //! ```
+//!
+//! The confirmation is the defence against a QR code scanned by someone else first (shoulder
+//! surfing, a photo of the screen): whoever scans binds the login, so without it an attacker
+//! who approves would log the victim's browser into the attacker's account (login CSRF). The
+//! browser's user must type the code shown by the approving phone, which an attacker's phone
+//! does not show the victim; [`MAX_CODE_TRIES`] wrong codes cancel the login. Scans are limited
+//! per user (`login_scan_limit` per `login_scan_window`), which bounds how many browsers' IP
+//! address and user agent one account can collect. docs/LOGIN-THREAT-MODEL.md has the whole
+//! threat model.
 //!
 //! Every call is one run of the Lua script (`login.lua`): it checks the state, writes the new state and
 //! TTL, and PUBLISHes the event, so state and events never disagree and of two concurrent calls
 //! only one can win a transition. A refused call fails with `ErrorKind::Login(`[`LoginError`]`)`
-//! and changes nothing, publishes nothing. Invalid arguments are about [`Subject::UserId`],
+//! and changes nothing, publishes nothing, but for the count of wrong confirmation codes.
+//! Invalid arguments are about [`Subject::UserId`], [`Subject::DisplayName`],
 //! [`Subject::DeviceInfo`] or [`Subject::BrowserIp`].
 //!
 //! Redis holds per login one hash, `qrpush:login:<sha256(login id)>`: state, version, creation
-//! time, deadline, the scanning user and device, the browser's IP and user agent, and SHA-256
-//! hashes of the QR token, the browser secret and the ticket — never a secret itself, nor the id.
+//! time, deadline, the scanning user, device and display name, the browser's IP and user agent,
+//! and SHA-256 hashes of the QR token, the browser secret, the ticket and the confirmation code
+//! (with the id) — never a secret itself, nor the id. Per scanning user, one more hash,
+//! `qrpush:login:scans:<sha256(user id)>`, holds the times of their scans within the window.
 //!
 //! Events are JSON, built by the script: `{"v":1,"type":..,"loginId":..,["sessionId":..,]
 //! "seq":<state version>,"ts":<Redis time, ms>,"data":{..}}`, after `channel_prefix` on
@@ -45,10 +60,18 @@ use crate::config::LoginChannelMode;
 pub use crate::error::LoginError;
 use crate::error::{Error, ErrorKind, Result, Subject};
 use crate::secret::Secret;
-use script::{Accepted, Browser, Operation, Redeemer, Reply, Returned, TicketStored};
+use script::{Accepted, Browser, ForBrowser, Operation, Redeemer, Reply, Returned};
 
 /// The key prefix of login hashes.
 pub const KEY_PREFIX: &str = "qrpush:login:";
+/// The key prefix of a user's recent scans (inside [`KEY_PREFIX`], so one ACL key pattern
+/// covers both; a login key never has a `:` after the prefix).
+pub const SCANS_KEY_PREFIX: &str = "qrpush:login:scans:";
+/// Longest accepted display name, in bytes.
+pub const MAX_DISPLAY_NAME: usize = 128;
+/// Wrong confirmation codes a login survives: the last one cancels it. With two-digit codes a
+/// browser that guesses wins with probability at most 3 in 100.
+pub const MAX_CODE_TRIES: u32 = 3;
 /// Longest accepted user id, in bytes.
 pub const MAX_USER_ID: usize = 256;
 /// Longest accepted device description, in bytes.
@@ -132,8 +155,27 @@ pub struct Status {
     pub expires_at_ms: Option<i64>,
     /// The channel the login's events go to (with `channel_prefix`).
     pub channel: String,
-    /// A new ticket: only from `status()` with the browser secret, in state approved.
-    pub ticket: Option<Secret>,
+    /// Only from `status()` with the browser secret, in state approved: a new ticket and who
+    /// approved.
+    pub ticket: Option<Ticket>,
+}
+
+/// What `status()` hands the browser of an approved login (it knows the browser secret): a new
+/// ticket, and the approving account's display name, which the browser shows ("continue as
+/// ...?") before it asks for the confirmation code and redeems.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ticket {
+    pub value: Secret,
+    pub approver_name: String,
+}
+
+/// An approved login, for the phone: show `confirmation_code` to its user, who types it into
+/// the browser (never into the phone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approved {
+    pub status: Status,
+    /// [`random::CODE_DIGITS`] decimal digits.
+    pub confirmation_code: Secret,
 }
 
 /// What the phone shows before its user decides (the QRLJacking defence): which browser asks.
@@ -219,15 +261,33 @@ impl<'a> Login<'a> {
             return Err(refused(LoginError::NotFound, Operation::Scan, None));
         };
         let qr_hash = random::hash(qr_token.as_bytes());
-        let (status, browser): (_, Browser) = self.call(
-            id,
-            Operation::Scan,
-            &[
-                qr_hash.as_bytes(),
-                user_id.as_bytes(),
-                device_info.as_bytes(),
-            ],
-        )?;
+        let config = self.client.config();
+        let scan_limit = config.login_scan_limit.to_string();
+        let scan_window = ms(config.login_scan_window);
+        let (status, browser): (_, Browser) = self
+            .call_with(
+                id,
+                Operation::Scan,
+                &[&Self::scans_key(user_id)],
+                &[
+                    qr_hash.as_bytes(),
+                    user_id.as_bytes(),
+                    device_info.as_bytes(),
+                    scan_limit.as_bytes(),
+                    scan_window.as_bytes(),
+                ],
+            )
+            .map_err(|e| match e.kind() {
+                ErrorKind::Login(LoginError::RateLimited) => Error::new(
+                    e.kind(),
+                    format!(
+                        "scan: this user already scanned {} logins within {} s, the most login_scan_limit allows; try again later",
+                        config.login_scan_limit,
+                        config.login_scan_window.as_secs_f64()
+                    ),
+                ),
+                _ => e,
+            })?;
         Ok(ScanInfo {
             status,
             browser_ip: browser.ip,
@@ -235,12 +295,19 @@ impl<'a> Login<'a> {
         })
     }
 
-    /// The scanning user confirms (scanned → approved): publishes the new one-time ticket.
-    pub fn approve(&self, id: &str, user_id: &str) -> Result<Status> {
+    /// The scanning user confirms (scanned → approved): publishes the new one-time ticket, and
+    /// returns the confirmation code for the phone to show. `display_name` is what the browser
+    /// will show of the approving account before it redeems: not a secret (the browser's user
+    /// may be someone else), so a name, never an email address or the user id if those are
+    /// private.
+    pub fn approve(&self, id: &str, user_id: &str, display_name: &str) -> Result<Approved> {
         check_user_id(user_id)?;
+        check_text(display_name, MAX_DISPLAY_NAME).map_err(|e| e.about(Subject::DisplayName))?;
         let id = known_id(id, Operation::Approve)?;
         let ticket = random::new_secret()?;
         let ticket_hash = random::hash(ticket.as_bytes());
+        let code = random::new_code()?;
+        let code_hash = random::code_hash(id, &code);
         let (status, ()) = self.call(
             id,
             Operation::Approve,
@@ -248,9 +315,14 @@ impl<'a> Login<'a> {
                 user_id.as_bytes(),
                 ticket.as_bytes(),
                 ticket_hash.as_bytes(),
+                display_name.as_bytes(),
+                code_hash.as_bytes(),
             ],
         )?;
-        Ok(status)
+        Ok(Approved {
+            status,
+            confirmation_code: Secret::new(code),
+        })
     }
 
     /// The scanning user declines (scanned → rejected).
@@ -261,15 +333,30 @@ impl<'a> Login<'a> {
         Ok(status)
     }
 
-    /// The browser trades the ticket and its secret for the user id, once (approved → redeemed).
-    pub fn redeem(&self, id: &str, ticket: &str, browser_secret: &str) -> Result<Redeemed> {
+    /// The browser trades the ticket, its secret and the confirmation code its user typed for
+    /// the user id, once (approved → redeemed). A wrong code is refused ([`LoginError::WrongCode`])
+    /// and counted; the last of [`MAX_CODE_TRIES`] wrong codes cancels the login.
+    pub fn redeem(
+        &self,
+        id: &str,
+        ticket: &str,
+        browser_secret: &str,
+        confirmation_code: &str,
+    ) -> Result<Redeemed> {
         let id = known_id(id, Operation::Redeem)?;
         let ticket_hash = random::hash(ticket.as_bytes());
         let secret_hash = random::hash(browser_secret.as_bytes());
+        let code_hash = random::code_hash(id, confirmation_code);
+        let max_tries = MAX_CODE_TRIES.to_string();
         let (status, redeemer): (_, Redeemer) = self.call(
             id,
             Operation::Redeem,
-            &[ticket_hash.as_bytes(), secret_hash.as_bytes()],
+            &[
+                ticket_hash.as_bytes(),
+                secret_hash.as_bytes(),
+                code_hash.as_bytes(),
+                max_tries.as_bytes(),
+            ],
         )?;
         Ok(Redeemed {
             status,
@@ -289,7 +376,7 @@ impl<'a> Login<'a> {
     /// The current state. A live login whose deadline passed becomes `expired` here (and the
     /// `expired` event is published). With the browser secret, an approved login also returns a
     /// new ticket (replacing the one of the `approved` event), so a browser that missed the
-    /// event can still redeem.
+    /// event can still redeem, and the approver's display name, for the browser to confirm.
     pub fn status(&self, id: &str, browser_secret: Option<&str>) -> Result<Status> {
         let id = known_id(id, Operation::Status)?;
         // Without the secret both are empty: the script then neither checks nor stores anything.
@@ -302,14 +389,15 @@ impl<'a> Login<'a> {
         } else {
             random::hash(ticket.as_bytes())
         };
-        let (mut status, TicketStored(stored)) = self.call(
+        let (mut status, ForBrowser(approver_name)) = self.call(
             id,
             Operation::Status,
             &[secret_hash.as_bytes(), ticket_hash.as_bytes()],
         )?;
-        if stored {
-            status.ticket = Some(Secret::new(ticket));
-        }
+        status.ticket = approver_name.map(|approver_name| Ticket {
+            value: Secret::new(ticket),
+            approver_name,
+        });
         Ok(status)
     }
 
@@ -331,6 +419,11 @@ impl<'a> Login<'a> {
         format!("{KEY_PREFIX}{}", random::hash(id.as_bytes()))
     }
 
+    /// The Redis key of the recent scans of `user_id` (hashed: no user id in key names).
+    pub fn scans_key(user_id: &str) -> String {
+        format!("{SCANS_KEY_PREFIX}{}", random::hash(user_id.as_bytes()))
+    }
+
     /// Runs `operation` on login `id` with its own arguments `op_args`: the login's status after
     /// it and what it returns besides, or the refusal.
     fn call<R: Returned>(
@@ -339,9 +432,19 @@ impl<'a> Login<'a> {
         operation: Operation,
         op_args: &[&[u8]],
     ) -> Result<(Status, R)> {
+        self.call_with(id, operation, &[], op_args)
+    }
+
+    /// [`Login::call`], for an operation that also touches `other_keys`.
+    fn call_with<R: Returned>(
+        &self,
+        id: &str,
+        operation: Operation,
+        other_keys: &[&str],
+        op_args: &[&[u8]],
+    ) -> Result<(Status, R)> {
         let config = self.client.config();
         let channel = self.channel(id);
-        let ms = |d: Duration| d.as_millis().max(1).to_string();
         let (pending, approved, terminal) = (
             ms(config.login_pending_ttl),
             ms(config.login_approved_ttl),
@@ -360,7 +463,10 @@ impl<'a> Login<'a> {
             terminal.as_bytes(),
         ];
         args.extend_from_slice(op_args);
-        match script::run(self.client, operation, &Self::key(id), &args)? {
+        let key = Self::key(id);
+        let mut keys = vec![key.as_str()];
+        keys.extend_from_slice(other_keys);
+        match script::run(self.client, operation, &keys, &args)? {
             Reply::Accepted(Accepted {
                 state,
                 version,
@@ -403,6 +509,13 @@ fn refused(why: LoginError, operation: Operation, state: Option<State>) -> Error
         LoginError::TicketUsed => {
             format!("{op}: the login was already redeemed (the ticket was used)")
         }
+        LoginError::WrongCode if state == Some(State::Cancelled) => format!(
+            "{op}: wrong confirmation code, the last of {MAX_CODE_TRIES} tries: the login is cancelled"
+        ),
+        LoginError::WrongCode => format!(
+            "{op}: wrong confirmation code (the code the approving phone shows; {MAX_CODE_TRIES} wrong codes cancel the login)"
+        ),
+        LoginError::RateLimited => format!("{op}: too many scans by this user"),
     };
     Error::new(ErrorKind::Login(why), message)
 }
@@ -419,17 +532,24 @@ fn known_id(id: &str, operation: Operation) -> Result<&str> {
 /// A user id: non-empty, at most [`MAX_USER_ID`] bytes, no control characters. Errors are about
 /// [`Subject::UserId`].
 fn check_user_id(user_id: &str) -> Result<()> {
-    let check = || {
-        if user_id.is_empty() {
-            return Err(Error::invalid("must not be empty"));
-        }
-        check_len(user_id, MAX_USER_ID)?;
-        if user_id.bytes().any(|b| b < 0x20 || b == 0x7f) {
-            return Err(Error::invalid("must not contain control characters"));
-        }
-        Ok(())
-    };
-    check().map_err(|e| e.about(Subject::UserId))
+    check_text(user_id, MAX_USER_ID).map_err(|e| e.about(Subject::UserId))
+}
+
+/// Non-empty, at most `max` bytes, no control characters.
+fn check_text(text: &str, max: usize) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::invalid("must not be empty"));
+    }
+    check_len(text, max)?;
+    if text.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(Error::invalid("must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Milliseconds as the script takes them: at least 1 (a zero TTL would expire at once).
+fn ms(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
 }
 
 fn check_len(value: &str, max: usize) -> Result<()> {
@@ -476,8 +596,24 @@ mod tests {
         }
         let e = login.scan("not a qr", "u", "").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Login(LoginError::NotFound));
-        let e = login.approve("AAAAAAAAAAAAAAAAAAAAAA", "").unwrap_err();
+        let e = login
+            .approve("AAAAAAAAAAAAAAAAAAAAAA", "", "Alice")
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        for (name, detail) in [
+            ("", "must not be empty"),
+            ("A\nB", "must not contain control characters"),
+            (&"x".repeat(129), "must be at most 128 bytes, got 129"),
+        ] {
+            let e = login
+                .approve("AAAAAAAAAAAAAAAAAAAAAA", "alice", name)
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+            assert_eq!(e.subject(), Some(Subject::DisplayName));
+            assert_eq!(e.message(), format!("display name {detail}"));
+        }
+        let e = login.redeem("forged", "t", "s", "12").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Login(LoginError::NotFound));
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! Every token comes from the OS CSPRNG (`getrandom`) and is written base64url without padding:
 //! the login id has 128 bits (22 characters), the QR token, the browser secret and the ticket
 //! 256 bits (43 characters). The QR code's text is `<login id>.<QR token>`.
+//!
+//! The confirmation code is different: two decimal digits, short enough to read off a phone and
+//! type into a browser. Its strength is not its size but the few tries it gets (see
+//! `MAX_CODE_TRIES`); Redis stores the SHA-256 of the login id and the code, and the id itself
+//! is never stored.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -18,6 +23,9 @@ pub const SECRET_BYTES: usize = 32;
 pub const ID_LEN: usize = 22;
 /// Length of a QR token, browser secret or ticket in base64url characters.
 pub const SECRET_LEN: usize = 43;
+
+/// Decimal digits of a confirmation code.
+pub const CODE_DIGITS: usize = 2;
 
 /// `bytes` random bytes from the OS, base64url without padding.
 pub fn token(bytes: usize) -> Result<String> {
@@ -40,6 +48,32 @@ pub fn new_id() -> Result<String> {
 /// A new 256-bit secret (QR token, browser secret, ticket).
 pub fn new_secret() -> Result<String> {
     token(SECRET_BYTES)
+}
+
+/// A new confirmation code: [`CODE_DIGITS`] decimal digits, each value equally likely.
+pub fn new_code() -> Result<String> {
+    let range = 10u32.pow(CODE_DIGITS as u32);
+    // The largest multiple of `range` a u32 holds: values above it would favour small codes.
+    let limit = u32::MAX - u32::MAX % range;
+    loop {
+        let mut buf = [0u8; 4];
+        getrandom::fill(&mut buf).map_err(|e| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("the operating system's random number generator failed: {e}"),
+            )
+        })?;
+        let n = u32::from_le_bytes(buf);
+        if n < limit {
+            return Ok(format!("{:0width$}", n % range, width = CODE_DIGITS));
+        }
+    }
+}
+
+/// What Redis stores for the confirmation code of login `id`: the code alone has too few values
+/// to hide behind a hash, the id (never stored) makes it unguessable from the hash.
+pub fn code_hash(id: &str, code: &str) -> String {
+    hash(format!("{id}\n{code}").as_bytes())
 }
 
 /// The SHA-256 of `text`, base64url: what Redis stores and compares instead of a secret.
@@ -107,6 +141,21 @@ mod tests {
         ] {
             assert_eq!(split_qr(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn codes_are_two_digits_and_all_of_them_occur() {
+        let mut seen = [false; 100];
+        for _ in 0..5000 {
+            let code = new_code().unwrap();
+            assert_eq!(code.len(), CODE_DIGITS);
+            assert!(code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+            seen[code.parse::<usize>().unwrap()] = true;
+        }
+        // 5000 draws miss one given value with probability 0.99^5000, about 1.5e-22.
+        assert!(seen.iter().all(|&s| s));
+        assert_ne!(code_hash("a", "12"), code_hash("b", "12"));
+        assert_ne!(code_hash("a", "12"), code_hash("a", "13"));
     }
 
     #[test]

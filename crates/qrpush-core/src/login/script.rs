@@ -129,29 +129,33 @@ impl Returned for Redeemer {
     }
 }
 
-/// What `status` returns: whether it stored a new ticket (an approved login, asked with the
-/// browser secret).
+/// What `status` returns to the browser of an approved login (asked with its secret): that it
+/// stored a new ticket, and the approver's display name. `None` otherwise.
 #[derive(Debug)]
-pub struct TicketStored(pub bool);
+pub struct ForBrowser(pub Option<String>);
 
-impl Returned for TicketStored {
-    fn from_fields(stored: String, _: String) -> Self {
-        TicketStored(stored == "1")
+impl Returned for ForBrowser {
+    fn from_fields(stored: String, approver_name: String) -> Self {
+        ForBrowser((stored == "1").then_some(approver_name))
     }
 }
 
-/// Runs `operation` on the login hash `key`: ARGV is the operation's name, then `args` (the
-/// login id, channel and TTLs, then the operation's own). Decodes the reply.
+/// Runs `operation` on the login hash and the other keys it declares (`keys`, the login's
+/// first): ARGV is the operation's name, then `args` (the login id, channel and TTLs, then the
+/// operation's own). Decodes the reply.
 pub fn run<R: Returned>(
     client: &Client,
     operation: Operation,
-    key: &str,
+    keys: &[&str],
     args: &[&[u8]],
 ) -> Result<Reply<R>> {
     let reply = client.run(0, |conn, timeout| {
         let script = |p: &mut Packer<'_>, command: &str, script: &str| {
             p.command(|cmd| {
-                cmd.arg(command).arg(script).arg(1).arg(key);
+                cmd.arg(command).arg(script).arg(keys.len());
+                for key in keys {
+                    cmd.arg(*key);
+                }
                 cmd.arg(operation.name());
                 for a in args {
                     cmd.arg(*a);
