@@ -4,7 +4,6 @@
 //! The core's pool is process-wide and keyed by endpoint, so separate ports keep tests
 //! independent while they run in parallel.
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -292,7 +291,7 @@ impl RedisServer {
         let pid = self.pid() as libc::pid_t;
         // SAFETY: plain kill(2) on our own child, which has not been reaped (we hold its Child).
         let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
+        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
     }
 
     /// A raw RESP connection logged in as the admin (default user).
