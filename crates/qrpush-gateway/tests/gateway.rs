@@ -303,8 +303,14 @@ async fn single_mode_routes_by_session_id_and_two_gateways_each_serve_their_own_
         (scanned["type"].as_str(), scanned["loginId"].as_str()),
         (Some("scanned"), Some(b.status.id.as_str()))
     );
+    // Each gateway reads the channel on its own task: wait for both to have handled B's scan (gw2
+    // drops it as unrouted, with no socket to show for it) before reading their counters.
     wait_for("gw1 to forward 3 events", || {
         gw1.metrics().events_forwarded.load(Relaxed) == 3
+    })
+    .await;
+    wait_for("gw2 to handle B's scan", || {
+        gw2.metrics().events_unrouted.load(Relaxed) == 1
     })
     .await;
     assert_eq!(gw2.metrics().events_forwarded.load(Relaxed), 2);
