@@ -291,7 +291,12 @@ impl RedisServer {
         let pid = self.pid() as libc::pid_t;
         // SAFETY: plain kill(2) on our own child, which has not been reaped (we hold its Child).
         let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {sig}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 
     /// A raw RESP connection logged in as the admin (default user).
