@@ -35,11 +35,13 @@ impl QrPush {
     const VERSION: &'static str = qrpush_core::VERSION;
 
     pub fn publish(channel: BinarySlice<u8>, message: &Zval) -> PhpResult<i64> {
-        api::publish(client(), "QrPush::publish", channel, message)
+        let result = api::publish(client(), "QrPush::publish", &channel, message);
+        api::finish(result)
     }
 
     pub fn publish_many(messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
-        api::publish_many(client(), "QrPush::publishMany", messages)
+        let result = api::publish_many(client(), "QrPush::publishMany", messages);
+        api::finish(result)
     }
 
     pub fn ping() -> PhpResult<f64> {

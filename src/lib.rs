@@ -5,6 +5,8 @@
 //! - `client`: `final class QrPush\Client`, the same methods with per-instance URL and options.
 //! - `api`: the operations both share: convert arguments, call the core, map errors.
 //! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
+//! - `engine`: what walking PHP values while user code runs needs from the Zend engine (recursion
+//!   flags, property tables, catching a fatal error raised by `jsonSerialize()`).
 //! - `exceptions`: the exception classes and the one mapping from core errors to them.
 //! - `login`: `final class QrPush\Login`, the QR-login state machine over the default client.
 //! - `ini`: the `qrpush.*` directives, registered from the core's settings table.
@@ -16,6 +18,7 @@
 
 mod api;
 mod client;
+mod engine;
 mod exceptions;
 mod facade;
 mod info;
@@ -44,12 +47,24 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     }
 }
 
+/// Request startup.
+unsafe extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
+    // Nothing in here may unwind into the engine.
+    let ok = std::panic::catch_unwind(engine::reset);
+    if ok.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
 #[php_module]
 #[php(startup = startup)]
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     module
         .name("qrpush")
         .version(qrpush_core::VERSION)
+        .request_startup_function(request_startup)
         .class::<facade::QrPush>()
         .class::<client::Client>()
         .class::<login::Login>()

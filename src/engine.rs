@@ -1,0 +1,303 @@
+//! What the binding needs from the Zend engine beyond ext-php-rs, for walking PHP values while
+//! user code may run (a `jsonSerialize()` method): the same protections `json_encode` takes.
+//!
+//! - [`Fatal`] and [`catch_fatal`]: a fatal error (memory_limit, max_execution_time,
+//!   `E_USER_ERROR`) inside user code is a bailout, a `longjmp` that would skip every Rust frame
+//!   of the call and leak what they own (buffers, counted references, a client). It is caught
+//!   where user code is entered, the call unwinds normally, and [`resume_fatal`] resumes the
+//!   bailout once nothing is held any more.
+//! - [`Table`] and [`Object`]: arrays and objects are handled through raw pointers, never as
+//!   `&ZendHashTable` / `&ZendObject` arguments: the engine changes them while the encoder walks
+//!   them (reference counts, recursion flags, properties assigned by user code), which a Rust
+//!   shared reference promises cannot happen.
+//! - [`Protected`]: `GC_TRY_PROTECT_RECURSION` on an array or a property table being encoded,
+//!   so meeting it again is recursion, without a list of visited values.
+//! - [`RecursionGuard`]: the object's JSON recursion guard around `jsonSerialize()`, the very
+//!   flag `json_encode` uses, so the two see each other's recursion.
+//! - [`PropertyTable`]: an object's properties as `json_encode` reads them
+//!   (`zend_get_properties_for(JSON)`), holding a counted reference to the table.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_int};
+use std::panic::AssertUnwindSafe;
+use std::ptr::{self, addr_of_mut};
+
+use ext_php_rs::ffi::{
+    zend_array, zend_array_destroy, zend_call_known_function, zend_function,
+    zend_hash_str_find_ptr_lc, zend_object, zval,
+};
+use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::zend::{try_catch, ClassEntry};
+
+// Exported by the engine (ZEND_API) but not part of ext-php-rs's bindings.
+extern "C" {
+    fn zend_get_properties_for(obj: *mut zval, purpose: c_int) -> *mut zend_array;
+    fn zend_get_recursion_guard(obj: *mut zend_object) -> *mut u32;
+}
+
+/// `ZEND_PROP_PURPOSE_JSON` of `zend_prop_purpose`.
+const PROP_PURPOSE_JSON: c_int = 4;
+/// `GC_PROTECTED`: the recursion flag of arrays and objects.
+const GC_PROTECTED: u32 = 1 << 5;
+/// `GC_IMMUTABLE`: shared, read-only (interned strings, literal arrays): never flagged.
+const GC_IMMUTABLE: u32 = 1 << 6;
+/// `ZEND_GUARD_RECURSION_JSON`: the object is inside its own `jsonSerialize()`.
+const GUARD_RECURSION_JSON: u32 = 1 << 7;
+
+thread_local! {
+    /// Set when [`catch_fatal`] caught a bailout that [`resume_fatal`] has not resumed yet.
+    static FATAL_PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A fatal error was raised inside user code: the engine already reported it and must now end
+/// the request. The call releases what it holds and then calls [`resume_fatal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fatal;
+
+/// Runs `f`, which enters the engine (user code, or an allocation that can exhaust
+/// memory_limit), catching a bailout instead of letting it skip the caller's frames.
+pub fn catch_fatal<R>(f: impl FnOnce() -> R) -> Result<R, Fatal> {
+    match try_catch(AssertUnwindSafe(f)) {
+        Ok(r) => Ok(r),
+        Err(ext_php_rs::zend::CatchError::Bailout) => {
+            FATAL_PENDING.with(|p| p.set(true));
+            Err(Fatal)
+        }
+        // `f` only calls the engine, which does not panic; were it to, the call still fails and
+        // unwinds normally, with nothing to resume.
+        Err(_) => Err(Fatal),
+    }
+}
+
+/// Whether [`catch_fatal`] caught a bailout that [`resume_fatal`] must resume.
+pub fn fatal_pending() -> bool {
+    FATAL_PENDING.with(Cell::get)
+}
+
+/// Resumes the bailout [`catch_fatal`] caught. Called at the end of a PHP method, once
+/// everything the call owned has been dropped: the bailout then skips only frames that own
+/// nothing, up to the handler frame of the method (ext-php-rs's `run_handler`), which passes it
+/// on to the engine.
+pub fn resume_fatal() -> ! {
+    FATAL_PENDING.with(|p| p.set(false));
+    // SAFETY: see above; the engine ends the request as for any fatal error.
+    unsafe { ext_php_rs::zend::bailout() }
+}
+
+/// Forgets a caught bailout that was never resumed (there is none unless a call forgot to
+/// [`resume_fatal`]); called at request startup.
+pub fn reset() {
+    FATAL_PENDING.with(|p| p.set(false));
+}
+
+/// An array or property table, valid while its holder (a [`Zval`] holding the array, or a
+/// [`PropertyTable`]) lives.
+#[derive(Clone, Copy)]
+pub struct Table(*mut zend_array);
+
+impl Table {
+    /// The array `held` holds (a counted reference the caller keeps).
+    pub fn of_array(held: &Zval) -> Option<Self> {
+        if !held.is_array() {
+            return None;
+        }
+        // SAFETY: `arr` is the live member of the value union for arrays.
+        Some(Table(unsafe { held.value.arr }))
+    }
+
+    /// The table as ext-php-rs reads it, for walking its entries.
+    ///
+    /// # Safety
+    /// The holder outlives `'a`. (The engine may still change the table's header meanwhile, its
+    /// reference count or recursion flag; ext-php-rs's iterator reads only the entries, which a
+    /// held table keeps: any write separates it.)
+    pub unsafe fn entries<'a>(self) -> &'a ZendHashTable {
+        unsafe { &*self.0 }
+    }
+}
+
+/// An object, valid while the [`Zval`] holding it lives.
+#[derive(Clone, Copy)]
+pub struct Object(*mut zend_object);
+
+impl Object {
+    /// The object `held` holds (a counted reference the caller keeps).
+    pub fn of(held: &Zval) -> Option<Self> {
+        if !held.is_object() {
+            return None;
+        }
+        // SAFETY: `obj` is the live member of the value union for objects.
+        Some(Object(unsafe { held.value.obj }))
+    }
+
+    pub fn class(self) -> &'static ClassEntry {
+        // SAFETY: a live object's class entry outlives the request.
+        unsafe { &*(*self.0).ce }
+    }
+
+    /// The class name, for messages.
+    pub fn class_name(self) -> String {
+        self.class().name().unwrap_or("object").to_string()
+    }
+
+    pub fn is(self, other: Object) -> bool {
+        self.0 == other.0
+    }
+
+    /// Calls the object's method `name` (lower-case lookup) without arguments, as json_encode
+    /// calls `jsonSerialize()`. `None` when it has no such method; the result is UNDEF when the
+    /// method threw. Runs user code: call it inside [`catch_fatal`].
+    pub fn call(self, name: &str) -> Option<Zval> {
+        let ce = self.class() as *const ClassEntry as *mut ext_php_rs::ffi::zend_class_entry;
+        // SAFETY: the class entry and its function table live as long as the class; the name is
+        // passed with its length.
+        let function = unsafe {
+            zend_hash_str_find_ptr_lc(
+                addr_of_mut!((*ce).function_table),
+                name.as_ptr().cast::<c_char>(),
+                name.len(),
+            )
+        }
+        .cast::<zend_function>();
+        if function.is_null() {
+            return None;
+        }
+        let mut result = Zval::new();
+        // SAFETY: a method of the object's class, called on the (held) object with no
+        // arguments; `result` receives an owned value or stays UNDEF.
+        unsafe {
+            zend_call_known_function(
+                function,
+                self.0,
+                ce,
+                &mut result,
+                0,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+        }
+        Some(result)
+    }
+
+    /// The value of a backed enum case (`zend_enum_fetch_case_value`: its second property slot).
+    ///
+    /// # Safety
+    /// The object is a case of a backed enum.
+    pub unsafe fn backed_enum_value<'a>(self) -> &'a Zval {
+        // SAFETY: enum case objects have the "name" then the "value" property slot, inline after
+        // the object header (`OBJ_PROP_NUM(obj, 1)`); a case's value never changes.
+        unsafe {
+            &*addr_of_mut!((*self.0).properties_table)
+                .cast::<Zval>()
+                .add(1)
+        }
+    }
+}
+
+/// The recursion flag of an array or a property table, set while it is being encoded.
+pub struct Protected(*mut zend_array);
+
+impl Protected {
+    /// Flags `table`, or `None` when it is flagged already: it contains itself.
+    pub fn new(table: Table) -> Option<Self> {
+        // SAFETY: the table is alive (see `Table`); only its header word is read and written,
+        // through the raw pointer.
+        unsafe {
+            let info = addr_of_mut!((*table.0).gc.u.type_info);
+            let flags = info.read();
+            if flags & GC_PROTECTED != 0 {
+                return None;
+            }
+            // Immutable values are shared read-only memory and cannot contain themselves.
+            if flags & GC_IMMUTABLE != 0 {
+                return Some(Protected(ptr::null_mut()));
+            }
+            info.write(flags | GC_PROTECTED);
+        }
+        Some(Protected(table.0))
+    }
+}
+
+impl Drop for Protected {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: set in `new` on a table that is still alive (the encoder holds it).
+            unsafe {
+                let info = addr_of_mut!((*self.0).gc.u.type_info);
+                info.write(info.read() & !GC_PROTECTED);
+            }
+        }
+    }
+}
+
+/// An object's JSON recursion guard (`ZEND_GUARD_PROTECT_RECURSION(guard, JSON)`), set while its
+/// `jsonSerialize()` runs and its result is encoded.
+pub struct RecursionGuard(*mut u32);
+
+impl RecursionGuard {
+    /// Sets the guard of `object`, or `None` when it is set already (the object is inside its own
+    /// `jsonSerialize()`: json_encode calls that recursion too).
+    pub fn enter(object: Object) -> Option<Self> {
+        // SAFETY: the object is alive (held by the encoder); the guard is a word inside it, or
+        // null for classes without guards (JsonSerializable classes always have them).
+        unsafe {
+            let guard = zend_get_recursion_guard(object.0);
+            if guard.is_null() {
+                return Some(RecursionGuard(guard));
+            }
+            let flags = guard.read();
+            if flags & GUARD_RECURSION_JSON != 0 {
+                return None;
+            }
+            guard.write(flags | GUARD_RECURSION_JSON);
+            Some(RecursionGuard(guard))
+        }
+    }
+}
+
+impl Drop for RecursionGuard {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the object outlives the guard (the encoder holds it).
+            unsafe { self.0.write(self.0.read() & !GUARD_RECURSION_JSON) };
+        }
+    }
+}
+
+/// An object's property table for JSON (`zend_get_properties_for(obj, JSON)`), with the counted
+/// reference that call takes, released on drop (`zend_release_properties`). While it is held, a
+/// property unset or added by user code changes a copy, not the table being walked.
+pub struct PropertyTable(*mut zend_array);
+
+impl PropertyTable {
+    /// The properties of the object `held` holds. May run the engine's property handlers, which
+    /// allocate: call it inside [`catch_fatal`].
+    pub fn of(held: &Zval) -> Option<Self> {
+        // SAFETY: `held` holds a live object; the engine only reads the zval (its handlers may
+        // build the table).
+        let table = unsafe {
+            zend_get_properties_for(ptr::from_ref(held).cast_mut().cast(), PROP_PURPOSE_JSON)
+        };
+        (!table.is_null()).then_some(PropertyTable(table))
+    }
+
+    pub fn table(&self) -> Table {
+        Table(self.0)
+    }
+}
+
+impl Drop for PropertyTable {
+    fn drop(&mut self) {
+        // zend_release_properties: immutable tables are not counted.
+        // SAFETY: the table is alive until this reference is released.
+        unsafe {
+            let gc = addr_of_mut!((*self.0).gc);
+            if (*gc).u.type_info & GC_IMMUTABLE == 0 {
+                (*gc).refcount -= 1;
+                if (*gc).refcount == 0 {
+                    zend_array_destroy(self.0);
+                }
+            }
+        }
+    }
+}
