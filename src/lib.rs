@@ -1,7 +1,8 @@
 //! The `qrpush` PHP extension: a thin ext-php-rs binding over `qrpush-core`.
 //!
 //! # Layout
-//! - `facade`: `final class QrPush`, static methods over the default client from php.ini.
+//! - `facade`: `final class QrPush`, static methods over the default client of the request's
+//!   `qrpush.*` directives.
 //! - `client`: `final class QrPush\Client`, the same methods with per-instance URL and options.
 //! - `api`: the operations both share: convert arguments, call the core, map errors.
 //! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
@@ -47,10 +48,13 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     }
 }
 
-/// Request startup.
+/// Request startup: the request's `qrpush.*` values may differ from the last request's.
 unsafe extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
     // Nothing in here may unwind into the engine.
-    let ok = std::panic::catch_unwind(engine::reset);
+    let ok = std::panic::catch_unwind(|| {
+        facade::forget_request_client();
+        engine::reset();
+    });
     if ok.is_ok() {
         0
     } else {
