@@ -6,9 +6,9 @@ use ext_php_rs::exception::PhpResult;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use qrpush_core::{Client, Error, ItemPart, StatsSnapshot, Subject};
 
-use crate::engine;
+use crate::engine::{self, HeldString};
 use crate::exceptions::{to_php, Argument, Holds};
-use crate::message::{to_held_payload, to_payload, type_name, HeldString};
+use crate::message::{to_held_payload, to_payload, type_name};
 
 /// `publish(string $channel, mixed $message)`.
 const PUBLISH: &[Argument] = &[
@@ -69,7 +69,8 @@ fn pair_parts(pair: &Zval) -> Option<(&Zval, &Zval)> {
 /// entered, so that the call could release everything it held; it is resumed here, `result`
 /// dropped first, so the bailout skips no frame that owns anything.
 pub fn finish<T>(result: PhpResult<T>) -> PhpResult<T> {
-    if engine::fatal_pending() {
+    // Only a failed call can have been interrupted: the success path reads no thread-local.
+    if result.is_err() && engine::fatal_pending() {
         drop(result);
         engine::resume_fatal();
     }

@@ -6,6 +6,7 @@
 //!   of the call and leak what they own (buffers, counted references, a client). It is caught
 //!   where user code is entered, the call unwinds normally, and [`resume_fatal`] resumes the
 //!   bailout once nothing is held any more.
+//! - [`HeldString`]: a PHP string kept alive by a counted reference.
 //! - [`Table`] and [`Object`]: arrays and objects are handled through raw pointers, never as
 //!   `&ZendHashTable` / `&ZendObject` arguments: the engine changes them while the encoder walks
 //!   them (reference counts, recursion flags, properties assigned by user code), which a Rust
@@ -19,12 +20,13 @@
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_int};
+use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::ptr::{self, addr_of_mut};
 
 use ext_php_rs::ffi::{
-    zend_array, zend_array_destroy, zend_call_known_function, zend_function,
-    zend_hash_str_find_ptr_lc, zend_object, zval,
+    ext_php_rs_zend_string_release, zend_array, zend_array_destroy, zend_call_known_function,
+    zend_function, zend_hash_str_find_ptr_lc, zend_object, zend_string, zval,
 };
 use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::{try_catch, ClassEntry};
@@ -88,6 +90,133 @@ pub fn resume_fatal() -> ! {
 /// [`resume_fatal`]); called at request startup.
 pub fn reset() {
     FATAL_PENDING.with(|p| p.set(false));
+}
+
+/// A PHP string kept alive by a counted reference (`zend_string_copy`, what `ZVAL_COPY` and
+/// json_encode do): its bytes stay valid whatever user code does meanwhile to the variable it came
+/// from.
+///
+/// A counted reference rather than a copy: it costs one increment and one decrement whatever the
+/// string's length (nothing at all for interned strings), where a copy costs an allocation and a
+/// memcpy per string; a batch of 100 messages of 1 KB would copy 100 KB. Both are done inline: the
+/// engine is called only to free a string this was the last holder of.
+pub struct HeldString(*mut zend_string);
+
+impl HeldString {
+    /// Holds the string in `value` (after dereferencing), or `None` if it is no string.
+    pub fn new(value: &Zval) -> Option<Self> {
+        let value = value.dereference();
+        if !value.is_string() {
+            return None;
+        }
+        // SAFETY: `str_` is the live member of the value union for strings; the string is alive
+        // (the zval holds it) and its header is only touched through the raw pointer.
+        unsafe {
+            let string = value.value.str_;
+            let info = addr_of_mut!((*string).gc.u.type_info).read();
+            if info & GC_IMMUTABLE == 0 {
+                let refcount = addr_of_mut!((*string).gc.refcount);
+                refcount.write(refcount.read() + 1);
+            }
+            Some(HeldString(string))
+        }
+    }
+
+    /// Takes over the reference `value` holds to its string, or gives `value` back if it holds
+    /// no string.
+    pub fn take(value: Zval) -> Result<Self, Zval> {
+        if !value.is_string() {
+            return Err(value);
+        }
+        // SAFETY: as in `new`; the zval's reference is moved here, so the zval must not release it.
+        let string = unsafe { value.value.str_ };
+        std::mem::forget(value);
+        Ok(HeldString(string))
+    }
+}
+
+impl AsRef<[u8]> for HeldString {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: the string is alive while held; a zend_string's `len` bytes follow its header.
+        unsafe {
+            std::slice::from_raw_parts(
+                addr_of_mut!((*self.0).val).cast::<u8>(),
+                addr_of_mut!((*self.0).len).read(),
+            )
+        }
+    }
+}
+
+impl Drop for HeldString {
+    fn drop(&mut self) {
+        // SAFETY: this holds a reference (or the string is interned, and never freed).
+        unsafe {
+            if addr_of_mut!((*self.0).gc.u.type_info).read() & GC_IMMUTABLE != 0 {
+                return;
+            }
+            let refcount = addr_of_mut!((*self.0).gc.refcount);
+            match refcount.read() {
+                // The last holder: the engine frees it (request or persistent memory).
+                1 => ext_php_rs_zend_string_release(self.0),
+                n => refcount.write(n - 1),
+            }
+        }
+    }
+}
+
+/// A counted reference to the array or object in a zval, taken as json_encode takes it
+/// (`ZVAL_COPY`) and released as it releases it (`zval_ptr_dtor_nogc`): inline, and without
+/// offering the value to the cycle collector as a possible garbage root, which is for references
+/// a script drops, not for one held for the length of a call.
+pub struct Held(ManuallyDrop<Zval>);
+
+impl Held {
+    /// Holds the array or object in `value` (not dereferenced), or `None` for other types.
+    pub fn new(value: &Zval) -> Option<Self> {
+        if !(value.is_array() || value.is_object()) {
+            return None;
+        }
+        let mut held = Zval::new();
+        // SAFETY: a bitwise copy of an array or object zval plus one on the reference count of
+        // what it points to (immutable arrays are not counted), exactly ZVAL_COPY.
+        unsafe {
+            held.u1 = value.u1;
+            held.value = value.value;
+            if is_refcounted(&held) {
+                let refcount = addr_of_mut!((*held.value.counted).gc.refcount);
+                refcount.write(refcount.read() + 1);
+            }
+        }
+        Some(Held(ManuallyDrop::new(held)))
+    }
+
+    /// The zval holding the value.
+    pub fn zval(&self) -> &Zval {
+        &self.0
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: this holds one reference (or none, for an immutable array).
+        unsafe {
+            if !is_refcounted(&self.0) {
+                return;
+            }
+            let refcount = addr_of_mut!((*self.0.value.counted).gc.refcount);
+            match refcount.read() {
+                // The last holder: the engine destroys the value (zval_ptr_dtor).
+                1 => ManuallyDrop::drop(&mut self.0),
+                n => refcount.write(n - 1),
+            }
+        }
+    }
+}
+
+/// Whether the zval's value has a reference count (`Z_REFCOUNTED`: IS_TYPE_REFCOUNTED).
+fn is_refcounted(value: &Zval) -> bool {
+    // SAFETY: reading the type word of a zval.
+    unsafe { value.u1.v.type_flags & 1 != 0 }
 }
 
 /// An array or property table, valid while its holder (a [`Zval`] holding the array, or a

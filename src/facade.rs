@@ -53,6 +53,17 @@ pub(crate) fn client() -> Arc<Client> {
     client
 }
 
+/// Runs `f` with the default client of the current request, without taking a reference of its
+/// own when the request already has one (the publish path).
+pub(crate) fn with_client<R>(f: impl FnOnce(&Client) -> R) -> R {
+    match REQUEST_CLIENT.with(|c| c.borrow().as_ref().map(Arc::as_ptr)) {
+        // SAFETY: the request's client is kept until the next request starts
+        // (`forget_request_client`), which cannot happen during this call.
+        Some(client) => f(unsafe { &*client }),
+        None => f(&client()),
+    }
+}
+
 /// Called at the start of every request: its directives may differ from the last one's.
 pub fn forget_request_client() {
     REQUEST_CLIENT.with(|c| c.borrow_mut().take());
@@ -78,20 +89,20 @@ impl QrPush {
     pub fn publish(channel: BinarySlice<u8>, message: &Zval) -> PhpResult<i64> {
         // The client is released at the end of this statement, before `finish` may end the
         // request (a fatal error in jsonSerialize()).
-        let result = api::publish(&client(), "QrPush::publish", &channel, message);
+        let result = with_client(|c| api::publish(c, "QrPush::publish", &channel, message));
         api::finish(result)
     }
 
     pub fn publish_many(messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
-        let result = api::publish_many(&client(), "QrPush::publishMany", messages);
+        let result = with_client(|c| api::publish_many(c, "QrPush::publishMany", messages));
         api::finish(result)
     }
 
     pub fn ping() -> PhpResult<f64> {
-        api::ping(&client(), "QrPush::ping")
+        with_client(|c| api::ping(c, "QrPush::ping"))
     }
 
     pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
-        api::stats(&client())
+        with_client(api::stats)
     }
 }

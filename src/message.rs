@@ -28,7 +28,9 @@ use once_cell::sync::OnceCell;
 use qrpush_core::json::{self, Precision};
 use qrpush_core::Error;
 
-use crate::engine::{self, Fatal, Object, PropertyTable, Protected, RecursionGuard, Table};
+use crate::engine::{
+    self, Fatal, Held, HeldString, Object, PropertyTable, Protected, RecursionGuard, Table,
+};
 
 /// json_encode's default depth limit.
 const MAX_DEPTH: usize = 512;
@@ -57,29 +59,6 @@ impl AsRef<[u8]> for Payload<'_> {
     }
 }
 
-/// A PHP string kept alive by a counted reference, as `ZVAL_COPY` (and json_encode) keeps one:
-/// its bytes stay valid whatever user code does meanwhile to the variable it came from.
-///
-/// A counted reference rather than a copy: it costs one increment and one decrement whatever the
-/// string's length (nothing at all for interned strings), where a copy costs an allocation and a
-/// memcpy per string; a batch of 100 messages of 1 KB would copy 100 KB.
-pub struct HeldString(Zval);
-
-impl HeldString {
-    /// Holds the string in `value` (after dereferencing), or `None` if it is no string.
-    pub fn new(value: &Zval) -> Option<Self> {
-        let value = value.dereference();
-        value.is_string().then(|| HeldString(value.shallow_clone()))
-    }
-}
-
-impl AsRef<[u8]> for HeldString {
-    fn as_ref(&self) -> &[u8] {
-        // Always a string: `new` checked, and nothing can change a zval that only this holds.
-        self.0.zend_str().map_or(&[], |s| s.as_bytes())
-    }
-}
-
 /// The bytes of `message`, the argument of a single publish: a string as it is (borrowed: no user
 /// code runs before it is sent), or freshly encoded JSON of at most `max_payload` bytes.
 pub fn to_payload(message: &Zval, max_payload: usize) -> Result<Payload<'_>, Error> {
@@ -94,10 +73,10 @@ pub fn to_payload(message: &Zval, max_payload: usize) -> Result<Payload<'_>, Err
 /// run before it is sent (a batch): a string keeps being held, anything else is encoded as
 /// [`to_payload`] does.
 pub fn to_held_payload(message: Zval, max_payload: usize) -> Result<Payload<'static>, Error> {
-    if message.is_string() {
-        return Ok(Payload::Held(HeldString(message)));
+    match HeldString::take(message) {
+        Ok(string) => Ok(Payload::Held(string)),
+        Err(message) => encode(&message, max_payload).map(Payload::Json),
     }
-    encode(&message, max_payload).map(Payload::Json)
 }
 
 fn encode(message: &Zval, max_payload: usize) -> Result<Vec<u8>, Error> {
@@ -200,10 +179,13 @@ impl Encoder {
             // What json_encode does (ZVAL_COPY): user code run while this value is encoded may
             // drop every other reference to it (a reassigned PHP reference, an unset property),
             // and the value must outlive its own encoding.
-            let held = z.shallow_clone();
-            match (Table::of_array(&held), Object::of(&held)) {
+            let Some(holder) = Held::new(z) else {
+                unreachable!("checked to be an array or an object")
+            };
+            let held = holder.zval();
+            match (Table::of_array(held), Object::of(held)) {
                 (Some(array), _) => self.array(array, depth)?,
-                (None, Some(object)) => self.object(&held, object, depth)?,
+                (None, Some(object)) => self.object(held, object, depth)?,
                 (None, None) => unreachable!("checked to be an array or an object"),
             }
         } else {
