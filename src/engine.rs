@@ -6,7 +6,8 @@
 //!   of the call and leak what they own (buffers, counted references, a client). It is caught
 //!   where user code is entered, the call unwinds normally, and [`resume_fatal`] resumes the
 //!   bailout once nothing is held any more.
-//! - [`HeldString`]: a PHP string kept alive by a counted reference.
+//! - [`HeldString`] and [`Held`]: a string, array or object kept alive by a counted reference,
+//!   taken and released inline, as json_encode takes and releases its own.
 //! - [`Table`] and [`Object`]: arrays and objects are handled through raw pointers, never as
 //!   `&ZendHashTable` / `&ZendObject` arguments: the engine changes them while the encoder walks
 //!   them (reference counts, recursion flags, properties assigned by user code), which a Rust
