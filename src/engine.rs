@@ -14,38 +14,37 @@
 //!   shared reference promises cannot happen.
 //! - [`Protected`]: `GC_TRY_PROTECT_RECURSION` on an array or a property table being encoded,
 //!   so meeting it again is recursion, without a list of visited values.
-//! - [`RecursionGuard`]: the object's JSON recursion guard around `jsonSerialize()`, the very
+//! - [`RecursionGuard`]: the object's JSON recursion flag around `jsonSerialize()`, the very
 //!   flag `json_encode` uses, so the two see each other's recursion.
 //! - [`PropertyTable`]: an object's properties as `json_encode` reads them
 //!   (`zend_get_properties_for(JSON)`), holding a counted reference to the table.
 
 use std::cell::Cell;
-use std::ffi::{c_char, c_int};
+use std::ffi::c_char;
 use std::mem::ManuallyDrop;
 use std::panic::AssertUnwindSafe;
 use std::ptr::{self, addr_of_mut};
 
 use ext_php_rs::ffi::{
-    ext_php_rs_zend_string_release, zend_array, zend_array_destroy, zend_call_known_function,
-    zend_function, zend_hash_str_find_ptr_lc, zend_object, zend_string, zval,
+    _zend_prop_purpose_ZEND_PROP_PURPOSE_JSON, ext_php_rs_zend_string_release, zend_array,
+    zend_array_destroy, zend_call_known_function, zend_function, zend_hash_str_find_ptr_lc,
+    zend_object, zend_string, ZEND_ACC_USE_GUARDS, ZEND_MODULE_API_NO,
 };
 use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::{try_catch, ClassEntry};
-
-// Exported by the engine (ZEND_API) but not part of ext-php-rs's bindings.
-extern "C" {
-    fn zend_get_properties_for(obj: *mut zval, purpose: c_int) -> *mut zend_array;
-    fn zend_get_recursion_guard(obj: *mut zend_object) -> *mut u32;
-}
-
-/// `ZEND_PROP_PURPOSE_JSON` of `zend_prop_purpose`.
-const PROP_PURPOSE_JSON: c_int = 4;
 /// `GC_PROTECTED`: the recursion flag of arrays and objects.
 const GC_PROTECTED: u32 = 1 << 5;
 /// `GC_IMMUTABLE`: shared, read-only (interned strings, literal arrays): never flagged.
 const GC_IMMUTABLE: u32 = 1 << 6;
-/// `ZEND_GUARD_RECURSION_JSON`: the object is inside its own `jsonSerialize()`.
-const GUARD_RECURSION_JSON: u32 = 1 << 7;
+/// `ZEND_GUARD_RECURSION_JSON`: the object is inside its own `jsonSerialize()`. PHP 8.4 added a
+/// property-hook bit below it; before 8.3 the guard word held property guards only (0: unused).
+const GUARD_RECURSION_JSON: u32 = if ZEND_MODULE_API_NO >= 20240924 {
+    1 << 7
+} else if ZEND_MODULE_API_NO >= 20230831 {
+    1 << 6
+} else {
+    0
+};
 
 thread_local! {
     /// Set when [`catch_fatal`] caught a bailout that [`resume_fatal`] has not resumed yet.
@@ -360,37 +359,63 @@ impl Drop for Protected {
     }
 }
 
-/// An object's JSON recursion guard (`ZEND_GUARD_PROTECT_RECURSION(guard, JSON)`), set while its
-/// `jsonSerialize()` runs and its result is encoded.
-pub struct RecursionGuard(*mut u32);
+/// An object's JSON recursion flag, set while its `jsonSerialize()` runs and its result is
+/// encoded: the JSON bit of its recursion guard (`ZEND_GUARD_PROTECT_RECURSION(guard, JSON)`, PHP
+/// 8.3 and later, the very flag json_encode uses, so the two see each other's recursion), or, on
+/// PHP 8.2 or for an object without guards, `GC_PROTECTED` on the object (8.2's guard word holds
+/// property guards, which a foreign bit would confuse).
+pub struct RecursionGuard {
+    word: *mut u32,
+    bit: u32,
+}
 
 impl RecursionGuard {
-    /// Sets the guard of `object`, or `None` when it is set already (the object is inside its own
+    /// Sets the flag of `object`, or `None` when it is set already (the object is inside its own
     /// `jsonSerialize()`: json_encode calls that recursion too).
     pub fn enter(object: Object) -> Option<Self> {
-        // SAFETY: the object is alive (held by the encoder); the guard is a word inside it, or
-        // null for classes without guards (JsonSerializable classes always have them).
+        // SAFETY: the object is alive (held by the encoder); both words are inside it.
         unsafe {
-            let guard = zend_get_recursion_guard(object.0);
-            if guard.is_null() {
-                return Some(RecursionGuard(guard));
-            }
-            let flags = guard.read();
-            if flags & GUARD_RECURSION_JSON != 0 {
+            let guard = recursion_guard(object.0);
+            let (word, bit) = if guard.is_null() || GUARD_RECURSION_JSON == 0 {
+                (addr_of_mut!((*object.0).gc.u.type_info), GC_PROTECTED)
+            } else {
+                (guard, GUARD_RECURSION_JSON)
+            };
+            let flags = word.read();
+            if flags & bit != 0 {
                 return None;
             }
-            guard.write(flags | GUARD_RECURSION_JSON);
-            Some(RecursionGuard(guard))
+            word.write(flags | bit);
+            Some(RecursionGuard { word, bit })
         }
     }
 }
 
 impl Drop for RecursionGuard {
     fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: the object outlives the guard (the encoder holds it).
-            unsafe { self.0.write(self.0.read() & !GUARD_RECURSION_JSON) };
+        // SAFETY: the object outlives the guard (the encoder holds it).
+        unsafe { self.word.write(self.word.read() & !self.bit) };
+    }
+}
+
+/// `zend_get_recursion_guard` (an engine function ext-php-rs does not bind, written out so that
+/// the extension imports nothing more from PHP): the guard word of the slot after the object's
+/// declared properties, for classes that have guards.
+///
+/// # Safety
+/// `object` is alive.
+unsafe fn recursion_guard(object: *mut zend_object) -> *mut u32 {
+    unsafe {
+        let ce = (*object).ce;
+        if (*ce).ce_flags & ZEND_ACC_USE_GUARDS == 0 {
+            return ptr::null_mut();
         }
+        let count = usize::try_from((*ce).default_properties_count).unwrap_or(0);
+        let slot = addr_of_mut!((*object).properties_table)
+            .cast::<Zval>()
+            .add(count);
+        // `Z_GUARD`: the zval's second word (u2; the member is named `guard` only from PHP 8.3).
+        addr_of_mut!((*slot).u2).cast::<u32>()
     }
 }
 
@@ -400,15 +425,32 @@ impl Drop for RecursionGuard {
 pub struct PropertyTable(*mut zend_array);
 
 impl PropertyTable {
-    /// The properties of the object `held` holds. May run the engine's property handlers, which
-    /// allocate: call it inside [`catch_fatal`].
+    /// The properties of the object `held` holds, as `zend_get_properties_for(obj, JSON)` gives
+    /// them (written out through the object's handlers, so that the extension imports nothing
+    /// more from PHP than ext-php-rs binds, which the Windows import library is made of). The
+    /// encoder reads stdClass objects and a `jsonSerialize()` that returns `$this`; for the latter
+    /// a PHP 8.4 property hook is not run (its backing value is read), where json_encode runs it.
+    /// May run the engine's property handlers, which allocate: call it inside [`catch_fatal`].
     pub fn of(held: &Zval) -> Option<Self> {
-        // SAFETY: `held` holds a live object; the engine only reads the zval (its handlers may
-        // build the table).
-        let table = unsafe {
-            zend_get_properties_for(ptr::from_ref(held).cast_mut().cast(), PROP_PURPOSE_JSON)
-        };
-        (!table.is_null()).then_some(PropertyTable(table))
+        let object = Object::of(held)?.0;
+        // SAFETY: the object is alive (held); its handlers table and class live at least as long.
+        unsafe {
+            let handlers = (*object).handlers;
+            if let Some(get_properties_for) = (*handlers).get_properties_for {
+                let table = get_properties_for(object, _zend_prop_purpose_ZEND_PROP_PURPOSE_JSON);
+                return (!table.is_null()).then_some(PropertyTable(table));
+            }
+            // zend_std_get_properties_for: the table, with a counted reference (GC_TRY_ADDREF).
+            let table = ((*handlers).get_properties?)(object);
+            if table.is_null() {
+                return None;
+            }
+            let gc = addr_of_mut!((*table).gc);
+            if (*gc).u.type_info & GC_IMMUTABLE == 0 {
+                (*gc).refcount += 1;
+            }
+            Some(PropertyTable(table))
+        }
     }
 
     pub fn table(&self) -> Table {
