@@ -1,14 +1,14 @@
 //! The PHP-facing operations shared by the `QrPush` facade and `QrPush\Client`: convert the
 //! arguments, call the core, map the error. Nothing else happens here.
 
-use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::exception::PhpResult;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use qrpush_core::{Client, Error, ItemPart, StatsSnapshot, Subject};
 
+use crate::engine::{self, HeldString};
 use crate::exceptions::{to_php, Argument, Holds};
-use crate::message::{to_payload, type_name};
+use crate::message::{to_held_payload, to_payload, type_name};
 
 /// `publish(string $channel, mixed $message)`.
 const PUBLISH: &[Argument] = &[
@@ -19,45 +19,62 @@ const PUBLISH: &[Argument] = &[
 /// `publishMany(array $messages)`.
 const PUBLISH_MANY: &[Argument] = &[Argument::new(1, "messages", Holds::Messages)];
 
-pub fn publish(
-    client: &Client,
-    func: &str,
-    channel: BinarySlice<u8>,
-    message: &Zval,
-) -> PhpResult<i64> {
+pub fn publish(client: &Client, func: &str, channel: &[u8], message: &Zval) -> PhpResult<i64> {
+    let max_payload = client.config().max_payload;
     client
-        .publish_encoded(&channel, || to_payload(message))
+        .publish_encoded(channel, || to_payload(message, max_payload))
         .map_err(|e| to_php(e, func, PUBLISH))
 }
 
+/// Every pair is read (its channel and message held by counted references) before its message is
+/// encoded, and nothing of it is borrowed afterwards: encoding can run user code
+/// (`jsonSerialize()`), which can reassign what the pairs refer to, through PHP references.
 pub fn publish_many(client: &Client, func: &str, messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
+    let max_payload = client.config().max_payload;
     let publish = || {
         let mut batch = client.batch(messages.len());
         for (index, pair) in messages.values().enumerate() {
             let about = |part| Subject::Item { index, part };
-            let (channel, message) = match pair
-                .dereference()
-                .array()
-                .map(|p| (p.get_index(0), p.get_index(1), p.len()))
-            {
-                Some((Some(c), Some(m), 2)) => (c.dereference(), m),
-                _ => {
-                    return Err(Error::invalid("must be a [string $channel, $message] pair")
-                        .about(about(None)))
-                }
+            let Some((channel, message)) = pair_parts(pair) else {
+                return Err(
+                    Error::invalid("must be a [string $channel, $message] pair").about(about(None))
+                );
             };
-            let Some(channel) = channel.zend_str().map(|s| s.as_bytes()) else {
+            let Some(channel) = HeldString::new(channel) else {
                 return Err(Error::invalid_type(format!(
                     "must be of type string, {} given",
                     type_name(channel)
                 ))
                 .about(about(Some(ItemPart::Channel))));
             };
-            batch.push_encoded(channel, || to_payload(message))?;
+            let message = message.dereference().shallow_clone();
+            batch.push_encoded(channel, || to_held_payload(message, max_payload))?;
         }
         batch.publish()
     };
     publish().map_err(|e| to_php(e, func, PUBLISH_MANY))
+}
+
+/// The channel and message of a `[string $channel, $message]` pair, dereferenced.
+fn pair_parts(pair: &Zval) -> Option<(&Zval, &Zval)> {
+    let pair = pair.dereference().array()?;
+    match (pair.get_index(0), pair.get_index(1), pair.len()) {
+        (Some(channel), Some(message), 2) => Some((channel.dereference(), message)),
+        _ => None,
+    }
+}
+
+/// Ends `publish` or `publishMany`: returns `result`, unless a fatal error in user code
+/// (`jsonSerialize()`) interrupted the call. That error was caught where the user code was
+/// entered, so that the call could release everything it held; it is resumed here, `result`
+/// dropped first, so the bailout skips no frame that owns anything.
+pub fn finish<T>(result: PhpResult<T>) -> PhpResult<T> {
+    // Only a failed call can have been interrupted: the success path reads no thread-local.
+    if result.is_err() && engine::fatal_pending() {
+        drop(result);
+        engine::resume_fatal();
+    }
+    result
 }
 
 pub fn ping(client: &Client, func: &str) -> PhpResult<f64> {

@@ -41,11 +41,13 @@ impl Client {
     }
 
     pub fn publish(&self, channel: BinarySlice<u8>, message: &Zval) -> PhpResult<i64> {
-        api::publish(&self.inner, "QrPush\\Client::publish", channel, message)
+        let result = api::publish(&self.inner, "QrPush\\Client::publish", &channel, message);
+        api::finish(result)
     }
 
     pub fn publish_many(&self, messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
-        api::publish_many(&self.inner, "QrPush\\Client::publishMany", messages)
+        let result = api::publish_many(&self.inner, "QrPush\\Client::publishMany", messages);
+        api::finish(result)
     }
 
     pub fn ping(&self) -> PhpResult<f64> {

@@ -1,28 +1,80 @@
-//! `final class QrPush`: static methods over the process's default client, configured from the
-//! `qrpush.*` directives the first time it is needed (in the php-fpm worker, never the master).
+//! `final class QrPush`: static methods over the default client, the one the `qrpush.*`
+//! directives in effect for the current request describe.
+//!
+//! Those directives can differ from one request to the next in one process (php-fpm's
+//! `PHP_ADMIN_VALUE` per nginx location, Apache's per-vhost `php_admin_value`, `.user.ini`): a
+//! request of tenant B must never publish with tenant A's prefix, Redis or gateway secret. So the
+//! default client is looked up once per request (the values cannot change during a request:
+//! PERDIR values are applied before the script starts and `ini_set()` cannot change them), in a
+//! small cache of clients keyed by the values. Clients share the process's pools, which are per
+//! endpoint: another prefix or TTL makes another client, not another connection.
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
-use once_cell::sync::OnceCell;
+use once_cell::sync::Lazy;
+use parking_lot::Mutex;
 use qrpush_core::Client;
 
-use crate::{api, ini};
+use crate::api;
+use crate::ini::{self, Recent, Values};
 
-/// The default client: created on first use, then shared by every request (and thread) of the
-/// process. Its pool handles fork() itself.
-static DEFAULT: OnceCell<Client> = OnceCell::new();
+/// The default clients of the last configurations met, shared by every thread of the process.
+static CLIENTS: Lazy<Mutex<Recent<Arc<Client>>>> = Lazy::new(Default::default);
 
-pub(crate) fn client() -> &'static Client {
-    DEFAULT.get_or_init(|| Client::new(ini::config()))
+thread_local! {
+    /// The default client of the request running on this thread; forgotten when the next
+    /// request starts ([`forget_request_client`]).
+    static REQUEST_CLIENT: RefCell<Option<Arc<Client>>> = const { RefCell::new(None) };
 }
 
-/// The default client if a call already created it. phpinfo uses this: it must not create one,
-/// which would fix the configuration in the php-fpm master.
-pub fn default_client_if_created() -> Option<&'static Client> {
-    DEFAULT.get()
+/// The default client for the current request, created the first time its configuration is met
+/// (in the php-fpm worker, never the master).
+pub(crate) fn client() -> Arc<Client> {
+    if let Some(client) = REQUEST_CLIENT.with(|c| c.borrow().clone()) {
+        return client;
+    }
+    let client = match ini::with_raw_values(|raw| CLIENTS.lock().get(raw)) {
+        Some(client) => client,
+        None => {
+            let values = Values::current();
+            // Built without the lock held: parsing may warn, and a warning can run user code.
+            let client = Arc::new(Client::new(ini::config()));
+            CLIENTS.lock().insert(values, Arc::clone(&client));
+            client
+        }
+    };
+    REQUEST_CLIENT.with(|c| *c.borrow_mut() = Some(Arc::clone(&client)));
+    client
+}
+
+/// Runs `f` with the default client of the current request, without taking a reference of its
+/// own when the request already has one (the publish path).
+pub(crate) fn with_client<R>(f: impl FnOnce(&Client) -> R) -> R {
+    match REQUEST_CLIENT.with(|c| c.borrow().as_ref().map(Arc::as_ptr)) {
+        // SAFETY: the request's client is kept until the next request starts
+        // (`forget_request_client`), which cannot happen during this call.
+        Some(client) => f(unsafe { &*client }),
+        None => f(&client()),
+    }
+}
+
+/// Called at the start of every request: its directives may differ from the last one's.
+pub fn forget_request_client() {
+    REQUEST_CLIENT.with(|c| c.borrow_mut().take());
+}
+
+/// The default client of the current configuration if a call already created it. phpinfo uses
+/// this: showing the configuration must not create a client.
+pub fn default_client_if_created() -> Option<Arc<Client>> {
+    REQUEST_CLIENT
+        .with(|c| c.borrow().clone())
+        .or_else(|| ini::with_raw_values(|raw| CLIENTS.lock().get(raw)))
 }
 
 #[php_class]
@@ -35,18 +87,22 @@ impl QrPush {
     const VERSION: &'static str = qrpush_core::VERSION;
 
     pub fn publish(channel: BinarySlice<u8>, message: &Zval) -> PhpResult<i64> {
-        api::publish(client(), "QrPush::publish", channel, message)
+        // The client is released at the end of this statement, before `finish` may end the
+        // request (a fatal error in jsonSerialize()).
+        let result = with_client(|c| api::publish(c, "QrPush::publish", &channel, message));
+        api::finish(result)
     }
 
     pub fn publish_many(messages: &ZendHashTable) -> PhpResult<Vec<i64>> {
-        api::publish_many(client(), "QrPush::publishMany", messages)
+        let result = with_client(|c| api::publish_many(c, "QrPush::publishMany", messages));
+        api::finish(result)
     }
 
     pub fn ping() -> PhpResult<f64> {
-        api::ping(client(), "QrPush::ping")
+        with_client(|c| api::ping(c, "QrPush::ping"))
     }
 
     pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
-        api::stats(client())
+        with_client(api::stats)
     }
 }

@@ -35,7 +35,8 @@ fn print_info() {
     );
     info_table_end!();
 
-    let config = match facade::default_client_if_created() {
+    let default_client = facade::default_client_if_created();
+    let config = match &default_client {
         Some(client) => client.config().clone(),
         None => ini::config(),
     };
@@ -46,7 +47,7 @@ fn print_info() {
     }
     info_table_end!();
 
-    if let Some(client) = facade::default_client_if_created() {
+    if let Some(client) = default_client {
         let s = client.stats();
         info_table_start!();
         info_table_header!("Default client (this process)", "Value");

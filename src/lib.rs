@@ -1,10 +1,13 @@
 //! The `qrpush` PHP extension: a thin ext-php-rs binding over `qrpush-core`.
 //!
 //! # Layout
-//! - `facade`: `final class QrPush`, static methods over the default client from php.ini.
+//! - `facade`: `final class QrPush`, static methods over the default client of the request's
+//!   `qrpush.*` directives.
 //! - `client`: `final class QrPush\Client`, the same methods with per-instance URL and options.
 //! - `api`: the operations both share: convert arguments, call the core, map errors.
 //! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
+//! - `engine`: what walking PHP values while user code runs needs from the Zend engine (recursion
+//!   flags, property tables, catching a fatal error raised by `jsonSerialize()`).
 //! - `exceptions`: the exception classes and the one mapping from core errors to them.
 //! - `login`: `final class QrPush\Login`, the QR-login state machine over the default client.
 //! - `ini`: the `qrpush.*` directives, registered from the core's settings table.
@@ -16,6 +19,7 @@
 
 mod api;
 mod client;
+mod engine;
 mod exceptions;
 mod facade;
 mod info;
@@ -44,12 +48,27 @@ fn startup(_ty: i32, module_number: i32) -> i32 {
     }
 }
 
+/// Request startup: the request's `qrpush.*` values may differ from the last request's.
+unsafe extern "C" fn request_startup(_ty: i32, _module_number: i32) -> i32 {
+    // Nothing in here may unwind into the engine.
+    let ok = std::panic::catch_unwind(|| {
+        facade::forget_request_client();
+        engine::reset();
+    });
+    if ok.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
 #[php_module]
 #[php(startup = startup)]
 pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
     module
         .name("qrpush")
         .version(qrpush_core::VERSION)
+        .request_startup_function(request_startup)
         .class::<facade::QrPush>()
         .class::<client::Client>()
         .class::<login::Login>()

@@ -9,6 +9,7 @@
 #![allow(non_snake_case)]
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::boxed::ZBox;
@@ -16,7 +17,7 @@ use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::ZendHashTable;
 use qrpush_core::login::{Login as CoreLogin, Status};
-use qrpush_core::{Error, Subject};
+use qrpush_core::{Client, Error, Subject};
 
 use crate::exceptions::{to_php, Argument, Holds};
 use crate::facade;
@@ -48,6 +49,7 @@ impl Login {
         userAgent: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let started = core()
+            .login()
             .start(&lossy(&browserIp), &lossy(&userAgent))
             .map_err(|e| to_php(e, "QrPush\\Login::start", START))?;
         let mut a = status_array(&started.status).map_err(internal)?;
@@ -69,7 +71,7 @@ impl Login {
         deviceInfo: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let info = user_id(&userId)
-            .and_then(|user| core().scan(&lossy(&qr), user, &lossy(&deviceInfo)))
+            .and_then(|user| core().login().scan(&lossy(&qr), user, &lossy(&deviceInfo)))
             .map_err(|e| to_php(e, "QrPush\\Login::scan", SCAN))?;
         let mut a = status_array(&info.status).map_err(internal)?;
         a.insert("browser_ip", info.browser_ip.as_str())
@@ -86,7 +88,7 @@ impl Login {
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let approved = user_id(&userId)
             .and_then(|user| Ok((user, display_name(&displayName)?)))
-            .and_then(|(user, name)| core().approve(&lossy(&loginId), user, name))
+            .and_then(|(user, name)| core().login().approve(&lossy(&loginId), user, name))
             .map_err(|e| to_php(e, "QrPush\\Login::approve", APPROVE))?;
         let mut a = status_array(&approved.status).map_err(internal)?;
         a.insert("confirmation_code", approved.confirmation_code.expose())
@@ -99,7 +101,7 @@ impl Login {
         userId: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let status = user_id(&userId)
-            .and_then(|user| core().reject(&lossy(&loginId), user))
+            .and_then(|user| core().login().reject(&lossy(&loginId), user))
             .map_err(|e| to_php(e, "QrPush\\Login::reject", REJECT))?;
         status_array(&status).map_err(internal)
     }
@@ -111,6 +113,7 @@ impl Login {
         confirmationCode: BinarySlice<u8>,
     ) -> PhpResult<String> {
         core()
+            .login()
             .redeem(
                 &lossy(&loginId),
                 &lossy(&ticket),
@@ -126,6 +129,7 @@ impl Login {
         browserSecret: BinarySlice<u8>,
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let status = core()
+            .login()
             .cancel(&lossy(&loginId), &lossy(&browserSecret))
             .map_err(|e| to_php(e, "QrPush\\Login::cancel", &[]))?;
         status_array(&status).map_err(internal)
@@ -137,6 +141,7 @@ impl Login {
     ) -> PhpResult<ZBox<ZendHashTable>> {
         let secret = browserSecret.map(|s| lossy(&s).into_owned());
         let status = core()
+            .login()
             .status(&lossy(&loginId), secret.as_deref())
             .map_err(|e| to_php(e, "QrPush\\Login::status", &[]))?;
         let mut a = status_array(&status).map_err(internal)?;
@@ -150,8 +155,18 @@ impl Login {
     }
 }
 
-fn core() -> CoreLogin<'static> {
-    CoreLogin::new(facade::client())
+/// The login state machine over the request's default client (see `facade`).
+fn core() -> DefaultLogin {
+    DefaultLogin(facade::client())
+}
+
+/// Owns the default client while a login call borrows it.
+struct DefaultLogin(Arc<Client>);
+
+impl DefaultLogin {
+    fn login(&self) -> CoreLogin<'_> {
+        CoreLogin::new(&self.0)
+    }
 }
 
 /// The documented status array (see the stub's `QrPush\Login::status()`).

@@ -12,7 +12,8 @@
  * Accepted messages (the `$message` parameters):
  *  - string: published byte-for-byte;
  *  - array, \stdClass, \JsonSerializable, \BackedEnum: encoded to JSON by the extension, byte-identical to
- *    json_encode($v, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION).
+ *    json_encode($v, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION),
+ *    floats with the current serialize_precision.
  * Anything else (int, float, bool, null, other objects, closures, resources) is a \TypeError; invalid
  * UTF-8, NAN/INF and recursion are a \ValueError. Nothing is published when an argument is rejected.
  *
@@ -21,10 +22,11 @@
 
 namespace {
     /**
-     * Static facade over the process-wide default client configured by the `qrpush.*` php.ini directives.
+     * Static facade over the default client of the `qrpush.*` directives in effect for the request (php.ini,
+     * or per pool, location, vhost or directory: they are PHP_INI_PERDIR).
      *
      * The first call in a process opens a connection; later calls (and later requests served by the same
-     * php-fpm worker) reuse it.
+     * php-fpm worker, whatever their directives) reuse the connections of the same endpoint.
      */
     final class QrPush
     {

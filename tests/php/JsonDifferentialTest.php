@@ -15,7 +15,8 @@ namespace QrPush\Tests;
  *
  * The hand-picked corner cases live in JsonCorpusTest; this one finds the combinations nobody
  * thought of (escapes at the edges of 8-byte runs, floats next to PHP's notation thresholds,
- * keys that are or are not a list...).
+ * keys that are or are not a list...). Floats are compared under several serialize_precision
+ * values too: json_encode spells them with it (the legacy 17 writes 0.1 as 0.10000000000000001).
  */
 final class JsonDifferentialTest extends JsonAgainstPhpTestCase
 {
@@ -55,6 +56,42 @@ final class JsonDifferentialTest extends JsonAgainstPhpTestCase
         }
         foreach (array_chunk($values, self::BATCH, true) as $batch) {
             $this->assertPublishedLikeJsonEncode($batch);
+        }
+    }
+
+    /** @return iterable<string, array{int}> */
+    public static function serializePrecisions(): iterable
+    {
+        foreach ([17, 16, 15, 14, 10, 6, 2, 1, 0, 20, 40, 100] as $precision) {
+            yield "serialize_precision={$precision}" => [$precision];
+        }
+    }
+
+    /** Lists of random floats (and random values) under another serialize_precision than -1. */
+    #[\PHPUnit\Framework\Attributes\DataProvider('serializePrecisions')]
+    public function testFloatsFollowSerializePrecision(int $precision): void
+    {
+        mt_srand(self::SEED + 100 + $precision);
+        $values = [];
+        for ($i = 0; $i < 300; $i++) {
+            if ($i % 3 === 0) {
+                $values[] = self::randomContainer(0);
+                continue;
+            }
+            $floats = [];
+            for ($n = 0; $n < 20; $n++) {
+                $floats[] = self::randomFloat();
+            }
+            $values[] = $floats;
+        }
+        $default = ini_get('serialize_precision');
+        ini_set('serialize_precision', (string) $precision);
+        try {
+            foreach (array_chunk($values, self::BATCH, true) as $batch) {
+                $this->assertPublishedLikeJsonEncode($batch);
+            }
+        } finally {
+            ini_set('serialize_precision', (string) $default);
         }
     }
 

@@ -196,6 +196,33 @@ final class PublishTest extends TestCase
     }
 
     /**
+     * A value whose JSON is far larger than max_payload is refused as soon as the output passes the
+     * limit, not once it is all encoded: 2 million ints (15 MB of JSON) with the default 1 MiB
+     * limit raise the process's peak memory by about the limit, not by the whole encoding.
+     */
+    #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
+    public function testOversizedJsonStopsAtMaxPayload(): void
+    {
+        $ints = range(1, 2_000_000);
+        $status = static function (): array {
+            preg_match_all('/^(VmHWM|VmRSS):\s+(\d+) kB/m', (string) file_get_contents('/proc/self/status'), $m);
+            return array_combine($m[1], array_map('intval', $m[2]));
+        };
+        // Resets the peak (VmHWM) to the current RSS.
+        file_put_contents('/proc/self/clear_refs', '5');
+        $before = $status();
+        try {
+            $this->client->publish($this->channel, $ints);
+            self::fail('nothing thrown');
+        } catch (\ValueError $e) {
+            self::assertStringContainsString('more than qrpush.max_payload (1048576 bytes)', $e->getMessage());
+        }
+        $peak = $status()['VmHWM'] - $before['VmRSS'];
+        self::assertLessThan(6 * 1024, $peak, "the encoding raised the peak RSS by {$peak} kB");
+        $this->subscriber->assertNothingMore(0.05);
+    }
+
+    /**
      * @return iterable<string, array{\Closure(Client, string, RedisServer): mixed, class-string<\Throwable>, string}>
      */
     public static function badInputs(): iterable

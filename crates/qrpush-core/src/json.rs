@@ -3,15 +3,15 @@
 //! Payloads can be published either by this extension or by plain PHP code calling
 //! `json_encode($v, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_PRESERVE_ZERO_FRACTION)`.
 //! Subscribers must see the same bytes whichever publisher was used (they may hash, dedupe or
-//! compare messages), so this module reproduces PHP 8.4's output byte for byte, with PHP's default
-//! `serialize_precision = -1`.
+//! compare messages), so this module reproduces PHP 8.4's output byte for byte, for any
+//! `serialize_precision` ([`Precision`]; PHP's default `-1` unless told otherwise).
 //!
 //! The module is a small writer API that appends to a `Vec<u8>`: the PHP binding walks zvals and
 //! calls it directly (one pass, no intermediate tree), and [`encode`] walks a `serde_json::Value`
 //! with the very same functions, so the property tests over Values exercise what PHP input goes
 //! through. Where PHP's output differs from serde_json's compact form:
-//! - floats: PHP spells them its own way (exponent thresholds, `1.0e+25`, ties rounded to even),
-//!   which [`format_php_float`] reproduces (in `json/float.rs`);
+//! - floats: PHP spells them its own way (exponent thresholds, `1.0e+25`, ties rounded to even,
+//!   `serialize_precision`), which [`format_php_float_with`] reproduces (in `json/float.rs`);
 //! - strings: PHP escapes U+2028 and U+2029 even under `JSON_UNESCAPED_UNICODE`, because
 //!   `JSON_UNESCAPED_LINE_TERMINATORS` is not set.
 //!
@@ -29,7 +29,7 @@ mod float;
 
 use serde_json::{Number, Value};
 
-pub use float::format_php_float;
+pub use float::{format_php_float, format_php_float_with, Precision};
 
 /// Appends the PHP-compatible JSON encoding of `value` to `out`.
 pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
@@ -108,12 +108,23 @@ pub fn write_u64(value: u64, out: &mut Vec<u8>) {
     out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// Writes a finite float the way PHP does (see [`format_php_float`]); NAN and INF write nothing.
+/// Writes a finite float the way PHP does by default (see [`format_php_float`]); NAN and INF
+/// write nothing.
 pub fn write_f64(value: f64, out: &mut Vec<u8>) -> Result<(), NonFiniteFloat> {
+    write_f64_with(value, Precision::Shortest, out)
+}
+
+/// Writes a finite float the way PHP does with `serialize_precision` = `precision` (see
+/// [`format_php_float_with`]); NAN and INF write nothing.
+pub fn write_f64_with(
+    value: f64,
+    precision: Precision,
+    out: &mut Vec<u8>,
+) -> Result<(), NonFiniteFloat> {
     if !value.is_finite() {
         return Err(NonFiniteFloat);
     }
-    format_php_float(value, out);
+    format_php_float_with(value, precision, out);
     Ok(())
 }
 

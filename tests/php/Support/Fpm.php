@@ -19,6 +19,8 @@ final class Fpm
 
     private ?int $pid = null;
     private int $port;
+    /** @var array<string, int> the port of each pool of $morePools */
+    private array $morePorts = [];
     private readonly string $dir;
     private readonly int $owner;
     private readonly string $binary;
@@ -33,6 +35,8 @@ final class Fpm
      * @param string|null $extension the libqrpush.so to load (default: QRPUSH_EXT)
      * @param list<string> $options more php-fpm command-line options, e.g. ['-d', 'extension=ffi']
      * @param string $name the pool's name (shows in `ps`: "php-fpm: pool NAME")
+     * @param array<string, array<string, string>> $morePools more pools of the same master, by
+     *     name, each with its own php_admin_values (requests() reaches them by name)
      */
     public function __construct(
         string $redisUrl,
@@ -44,6 +48,7 @@ final class Fpm
         ?string $extension = null,
         private readonly array $options = [],
         private readonly string $name = 'qrpush',
+        private readonly array $morePools = [],
     ) {
         $this->owner = getmypid();
         $this->binary = $binary ?? self::binary();
@@ -59,6 +64,7 @@ final class Fpm
         // Another process may take the free port before php-fpm binds it: try a few ports.
         for ($attempt = 1; ; $attempt++) {
             $this->port = Processes::freePort();
+            $this->morePorts = array_map(static fn (): int => Processes::freePort(), $morePools);
             if ($this->start($ini)) {
                 break;
             }
@@ -124,9 +130,10 @@ final class Fpm
         return $this->pid;
     }
 
-    public function port(): int
+    /** The port of the main pool, or of the pool `$pool` of $morePools. */
+    public function port(?string $pool = null): int
     {
-        return $this->port;
+        return $pool === null ? $this->port : $this->morePorts[$pool];
     }
 
     /**
@@ -191,17 +198,21 @@ final class Fpm
 
     /**
      * Sends requests concurrently (one cgi-fcgi each, all started before any is awaited) and
-     * returns the bodies in the same order.
+     * returns the bodies in the same order. A request is [script, query, FastCGI params, pool]:
+     * the script is a fixture's name or an absolute path; the params are sent as a web server
+     * sends them (e.g. ['PHP_ADMIN_VALUE' => "qrpush.channel_prefix=a:"], what nginx's
+     * `fastcgi_param` does); the pool is one of $morePools (default: the main one).
      *
-     * @param list<array{0: string, 1?: array<string, string|int>}> $requests
+     * @param list<array{0: string, 1?: array<string, string|int>, 2?: array<string, string>, 3?: string|null}> $requests
      * @return list<string>
      */
     public function requests(array $requests, float $timeout = 20.0): array
     {
         $running = [];
         foreach ($requests as $i => $request) {
-            [$script, $query] = $request + [1 => []];
-            $path = realpath(self::FIXTURES . '/' . $script) ?: throw new \LogicException("no fixture {$script}");
+            [$script, $query, $params, $pool] = $request + [1 => [], 2 => [], 3 => null];
+            $path = realpath(str_starts_with($script, '/') ? $script : self::FIXTURES . '/' . $script)
+                ?: throw new \LogicException("no fixture {$script}");
             $out = "{$this->dir}/response-{$i}.out";
             $err = "{$this->dir}/response-{$i}.err";
             $env = [
@@ -216,9 +227,9 @@ final class Fpm
                 'DOCUMENT_ROOT' => \dirname($path),
                 'SERVER_NAME' => 'localhost',
                 'REMOTE_ADDR' => '127.0.0.1',
-            ];
+            ] + $params;
             $proc = proc_open(
-                ['cgi-fcgi', '-bind', '-connect', "127.0.0.1:{$this->port}"],
+                ['cgi-fcgi', '-bind', '-connect', '127.0.0.1:' . $this->port($pool)],
                 [0 => ['null'], 1 => ['file', $out, 'w'], 2 => ['file', $err, 'w']],
                 $pipes,
                 null,
@@ -292,6 +303,25 @@ final class Fpm
         }
         foreach ($ini as $name => $value) {
             $lines[] = "php_admin_value[{$name}] = \"{$value}\"";
+        }
+        foreach ($this->morePools as $name => $poolIni) {
+            array_push(
+                $lines,
+                '',
+                "[{$name}]",
+                "listen = 127.0.0.1:{$this->morePorts[$name]}",
+                'listen.allowed_clients = 127.0.0.1',
+                'pm = static',
+                "pm.max_children = {$this->workers}",
+                'catch_workers_output = yes',
+                'clear_env = yes',
+            );
+            if (self::asRoot()) {
+                array_push($lines, 'user = root', 'group = root');
+            }
+            foreach ($poolIni + ['display_errors' => 'stdout', 'log_errors' => '0'] as $name2 => $value) {
+                $lines[] = "php_admin_value[{$name2}] = \"{$value}\"";
+            }
         }
         return implode("\n", $lines) . "\n";
     }

@@ -40,10 +40,13 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         return $this->owned[] = new Subscriber($server, $channel, $pattern);
     }
 
-    /** @param array<string, string> $ini */
-    protected function fpm(RedisServer $server, int $workers = 1, array $ini = [], bool $extensionInPool = false): Fpm
+    /**
+     * @param array<string, string> $ini
+     * @param array<string, array<string, string>> $morePools see Fpm
+     */
+    protected function fpm(RedisServer $server, int $workers = 1, array $ini = [], bool $extensionInPool = false, array $morePools = []): Fpm
     {
-        return $this->owned[] = new Fpm($server->url(), $workers, $ini, $extensionInPool);
+        return $this->owned[] = new Fpm($server->url(), $workers, $ini, $extensionInPool, morePools: $morePools);
     }
 
     /** A Client with short time bounds, so that a failing test fails fast. */
