@@ -1,0 +1,65 @@
+<?php
+// The cost of one publish in each format, in one PHP CLI process over a warm connection to the
+// same Redis (nobody subscribed: PUBLISH's work in Redis is the same for every contender, the
+// difference is the PHP side and the bytes). Each contender publishes the same event N times;
+// prints one JSON line per contender: {name, n, runs: [µs per publish, ...]}.
+//   php formats.php PORT N RUNS
+// Contenders:
+//   qrpush-publish      QrPush\Client::publish() of the event as JSON (the baseline)
+//   qrpush-laravel-1    QrPush\Client::broadcast() to one channel (Laravel's format)
+//   qrpush-laravel-3    QrPush\Client::broadcast() to three channels (one round trip)
+//   laravel-phpredis-1  what Laravel's RedisBroadcaster does, without the framework around it:
+//                       json_encode() of the same envelope, then phpredis EVAL of its Lua script
+//   laravel-phpredis-3  the same to three channels
+//   qrpush-socketio     QrPush\SocketIo::emit() to a room (classic adapter, MessagePack)
+//   qrpush-socketio-sharded  the same for the sharded adapter (SPUBLISH)
+declare(strict_types=1);
+
+require __DIR__ . '/common.php';
+
+[, $port, $n, $runs] = $argv + [null, null, '1000', '3'];
+$port = (int) $port;
+$n = (int) $n;
+$runs = (int) $runs;
+$url = "redis://127.0.0.1:{$port}";
+$options = ['timeout' => BENCH_TIMEOUT, 'connect_timeout' => BENCH_TIMEOUT];
+$client = new QrPush\Client($url, $options + ['channel_prefix' => 'laravel_database_']);
+$plain = new QrPush\Client($url, $options);
+$event = bench_event(1);
+$three = ['orders', 'private-orders.42', 'presence-room.1'];
+
+$redis = new Redis();
+$redis->connect('127.0.0.1', $port, BENCH_TIMEOUT);
+// RedisBroadcaster::broadcastMultipleChannelsScript(), sent by EVAL as Laravel sends it.
+$script = "for i = 2, #ARGV do\n  redis.call('publish', ARGV[i], ARGV[1])\nend";
+$laravel = static function (array $channels, string $name, array $payload, ?string $socket) use ($redis, $script): void {
+    $payload = array_merge($payload, ['socket' => $socket]);
+    $message = json_encode(['event' => $name, 'data' => $payload, 'socket' => $payload['socket']]);
+    $redis->eval($script, array_merge([$message], array_map(static fn ($c) => 'laravel_database_' . $c, $channels)), 0);
+};
+$io = (new QrPush\SocketIo($plain))->to('room:42');
+$sharded = (new QrPush\SocketIo($plain, ['adapter' => 'sharded']))->to('room:42');
+
+$contenders = [
+    'qrpush-publish' => static fn () => $plain->publish('events', $event),
+    'qrpush-laravel-1' => static fn () => $client->broadcast('orders', 'App\Events\LoginConfirmed', $event),
+    'qrpush-laravel-3' => static fn () => $client->broadcast($three, 'App\Events\LoginConfirmed', $event),
+    'laravel-phpredis-1' => static fn () => $laravel(['orders'], 'App\Events\LoginConfirmed', $event, null),
+    'laravel-phpredis-3' => static fn () => $laravel($three, 'App\Events\LoginConfirmed', $event, null),
+    'qrpush-socketio' => static fn () => $io->emit('login', $event),
+    'qrpush-socketio-sharded' => static fn () => $sharded->emit('login', $event),
+];
+foreach ($contenders as $name => $publish) {
+    for ($i = 0; $i < min(200, $n); $i++) {
+        $publish(); // warm: connection made, code paths hot
+    }
+    $results = [];
+    for ($r = 0; $r < $runs; $r++) {
+        $t = hrtime(true);
+        for ($i = 0; $i < $n; $i++) {
+            $publish();
+        }
+        $results[] = (hrtime(true) - $t) / 1000 / $n;
+    }
+    echo json_encode(['name' => $name, 'n' => $n, 'runs' => $results]), "\n";
+}
