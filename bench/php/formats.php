@@ -11,6 +11,10 @@
 //   laravel-phpredis-1  what Laravel's RedisBroadcaster does, without the framework around it:
 //                       json_encode() of the same envelope, then phpredis EVAL of its Lua script
 //   laravel-phpredis-3  the same to three channels
+//   laravel-illuminate-1, -3  Laravel's own RedisBroadcaster::broadcast() (Debian's Illuminate, over
+//                       phpredis through RedisManager, as a Laravel app has it), when BENCH_ILLUMINATE
+//                       names the unpacked tree (bench/formats does); the framework's event
+//                       dispatch and queue are not counted
 //   qrpush-socketio     QrPush\SocketIo::emit() to a room (classic adapter, MessagePack)
 //   qrpush-socketio-sharded  the same for the sharded adapter (SPUBLISH)
 declare(strict_types=1);
@@ -37,6 +41,18 @@ $laravel = static function (array $channels, string $name, array $payload, ?stri
     $message = json_encode(['event' => $name, 'data' => $payload, 'socket' => $payload['socket']]);
     $redis->eval($script, array_merge([$message], array_map(static fn ($c) => 'laravel_database_' . $c, $channels)), 0);
 };
+$illuminate = getenv('BENCH_ILLUMINATE') ?: null;
+if ($illuminate !== null) {
+    require $illuminate . '/Illuminate/Broadcasting/autoload.php';
+    require $illuminate . '/Illuminate/Redis/autoload.php';
+    $manager = new Illuminate\Redis\RedisManager(new Illuminate\Container\Container(), 'phpredis', [
+        'options' => ['prefix' => 'laravel_database_'],
+        'default' => ['host' => '127.0.0.1', 'port' => $port, 'database' => 0, 'read_timeout' => BENCH_TIMEOUT],
+    ]);
+    $broadcaster = new Illuminate\Broadcasting\Broadcasters\RedisBroadcaster($manager, null, 'laravel_database_');
+    // BroadcastEvent's payload: broadcastWith() merged with the socket id.
+    $illuminatePayload = array_merge($event, ['socket' => null]);
+}
 $io = (new QrPush\SocketIo($plain))->to('room:42');
 $sharded = (new QrPush\SocketIo($plain, ['adapter' => 'sharded']))->to('room:42');
 
@@ -46,6 +62,10 @@ $contenders = [
     'qrpush-laravel-3' => static fn () => $client->broadcast($three, 'App\Events\LoginConfirmed', $event),
     'laravel-phpredis-1' => static fn () => $laravel(['orders'], 'App\Events\LoginConfirmed', $event, null),
     'laravel-phpredis-3' => static fn () => $laravel($three, 'App\Events\LoginConfirmed', $event, null),
+    ...($illuminate === null ? [] : [
+        'laravel-illuminate-1' => static fn () => $broadcaster->broadcast(['orders'], 'App\Events\LoginConfirmed', $illuminatePayload),
+        'laravel-illuminate-3' => static fn () => $broadcaster->broadcast($three, 'App\Events\LoginConfirmed', $illuminatePayload),
+    ]),
     'qrpush-socketio' => static fn () => $io->emit('login', $event),
     'qrpush-socketio-sharded' => static fn () => $sharded->emit('login', $event),
 ];
