@@ -75,10 +75,12 @@ fn with_socket(data: Option<&ZendHashTable>, socket: Option<&str>) -> Result<Zva
             match key.zend_str() {
                 None => merged.push(value.shallow_clone()).map_err(failed)?,
                 Some(name) if name.as_bytes() == b"socket" => {
-                    let socket = socket_value.take().expect("a key appears once");
-                    merged
-                        .insert(ArrayKey::ZendString(name), socket)
-                        .map_err(failed)?;
+                    // A key appears once in a PHP array: this takes the value the first time.
+                    if let Some(socket) = socket_value.take() {
+                        merged
+                            .insert(ArrayKey::ZendString(name), socket)
+                            .map_err(failed)?;
+                    }
                 }
                 Some(name) => merged
                     .insert(ArrayKey::ZendString(name), value.shallow_clone())

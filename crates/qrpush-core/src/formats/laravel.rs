@@ -149,15 +149,21 @@ fn string(text: &str, start: usize, out: &mut Vec<u8>) -> usize {
                 out.push(byte);
                 at += 1;
             }
-            _ => {
-                // `at` is a character boundary: every earlier byte was ASCII or a whole character.
-                let c = text[at..].chars().next().expect("a character starts here");
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write_u_escape(*unit, out);
+            _ => match text.get(at..).and_then(|rest| rest.chars().next()) {
+                Some(c) => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        write_u_escape(*unit, out);
+                    }
+                    at += c.len_utf8();
                 }
-                at += c.len_utf8();
-            }
+                // Not a character boundary: only after an escape of a non-ASCII byte, which JSON
+                // (and QrPush's writer) never has. Copied as it is rather than failing.
+                None => {
+                    out.push(bytes[at]);
+                    at += 1;
+                }
+            },
         }
     }
     at

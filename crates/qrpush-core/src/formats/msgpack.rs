@@ -116,34 +116,32 @@ pub fn write_uint(value: u64, out: &mut Vec<u8>) {
 
 pub fn write_str(value: &str, out: &mut Vec<u8>) {
     let len = value.len();
-    write_len(len, 0xa0, 0x20, [Some(0xd9), Some(0xda), Some(0xdb)], out);
+    write_len(len, (0xa0, 0x20), Some(0xd9), (0xda, 0xdb), out);
     out.extend_from_slice(value.as_bytes());
 }
 
 pub fn write_array_len(len: usize, out: &mut Vec<u8>) {
-    write_len(len, 0x90, 0x10, [None, Some(0xdc), Some(0xdd)], out);
+    write_len(len, (0x90, 0x10), None, (0xdc, 0xdd), out);
 }
 
 pub fn write_map_len(len: usize, out: &mut Vec<u8>) {
-    write_len(len, 0x80, 0x10, [None, Some(0xde), Some(0xdf)], out);
+    write_len(len, (0x80, 0x10), None, (0xde, 0xdf), out);
 }
 
-/// A length header: the fix form (`fix | len`) below `fix_limit`, then the 8-, 16- and 32-bit
-/// forms that exist for the type. Lengths past 32 bits cannot occur: the message would be far
-/// beyond `max_payload` (and Redis's 512 MB string limit) long before.
-fn write_len(len: usize, fix: u8, fix_limit: usize, wide: [Option<u8>; 3], out: &mut Vec<u8>) {
-    let [w8, w16, w32] = wide;
-    match (len, w8) {
-        (len, _) if len < fix_limit => out.push(fix | len as u8),
-        (len, Some(marker)) if len < 0x100 => out.extend_from_slice(&[marker, len as u8]),
-        (len, _) if len < 0x1_0000 => {
-            out.push(w16.expect("every type has a 16-bit form"));
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        (len, _) => {
-            out.push(w32.expect("every type has a 32-bit form"));
-            out.extend_from_slice(&(len as u32).to_be_bytes());
-        }
+/// A length header: the fix form (`fix.0 | len`) below `fix.1`, then the 8-bit form if the type
+/// has one, then the 16- and 32-bit forms (`wide`). Lengths past 32 bits cannot occur: the message
+/// would be far beyond `max_payload` (and Redis's 512 MB string limit) long before.
+fn write_len(len: usize, fix: (u8, usize), w8: Option<u8>, wide: (u8, u8), out: &mut Vec<u8>) {
+    if len < fix.1 {
+        out.push(fix.0 | len as u8);
+    } else if let (Some(marker), true) = (w8, len < 0x100) {
+        out.extend_from_slice(&[marker, len as u8]);
+    } else if len < 0x1_0000 {
+        out.push(wide.0);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(wide.1);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
     }
 }
 
