@@ -2,7 +2,9 @@
 // The cost of one publish in each format, in one PHP CLI process over a warm connection to the
 // same Redis (nobody subscribed: PUBLISH's work in Redis is the same for every contender, the
 // difference is the PHP side and the bytes). Each contender publishes the same event N times;
-// prints one JSON line per contender: {name, n, runs: [µs per publish, ...]}.
+// prints one JSON line per contender: {name, n, runs: [wall µs per publish, ...], cpu: [µs of
+// this process's CPU time (user + system) per publish, ...]}. The wall time is mostly the round
+// trip; the CPU time is what the format costs PHP (encoding, packing, the syscalls).
 //   php formats.php PORT N RUNS
 // Contenders:
 //   qrpush-publish      QrPush\Client::publish() of the event as JSON (the baseline)
@@ -56,6 +58,11 @@ if ($illuminate !== null) {
 $io = (new QrPush\SocketIo($plain))->to('room:42');
 $sharded = (new QrPush\SocketIo($plain, ['adapter' => 'sharded']))->to('room:42');
 
+function cpu_us(array $usage): float
+{
+    return $usage['ru_utime.tv_sec'] * 1e6 + $usage['ru_utime.tv_usec'] + $usage['ru_stime.tv_sec'] * 1e6 + $usage['ru_stime.tv_usec'];
+}
+
 $contenders = [
     'qrpush-publish' => static fn () => $plain->publish('events', $event),
     'qrpush-laravel-1' => static fn () => $client->broadcast('orders', 'App\Events\LoginConfirmed', $event),
@@ -73,13 +80,15 @@ foreach ($contenders as $name => $publish) {
     for ($i = 0; $i < min(200, $n); $i++) {
         $publish(); // warm: connection made, code paths hot
     }
-    $results = [];
+    $results = $cpu = [];
     for ($r = 0; $r < $runs; $r++) {
+        $u = getrusage();
         $t = hrtime(true);
         for ($i = 0; $i < $n; $i++) {
             $publish();
         }
         $results[] = (hrtime(true) - $t) / 1000 / $n;
+        $cpu[] = (cpu_us(getrusage()) - cpu_us($u)) / $n;
     }
-    echo json_encode(['name' => $name, 'n' => $n, 'runs' => $results]), "\n";
+    echo json_encode(['name' => $name, 'n' => $n, 'runs' => $results, 'cpu' => $cpu]), "\n";
 }
