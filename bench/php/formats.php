@@ -76,19 +76,25 @@ $contenders = [
     'qrpush-socketio' => static fn () => $io->emit('login', $event),
     'qrpush-socketio-sharded' => static fn () => $sharded->emit('login', $event),
 ];
-foreach ($contenders as $name => $publish) {
+// Warm every contender (connection made, code paths hot), then measure them in turns, run by run,
+// so that a change of load on the machine touches every contender alike.
+foreach ($contenders as $publish) {
     for ($i = 0; $i < min(200, $n); $i++) {
-        $publish(); // warm: connection made, code paths hot
+        $publish();
     }
-    $results = $cpu = [];
-    for ($r = 0; $r < $runs; $r++) {
+}
+$wall = $cpu = [];
+for ($r = 0; $r < $runs; $r++) {
+    foreach ($contenders as $name => $publish) {
         $u = getrusage();
         $t = hrtime(true);
         for ($i = 0; $i < $n; $i++) {
             $publish();
         }
-        $results[] = (hrtime(true) - $t) / 1000 / $n;
-        $cpu[] = (cpu_us(getrusage()) - cpu_us($u)) / $n;
+        $wall[$name][] = (hrtime(true) - $t) / 1000 / $n;
+        $cpu[$name][] = (cpu_us(getrusage()) - cpu_us($u)) / $n;
     }
-    echo json_encode(['name' => $name, 'n' => $n, 'runs' => $results, 'cpu' => $cpu]), "\n";
+}
+foreach ($contenders as $name => $_) {
+    echo json_encode(['name' => $name, 'n' => $n, 'runs' => $wall[$name], 'cpu' => $cpu[$name]]), "\n";
 }
