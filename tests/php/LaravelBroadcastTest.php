@@ -151,7 +151,8 @@ final class LaravelBroadcastTest extends TestCase
             [\ValueError::class, fn () => $client->broadcast('a', 'E', ['x' => INF]), $f . 'Argument #3 ($data) contains NAN or INF, which JSON cannot represent'],
             [\TypeError::class, fn () => $client->broadcast('a', 'E', ['x' => fopen('php://memory', 'r')]), $f . 'Argument #3 ($data) contains a resource, which cannot be encoded as JSON'],
             [\ValueError::class, fn () => $client->broadcast('a', 'E', [], "\xff"), $f . 'Argument #4 ($socket) must be valid UTF-8 (malformed at byte 0)'],
-            [\ValueError::class, fn () => $client->broadcast('a', 'E', ['x' => str_repeat('y', 64)]), $f . 'Argument #3 ($data) makes a message of 121 bytes, more than qrpush.max_payload (64 bytes)'],
+            [\ValueError::class, fn () => $client->broadcast('a', 'E', ['x' => str_repeat('y', 64)]), $f . 'Argument #3 ($data) is more than qrpush.max_payload (64 bytes) once encoded as JSON'],
+            [\ValueError::class, fn () => $client->broadcast('a', 'E', ['x' => str_repeat('y', 30)]), $f . 'Argument #3 ($data) makes a message of 87 bytes, more than qrpush.max_payload (64 bytes)'],
         ];
         foreach ($cases as [$class, $call, $message]) {
             $e = self::assertThrowsExactly($class, $call);

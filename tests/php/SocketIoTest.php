@@ -148,6 +148,25 @@ final class SocketIoTest extends TestCase
         self::assertCount(1, $sub->messages(1));
     }
 
+    public function testMaxPayloadBoundsTheArgumentsJsonAndTheMessage(): void
+    {
+        $server = $this->redis();
+        $all = $this->subscribe($server, '*', pattern: true);
+        $io = new SocketIo(self::client($server, ['max_payload' => 128]));
+        $f = 'QrPush\SocketIo::emit(): Argument #2 ($args) ';
+
+        // The arguments' JSON, ["y…"], is 38 bytes; the message, the string's 36 bytes in 89.
+        self::assertSame(1, $io->emit('e', str_repeat('y', 34)));
+        self::assertSame(89, strlen($all->messages(1)[0]));
+
+        $e = self::assertThrowsExactly(\ValueError::class, fn () => $io->emit('e', str_repeat('y', 130)));
+        self::assertSame($f . 'is more than qrpush.max_payload (128 bytes) once encoded as JSON', $e->getMessage());
+        // 104 bytes of JSON, a message of 155.
+        $e = self::assertThrowsExactly(\ValueError::class, fn () => $io->emit('e', str_repeat('y', 100)));
+        self::assertSame($f . 'is 155 bytes, more than qrpush.max_payload (128 bytes)', $e->getMessage());
+        $all->assertNothingMore();
+    }
+
     public function testBadInputIsRefusedNamingItAndPublishesNothing(): void
     {
         $server = $this->redis();
