@@ -311,17 +311,21 @@ qr_stack_stop() { # run
   qr_stack_runner=
 }
 
-# playwright-core for the browser test and the gateway benchmark: `npm ci` from
-# tests/e2e/package-lock.json into $QRPUSH_CACHE/node (outside the repository), again only when the
-# lock file changed. Prints the node_modules directory.
-qr_node_modules() {
-  local dir=$QRPUSH_CACHE/node stamp
+# The npm packages of a Node project of the repository (a folder with package.json and
+# package-lock.json; default tests/e2e: playwright-core for the browser test and the gateway
+# benchmark): `npm ci` into $QRPUSH_CACHE/node (tests/e2e) or $QRPUSH_CACHE/node-<folder with / as ->
+# (others), outside the repository, again only when the lock file changed. Prints the node_modules
+# directory.
+qr_node_modules() { # [project folder, relative to the repository]
+  local project=${1:-tests/e2e} dir stamp
+  dir=$QRPUSH_CACHE/node
+  [ "$project" = tests/e2e ] || dir=$QRPUSH_CACHE/node-${project//\//-}
   command -v node >/dev/null 2>&1 || die "node is missing on the host"
-  stamp=$(sha256sum "$QRPUSH_ROOT/tests/e2e/package-lock.json" | cut -c1-16)
+  stamp=$(sha256sum "$QRPUSH_ROOT/$project/package-lock.json" | cut -c1-16)
   if [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
-    log "installing playwright-core into $dir (npm ci)"
+    log "installing the npm packages of $project into $dir (npm ci)"
     rm -rf "$dir" && mkdir -p "$dir"
-    cp "$QRPUSH_ROOT/tests/e2e/package.json" "$QRPUSH_ROOT/tests/e2e/package-lock.json" "$dir/"
+    cp "$QRPUSH_ROOT/$project/package.json" "$QRPUSH_ROOT/$project/package-lock.json" "$dir/"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in $dir failed"
     echo "$stamp" >"$dir/.stamp"
   fi

@@ -9,7 +9,7 @@ use qrpush_core::{Client as CoreClient, Config, Error, Subject};
 
 use crate::exceptions::{to_php, Argument, Holds};
 use crate::message::type_name;
-use crate::{api, ini};
+use crate::{api, ini, laravel};
 
 #[php_class]
 #[php(name = "QrPush\\Client")]
@@ -56,6 +56,25 @@ impl Client {
 
     pub fn stats(&self) -> PhpResult<ZBox<ZendHashTable>> {
         api::stats(&self.inner)
+    }
+
+    #[php(optional = data)]
+    pub fn broadcast(
+        &self,
+        channels: &Zval,
+        event: BinarySlice<u8>,
+        data: Option<&ZendHashTable>,
+        socket: Option<BinarySlice<u8>>,
+    ) -> PhpResult<i64> {
+        let func = "QrPush\\Client::broadcast";
+        laravel::broadcast(&self.inner, func, channels, event, data, socket)
+    }
+}
+
+impl Client {
+    /// The core client, for the classes that publish through a `QrPush\Client` (`SocketIo`).
+    pub(crate) fn core(&self) -> &CoreClient {
+        &self.inner
     }
 }
 

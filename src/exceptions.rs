@@ -109,6 +109,18 @@ pub enum Holds {
     UserId,
     DisplayName,
     DeviceInfo,
+    /// A channel or a list of channels (a broadcast's).
+    Channels,
+    /// An event name.
+    Event,
+    /// Values encoded like a message: a broadcast's data, an emit's arguments.
+    Data,
+    /// The socket id a broadcast leaves out.
+    SocketId,
+    /// A Socket.IO namespace.
+    Namespace,
+    /// A Socket.IO room or a list of rooms.
+    Rooms,
 }
 
 /// How an argument holds a subject.
@@ -129,9 +141,17 @@ impl Holds {
             | (Holds::BrowserIp, Subject::BrowserIp)
             | (Holds::UserId, Subject::UserId)
             | (Holds::DisplayName, Subject::DisplayName)
-            | (Holds::DeviceInfo, Subject::DeviceInfo) => Some(Place::Whole),
+            | (Holds::DeviceInfo, Subject::DeviceInfo)
+            | (Holds::Channels, Subject::Channel)
+            | (Holds::Event, Subject::Event)
+            | (Holds::Data, Subject::Message)
+            | (Holds::SocketId, Subject::SocketId)
+            | (Holds::Namespace, Subject::Namespace)
+            | (Holds::Rooms, Subject::Room) => Some(Place::Whole),
             (Holds::Messages, Subject::Item { .. })
-            | (Holds::Options, Subject::Setting(_) | Subject::Settings) => Some(Place::Inside),
+            | (Holds::Options, Subject::Setting(_) | Subject::Settings)
+            | (Holds::Channels, Subject::ChannelAt(_))
+            | (Holds::Rooms, Subject::RoomAt(_)) => Some(Place::Inside),
             _ => None,
         }
     }

@@ -23,6 +23,7 @@ use qrpush_core::Client;
 
 use crate::api;
 use crate::ini::{self, Recent, Values};
+use crate::laravel;
 
 /// The default clients of the last configurations met, shared by every thread of the process.
 static CLIENTS: Lazy<Mutex<Recent<Arc<Client>>>> = Lazy::new(Default::default);
@@ -104,5 +105,17 @@ impl QrPush {
 
     pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
         with_client(api::stats)
+    }
+
+    #[php(optional = data)]
+    pub fn broadcast(
+        channels: &Zval,
+        event: BinarySlice<u8>,
+        data: Option<&ZendHashTable>,
+        socket: Option<BinarySlice<u8>>,
+    ) -> PhpResult<i64> {
+        with_client(|client| {
+            laravel::broadcast(client, "QrPush::broadcast", channels, event, data, socket)
+        })
     }
 }

@@ -8,6 +8,9 @@
 //! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
 //! - `engine`: what walking PHP values while user code runs needs from the Zend engine (recursion
 //!   flags, property tables, catching a fatal error raised by `jsonSerialize()`).
+//! - `arguments`: other arguments into owned Rust values (UTF-8 text, a string or a list of them).
+//! - `laravel`: `broadcast()` of the facade and the client: Laravel's Redis broadcast format.
+//! - `socketio`: `final class QrPush\SocketIo`, emits to Socket.IO servers' Redis adapter.
 //! - `exceptions`: the exception classes and the one mapping from core errors to them.
 //! - `login`: `final class QrPush\Login`, the QR-login state machine over the default client.
 //! - `ini`: the `qrpush.*` directives, registered from the core's settings table.
@@ -18,6 +21,7 @@
 #![cfg_attr(windows, feature(abi_vectorcall))]
 
 mod api;
+mod arguments;
 mod client;
 mod engine;
 mod exceptions;
@@ -25,8 +29,10 @@ mod facade;
 mod info;
 mod ini;
 mod internal_class;
+mod laravel;
 mod login;
 mod message;
+mod socketio;
 
 use ext_php_rs::prelude::*;
 
@@ -72,5 +78,6 @@ pub fn get_module(module: ModuleBuilder) -> ModuleBuilder {
         .class::<facade::QrPush>()
         .class::<client::Client>()
         .class::<login::Login>()
+        .class::<socketio::SocketIo>()
         .info_function(info::module_info)
 }

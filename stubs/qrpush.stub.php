@@ -92,6 +92,30 @@ namespace {
          * @example var_dump(QrPush::stats()['published']);
          */
         public static function stats(): array {}
+
+        /**
+         * Publishes an event in Laravel's Redis broadcast format, so Laravel Echo Server (or any reader of Laravel's
+         * broadcasts) takes it for Laravel's own: byte for byte what `Illuminate\Broadcasting\Broadcasters\RedisBroadcaster`
+         * publishes for an event whose `broadcastWith()` returns `$data`, after `->toOthers()` recorded `$socket`.
+         *
+         * The message is `{"event":…,"data":…,"socket":…}` encoded like Laravel's `json_encode()` (no flags: `\/`,
+         * `\uXXXX`, `1.0` as `1`), where `data` is `array_merge($data, ['socket' => $socket])` (integer keys renumbered,
+         * a `socket` key replaced where it is) — so the socket id is in `data` too, as in Laravel. It goes to
+         * `qrpush.channel_prefix` + each channel (set the prefix to Laravel's `database.redis.options.prefix`, e.g.
+         * `laravel_database_`), one PUBLISH per channel in one round trip. See docs/LARAVEL.md.
+         *
+         * @param string|array $channels A channel name, or a list of them, as Laravel names them: `orders` (public),
+         *     `private-orders.1`, `presence-chat.1`. An empty list publishes nothing (as Laravel) and returns 0.
+         * @param string $event The event name Echo listens for: the event's class (`App\Events\OrderShipped`) or its
+         *     `broadcastAs()` name. Valid UTF-8.
+         * @param array|null $data The event's payload (`broadcastWith()`); its values as `$message` values are accepted.
+         * @param string|null $socket The socket id to leave out (Laravel's `X-Socket-ID`, `Echo.socketId()`); null: none.
+         * @return int The receivers of all channels added up (one per listening Echo Server process per channel).
+         * @throws \ValueError|\TypeError An invalid channel (names its index), event, socket id or payload; nothing is published.
+         * @throws \QrPush\Exception As publishMany().
+         * @example QrPush::broadcast('private-orders.' . $order->id, 'App\Events\OrderShipped', ['id' => $order->id], $request->header('X-Socket-ID'));
+         */
+        public static function broadcast(mixed $channels, string $event, ?array $data = null, ?string $socket = null): int {}
     }
 }
 
@@ -147,6 +171,120 @@ namespace QrPush {
          * @return array See \QrPush::stats().
          */
         public function stats(): array {}
+
+        /**
+         * Publishes an event in Laravel's Redis broadcast format, `channel_prefix` first. See \QrPush::broadcast().
+         *
+         * @param string|array $channels A channel name or a list of them (`orders`, `private-orders.1`, ...).
+         * @param string $event The event name.
+         * @param array|null $data The event's payload.
+         * @param string|null $socket The socket id to leave out.
+         * @return int The receivers of all channels added up.
+         * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::broadcast().
+         * @example (new QrPush\Client(null, ['channel_prefix' => 'laravel_database_']))->broadcast('orders', 'OrderShipped', ['id' => 7]);
+         */
+        public function broadcast(mixed $channels, string $event, ?array $data = null, ?string $socket = null): int {}
+    }
+
+    /**
+     * Emits to Socket.IO servers that share their broadcasts through Redis with `@socket.io/redis-adapter`, as
+     * `@socket.io/redis-emitter` does: `$io->of('/chat')->to('room1')->emit('message', $text)`.
+     *
+     * Every method but emit() returns a new object (the JavaScript emitter's operators do too): a `$io` kept in a
+     * property is never changed by a call made on it. Messages are the adapter's MessagePack, published with
+     * `qrpush.channel_prefix` in front of the channel:
+     *  - classic adapter (`createAdapter`, the default): PUBLISH to `<key>#<namespace>#`, or
+     *    `<key>#<namespace>#<room>#` when exactly one room is targeted — the emitter's message, byte for byte;
+     *  - sharded adapter (`createShardedAdapter`, Redis 7+): SPUBLISH of the adapter's cluster message to the
+     *    channel its `subscriptionMode` gives (a room's own channel in "dynamic" and "dynamic-private" modes).
+     * See docs/SOCKETIO.md.
+     */
+    final class SocketIo
+    {
+        /**
+         * An emitter for the main namespace `/`, with no room and no flag.
+         *
+         * @param \QrPush\Client|null $client The client to publish with (its endpoint, time bounds and `channel_prefix`);
+         *     null: the default client (`qrpush.*` php.ini directives), as \QrPush::publish() uses.
+         * @param array|null $options `adapter`: `classic` (default) or `sharded`; `key`: the adapter's `key` /
+         *     `channelPrefix` option (default `socket.io`); `subscription_mode` (sharded only): the adapter's
+         *     `subscriptionMode`, `dynamic` (default), `static` or `dynamic-private`. All strings.
+         * @throws \ValueError|\TypeError An unknown option or an invalid value.
+         * @example $io = new QrPush\SocketIo(null, ['adapter' => 'sharded']);
+         */
+        public function __construct(?Client $client = null, ?array $options = null) {}
+
+        /**
+         * The same emitter in another namespace (rooms and flags start afresh, as the emitter's `of()`).
+         *
+         * @param string $namespace `/admin` or `admin` (a `/` is put in front).
+         * @return SocketIo A new emitter.
+         * @throws \ValueError Invalid UTF-8 or a control character.
+         */
+        public function of(string $namespace): SocketIo {}
+
+        /**
+         * Also targets the clients in `$rooms` (a set: a room is added once). No room: the whole namespace.
+         *
+         * @param string|array $rooms A room or a list of rooms: non-empty UTF-8 strings without control characters.
+         * @return SocketIo A new emitter.
+         * @throws \ValueError|\TypeError An invalid room (a list names its index).
+         * @example $io->to('user:42')->emit('notification', ['unread' => 3]);
+         */
+        public function to(mixed $rooms): SocketIo {}
+
+        /**
+         * The same as to().
+         *
+         * @param string|array $rooms A room or a list of rooms.
+         * @return SocketIo A new emitter.
+         * @throws \ValueError|\TypeError As to().
+         */
+        public function in(mixed $rooms): SocketIo {}
+
+        /**
+         * Leaves out the clients in `$rooms`.
+         *
+         * @param string|array $rooms A room or a list of rooms.
+         * @return SocketIo A new emitter.
+         * @throws \ValueError|\TypeError As to().
+         * @example $io->except('banned')->emit('news', $item);
+         */
+        public function except(mixed $rooms): SocketIo {}
+
+        /**
+         * Sets the `volatile` flag: a client that cannot take the event at once (not connected, busy) misses it.
+         *
+         * @return SocketIo A new emitter.
+         */
+        public function volatile(): SocketIo {}
+
+        /**
+         * Sets the `compress` flag: whether the servers compress the event for the clients (permessage-deflate).
+         *
+         * @param bool $compress The flag's value.
+         * @return SocketIo A new emitter.
+         */
+        public function compress(bool $compress = true): SocketIo {}
+
+        /**
+         * Emits `$event` with `$args` to the targeted clients of every Socket.IO server.
+         *
+         * The arguments are what `$message` accepts, encoded as JSON would encode them (strings as UTF-8 text, arrays
+         * as lists or maps, \JsonSerializable and \BackedEnum as json_encode sees them), then written as MessagePack:
+         * clients receive what `JSON.parse` of that JSON gives. Binary strings (not UTF-8) are refused.
+         *
+         * @param string $event The event name (not one Socket.IO reserves: connect, connect_error, disconnect,
+         *     disconnecting, newListener, removeListener).
+         * @param mixed ...$args The event's arguments.
+         * @return int Redis's receiver count: the Socket.IO server processes that got the message (classic: every
+         *     server of the namespace; sharded: the subscribers of its channel).
+         * @throws \ValueError|\TypeError An invalid event or argument; nothing is published.
+         * @throws \QrPush\Exception As \QrPush::publish(); an `ERR unknown command` ServerException for the sharded
+         *     adapter means Redis is older than 7.
+         * @example $io->of('/chat')->to('room1')->emit('message', 'hello', ['from' => 'php']);
+         */
+        public function emit(string $event, mixed ...$args): int {}
     }
 
     /** Root of every exception QrPush throws for a Redis problem. Invalid arguments are \ValueError/\TypeError. */

@@ -135,6 +135,18 @@ pub enum Subject {
     BrowserIp,
     /// The approving account's name, shown to the browser before it redeems.
     DisplayName,
+    /// Channel `index` (from 0) of a list of channels (a broadcast's).
+    ChannelAt(usize),
+    /// The event name of a broadcast or a Socket.IO emit.
+    Event,
+    /// The socket id a Laravel broadcast leaves out.
+    SocketId,
+    /// A Socket.IO namespace.
+    Namespace,
+    /// The Socket.IO room given alone.
+    Room,
+    /// Room `index` (from 0) of a list of Socket.IO rooms.
+    RoomAt(usize),
 }
 
 /// The part of a batch item an error is about.
@@ -162,6 +174,12 @@ impl Subject {
             Subject::DeviceInfo => "device info".into(),
             Subject::BrowserIp => "browser IP".into(),
             Subject::DisplayName => "display name".into(),
+            Subject::ChannelAt(index) => format!("channel #{index}"),
+            Subject::Event => "event".into(),
+            Subject::SocketId => "socket id".into(),
+            Subject::Namespace => "namespace".into(),
+            Subject::Room => "room".into(),
+            Subject::RoomAt(index) => format!("room #{index}"),
         }
     }
 }

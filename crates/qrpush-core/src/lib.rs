@@ -17,6 +17,7 @@
 //! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
+//! - [`formats`]: other servers' message formats: Laravel's broadcasts, Socket.IO's Redis adapter.
 //! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
 //!
 //! The core never opens a connection on its own: only a call that needs Redis does.
@@ -39,6 +40,8 @@ pub mod stats;
 mod stream;
 
 pub mod client;
+
+pub mod formats;
 
 pub mod login;
 

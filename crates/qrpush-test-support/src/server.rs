@@ -338,6 +338,12 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("subscribing on port {}: {e}", self.port))
     }
 
+    /// A sharded Pub/Sub subscriber (SSUBSCRIBE) of `channels`.
+    pub fn subscribe_sharded(&self, channels: &[&str]) -> Subscriber {
+        Subscriber::connect_sharded(self.port, &self.login, channels)
+            .unwrap_or_else(|e| panic!("SSUBSCRIBE on port {}: {e}", self.port))
+    }
+
     /// A client for this server with `settings` applied over the defaults.
     pub fn client(&self, settings: &[(&str, &str)]) -> Client {
         Client::new(self.config(settings))

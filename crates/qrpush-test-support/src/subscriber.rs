@@ -26,12 +26,27 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub fn connect(port: u16, login: &Login, channels: &[&str]) -> io::Result<Subscriber> {
+        Self::connect_with(port, login, "SUBSCRIBE", channels)
+    }
+
+    /// A subscriber of sharded Pub/Sub (SSUBSCRIBE, Redis 7+): receives what SPUBLISH sends.
+    pub fn connect_sharded(port: u16, login: &Login, channels: &[&str]) -> io::Result<Subscriber> {
+        Self::connect_with(port, login, "SSUBSCRIBE", channels)
+    }
+
+    fn connect_with(
+        port: u16,
+        login: &Login,
+        command: &str,
+        channels: &[&str],
+    ) -> io::Result<Subscriber> {
         let admin = Admin::connect(port, login)?;
         let mut sub = Subscriber {
             stream: admin.stream,
             parser: admin.parser,
         };
-        let mut cmd = redis::cmd("SUBSCRIBE");
+        let confirmation = command.to_ascii_lowercase().into_bytes();
+        let mut cmd = redis::cmd(command);
         for c in channels {
             cmd.arg(*c);
         }
@@ -45,11 +60,11 @@ impl Subscriber {
             match &reply {
                 Value::Array(items)
                     if items.len() == 3
-                        && items[0] == Value::BulkString(b"subscribe".to_vec())
+                        && items[0] == Value::BulkString(confirmation.clone())
                         && items[1] == Value::BulkString(c.as_bytes().to_vec()) => {}
                 other => {
                     return Err(io::Error::other(format!(
-                        "unexpected SUBSCRIBE reply: {other:?}"
+                        "unexpected {command} reply: {other:?}"
                     )))
                 }
             }
@@ -65,7 +80,9 @@ impl Subscriber {
             .expect("set_read_timeout");
         match self.parser.parse_value(&mut self.stream) {
             Ok(Value::Array(items)) | Ok(Value::Push { data: items, .. })
-                if items.len() == 3 && items[0] == Value::BulkString(b"message".to_vec()) =>
+                if items.len() == 3
+                    && (items[0] == Value::BulkString(b"message".to_vec())
+                        || items[0] == Value::BulkString(b"smessage".to_vec())) =>
             {
                 let mut items = items.into_iter().skip(1);
                 match (items.next(), items.next()) {

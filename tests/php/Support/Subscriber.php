@@ -7,9 +7,9 @@ namespace QrPush\Tests;
 use PHPUnit\Framework\Assert;
 
 /**
- * A raw RESP subscriber (SUBSCRIBE or PSUBSCRIBE) on its own connection: what a real consumer of
- * QrPush's messages sees, byte for byte. The subscription is confirmed by Redis before the
- * constructor returns, so everything published afterwards reaches it.
+ * A raw RESP subscriber (SUBSCRIBE, PSUBSCRIBE, or SSUBSCRIBE for sharded Pub/Sub) on its own
+ * connection: what a real consumer of QrPush's messages sees, byte for byte. The subscription is
+ * confirmed by Redis before the constructor returns, so everything published afterwards reaches it.
  */
 final class Subscriber
 {
@@ -19,13 +19,15 @@ final class Subscriber
         RedisServer $server,
         public readonly string $channel,
         public readonly bool $pattern = false,
+        public readonly bool $sharded = false,
     ) {
+        $command = $sharded ? 'SSUBSCRIBE' : ($pattern ? 'PSUBSCRIBE' : 'SUBSCRIBE');
         $this->connection = $server->connect();
-        $this->connection->send($pattern ? 'PSUBSCRIBE' : 'SUBSCRIBE', $channel);
+        $this->connection->send($command, $channel);
         $reply = $this->connection->read(5.0, true);
-        $expected = [$pattern ? 'psubscribe' : 'subscribe', $channel, 1];
+        $expected = [strtolower($command), $channel, 1];
         if ($reply !== $expected) {
-            throw new \RuntimeException('unexpected reply to (P)SUBSCRIBE: ' . var_export($reply, true));
+            throw new \RuntimeException("unexpected reply to {$command}: " . var_export($reply, true));
         }
     }
 
@@ -107,7 +109,7 @@ final class Subscriber
         if ($reply === null) {
             return null;
         }
-        if (\is_array($reply) && ($reply[0] ?? null) === 'message' && \count($reply) === 3) {
+        if (\is_array($reply) && \in_array($reply[0] ?? null, ['message', 'smessage'], true) && \count($reply) === 3) {
             return ['channel' => $reply[1], 'payload' => $reply[2]];
         }
         if (\is_array($reply) && ($reply[0] ?? null) === 'pmessage' && \count($reply) === 4) {

@@ -35,9 +35,9 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         return $this->owned[] = new RedisServer($password, $extraArgs, $unixSocket);
     }
 
-    protected function subscribe(RedisServer $server, string $channel, bool $pattern = false): Subscriber
+    protected function subscribe(RedisServer $server, string $channel, bool $pattern = false, bool $sharded = false): Subscriber
     {
-        return $this->owned[] = new Subscriber($server, $channel, $pattern);
+        return $this->owned[] = new Subscriber($server, $channel, $pattern, $sharded);
     }
 
     /**
