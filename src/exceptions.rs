@@ -25,15 +25,18 @@ pub mod code {
     pub const TIMEOUT: i32 = 2;
     pub const SERVER: i32 = 3;
     pub const PROTOCOL: i32 = 4;
+    pub const REPLICA: i32 = 5;
 }
 
 const EXCEPTION: &str = "QrPush\\Exception";
 const CONNECTION_EXCEPTION: &str = "QrPush\\ConnectionException";
 const TIMEOUT_EXCEPTION: &str = "QrPush\\TimeoutException";
 const SERVER_EXCEPTION: &str = "QrPush\\ServerException";
+const REPLICA_EXCEPTION: &str = "QrPush\\ReplicaException";
 const LOGIN_EXCEPTION: &str = "QrPush\\LoginException";
 
 const ROOT: ClassEntryInfo = (qrpush_exception, EXCEPTION);
+const CONNECTION: ClassEntryInfo = (connection_exception, CONNECTION_EXCEPTION);
 const LOGIN: ClassEntryInfo = (login_exception, LOGIN_EXCEPTION);
 
 /// The class of each login refusal, under `QrPush\LoginException`.
@@ -64,6 +67,7 @@ pub fn register() -> ext_php_rs::error::Result<()> {
     for name in [CONNECTION_EXCEPTION, TIMEOUT_EXCEPTION, SERVER_EXCEPTION] {
         class(name, ROOT).register()?;
     }
+    class(REPLICA_EXCEPTION, CONNECTION).register()?;
     // One constant per refusal, named after it: LoginException::NOT_FOUND = 101, ...
     let mut login = class(LOGIN_EXCEPTION, ROOT);
     for why in LoginError::ALL {
@@ -169,6 +173,7 @@ pub fn to_php(err: Error, function: &str, arguments: &[Argument]) -> PhpExceptio
             PhpException::new(invalid(&err, function, arguments), 0, ce::type_error())
         }
         ErrorKind::Connection => of(CONNECTION_EXCEPTION, message, code::CONNECTION),
+        ErrorKind::Replica => of(REPLICA_EXCEPTION, message, code::REPLICA),
         ErrorKind::Timeout => of(TIMEOUT_EXCEPTION, message, code::TIMEOUT),
         ErrorKind::Server => of(SERVER_EXCEPTION, message, code::SERVER),
         ErrorKind::Protocol => of(EXCEPTION, message, code::PROTOCOL),
@@ -214,6 +219,11 @@ fn runtime_exception() -> &'static ClassEntry {
 
 fn qrpush_exception() -> &'static ClassEntry {
     internal_class::find("qrpush\\exception").expect("registered just before its subclasses")
+}
+
+fn connection_exception() -> &'static ClassEntry {
+    internal_class::find("qrpush\\connectionexception")
+        .expect("registered just before its subclasses")
 }
 
 fn login_exception() -> &'static ClassEntry {

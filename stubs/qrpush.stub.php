@@ -301,6 +301,17 @@ namespace QrPush {
     {
     }
 
+    /**
+     * The server is not the primary: a replica (or a Sentinel). A replica runs PUBLISH for its own subscribers
+     * only, so QrPush never publishes through one: a new connection checks the server's role (ROLE) while
+     * logging in, and a pooled connection whose server was demoted (a failover, REPLICAOF) is caught by the
+     * check sent with every publish (WAIT 0 0, which a replica refuses). Nothing was delivered: the call may be
+     * retried, e.g. once the address (DNS name, VIP) points at the new primary. Code 5.
+     */
+    class ReplicaException extends ConnectionException
+    {
+    }
+
     /** Redis did not answer within the configured time bound (`connect_timeout`, `timeout`). */
     class TimeoutException extends Exception
     {
