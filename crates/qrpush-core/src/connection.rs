@@ -671,6 +671,43 @@ pub const RETIRING_CODES: &[&str] = &[
 mod tests {
     use super::*;
 
+    fn reply_error(line: &str) -> redis::ServerError {
+        match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap() {
+            Value::ServerError(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_replies_that_mean_wrong_server_retire_the_connection() {
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "LOADING Redis is loading the dataset in memory",
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+        ] {
+            let e = server_error(&reply_error(line), "PUBLISH");
+            assert_eq!(e.kind(), ErrorKind::Server, "{line}");
+            assert!(e.breaks_connection(), "{line}");
+            assert!(!e.maybe_sent(), "{line}: nothing ran, a retry is safe");
+        }
+        for line in [
+            "NOPERM User app has no permissions to access the 'x' channel",
+            "ERR unknown command",
+            "NOSCRIPT No matching script",
+            "BUSY Redis is busy running a script",
+        ] {
+            let e = server_error(&reply_error(line), "PUBLISH");
+            assert!(
+                !e.breaks_connection(),
+                "{line}: the connection stays usable"
+            );
+        }
+    }
+
     #[test]
     fn publish_packs_exactly_like_redis_cmd() {
         let long = vec![b'p'; 70_000];

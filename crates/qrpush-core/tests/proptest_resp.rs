@@ -416,3 +416,27 @@ fn an_unexpected_publish_reply_on_a_reused_connection_is_not_retried() {
         );
     }
 }
+
+/// A connection lost after the first reply of a batch: the first message was published (its
+/// count is kept), the others have an unknown outcome (maybe sent); nothing is re-sent.
+#[test]
+fn a_connection_lost_mid_batch_keeps_what_was_published() {
+    let (port, server) = fake_server(HANDSHAKE, 3, b":2\r\n".to_vec());
+    let client = client(port);
+    let err = client
+        .publish_many(&[("ch", "a"), ("ch", "b"), ("ch", "c")])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(err.maybe_sent(), "{err}");
+    let outcome = err.batch_outcome().expect("a per-message outcome");
+    assert_eq!(outcome.published, vec![(0, 2)]);
+    let failed: Vec<(usize, bool)> = outcome
+        .failed
+        .iter()
+        .map(|(i, e)| (*i, e.maybe_sent()))
+        .collect();
+    assert_eq!(failed, vec![(1, true), (2, true)]);
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed), (1, 2));
+    server.join().unwrap();
+}
