@@ -6,7 +6,7 @@
 //! were not, the stats count each message where it went, and nothing is sent twice. A batch's
 //! total size is bounded (`max_batch_payload`) before anything is sent.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::time::Duration;
 

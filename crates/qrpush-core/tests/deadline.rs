@@ -8,7 +8,7 @@
 //! the bound of a request is its caller's, not that of the client that opened the shared
 //! connection.
 
-mod support;
+use qrpush_test_support as support;
 
 use std::net::UdpSocket;
 use std::process::Command;

@@ -5,7 +5,7 @@
 //! `IDLE_CLOSE_AFTER` are closed, and the pool of an endpoint that no client holds any more is
 //! forgotten. (A test binary of its own: the sweep acts on every pool of the process.)
 
-mod support;
+use qrpush_test_support as support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

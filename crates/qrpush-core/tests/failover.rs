@@ -8,18 +8,13 @@
 //! a new connection; error replies that mean "not here, not now" (READONLY...) retire it too.
 //! Every publish after a demotion reaches a subscriber of the new primary or throws.
 
-mod support;
+use qrpush_test_support as support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use qrpush_core::login::Login;
 use qrpush_core::ErrorKind;
-use support::{text, RedisServer};
+use support::{text, Proxy, RedisServer};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(200);
@@ -35,75 +30,6 @@ fn replicate(replica: &RedisServer, primary: &RedisServer) {
     replica.wait_until("the replication link", WAIT, |s| {
         text(&s.cmd(&["INFO", "replication"])).contains("master_link_status:up")
     });
-}
-
-/// A TCP forwarder standing for a DNS name or a virtual IP: new connections go to whichever
-/// server it points at now; connections already made stay where they are.
-struct Address {
-    port: u16,
-    upstream: Arc<AtomicU16>,
-    accepted: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Address {
-    fn pointing_at(server: &RedisServer) -> Address {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let upstream = Arc::new(AtomicU16::new(server.port()));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (to, count, halt) = (upstream.clone(), accepted.clone(), stop.clone());
-        thread::spawn(move || {
-            while !halt.load(Ordering::Relaxed) {
-                let Ok((client, _)) = listener.accept() else {
-                    thread::sleep(Duration::from_millis(2));
-                    continue;
-                };
-                client.set_nonblocking(false).unwrap();
-                let Ok(server) = TcpStream::connect(("127.0.0.1", to.load(Ordering::SeqCst)))
-                else {
-                    continue;
-                };
-                count.fetch_add(1, Ordering::SeqCst);
-                for (mut from, mut into) in [
-                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                    (server, client),
-                ] {
-                    thread::spawn(move || {
-                        let mut buf = [0u8; 16384];
-                        while let Ok(n @ 1..) = from.read(&mut buf) {
-                            if into.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = into.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-        Address {
-            port,
-            upstream,
-            accepted,
-            stop,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn point_at(&self, server: &RedisServer) {
-        self.upstream.store(server.port(), Ordering::SeqCst);
-    }
-}
-
-impl Drop for Address {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
 }
 
 #[test]
@@ -174,7 +100,8 @@ fn a_primary_demoted_under_a_pooled_connection_is_left_not_published_to() {
 fn after_a_failover_publishes_follow_the_address_to_the_new_primary() {
     let old = RedisServer::start();
     let new = RedisServer::start();
-    let address = Address::pointing_at(&old);
+    // The address (a DNS name, a virtual IP) the app is configured with.
+    let address = Proxy::start(old.port());
     let mut sub = new.subscribe(&["c"]);
     let client = old.client(&[("url", &address.url())]);
     assert_eq!(client.publish(b"c", b"before").unwrap(), 0);
@@ -182,7 +109,7 @@ fn after_a_failover_publishes_follow_the_address_to_the_new_primary() {
     // Demote the old primary, then move the address (DNS name, VIP) to the new one. The pooled
     // connection still reaches the old server.
     replicate(&old, &new);
-    address.point_at(&new);
+    address.point_at(new.port());
     assert_eq!(client.publish(b"c", b"after").unwrap(), 1);
     assert_eq!(sub.recv(1, WAIT), vec![b"after".to_vec()]);
     let counts = client.publish_many(&[("c", "a"), ("c", "b")]).unwrap();
@@ -197,7 +124,7 @@ fn after_a_failover_publishes_follow_the_address_to_the_new_primary() {
         stats.last_error
     );
     assert_eq!(stats.connections_created, 2);
-    assert_eq!(address.accepted.load(Ordering::SeqCst), 2);
+    assert_eq!(address.accepted(), 2);
     assert!(old.qrpush_clients().is_empty());
 }
 
@@ -208,7 +135,8 @@ fn after_a_failover_publishes_follow_the_address_to_the_new_primary() {
 fn login_calls_on_a_demoted_primary_retire_the_connection_and_count() {
     let old = RedisServer::start();
     let new = RedisServer::start();
-    let address = Address::pointing_at(&old);
+    // The address (a DNS name, a virtual IP) the app is configured with.
+    let address = Proxy::start(old.port());
     let client = old.client(&[("url", &address.url())]);
     let login = Login::new(&client);
     login.start("10.0.0.1", "UA").unwrap();
@@ -228,7 +156,7 @@ fn login_calls_on_a_demoted_primary_retire_the_connection_and_count() {
         "the replica was refused while logging in"
     );
 
-    address.point_at(&new);
+    address.point_at(new.port());
     let started = login.start("10.0.0.1", "UA").unwrap();
     assert!(!started.status.id.is_empty());
     assert_eq!(client.stats().connections_created, 2);
