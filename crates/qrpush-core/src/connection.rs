@@ -381,6 +381,10 @@ impl Connection {
     /// The primary check's reply: true for an integer. Anything else, or no reply, makes the
     /// connection unusable (its commands were answered: only the check is in doubt).
     fn read_probe(&mut self, deadline: Instant) -> bool {
+        // Usually already read with the reply before it: consumed without decoding.
+        if self.input.skip_integer() {
+            return true;
+        }
         let primary = matches!(self.read_reply(deadline, false), Ok(Value::Int(_)));
         if !primary {
             self.usable = false;
