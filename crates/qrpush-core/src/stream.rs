@@ -17,10 +17,10 @@ use crate::tls::{self, TlsStream};
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 /// ...every this long...
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-/// ...and gives the connection up after this many unanswered probes (not settable on Windows,
-/// whose default is 10). A NAT or load balancer that forgot the flow answers nothing, so an idle
-/// pooled connection is known dead within 45 s, and the liveness peek sees the error.
-#[cfg(unix)]
+/// ...and gives the connection up after this many unanswered probes (where the OS lets a socket
+/// set it; elsewhere its default applies). A NAT or load balancer that forgot the flow answers
+/// nothing, so an idle pooled connection is known dead within 45 s, and the liveness peek sees
+/// the error.
 const KEEPALIVE_PROBES: u32 = 3;
 
 pub(crate) enum Stream {
@@ -125,7 +125,15 @@ fn keep_alive(s: &TcpStream) -> io::Result<()> {
     let params = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL);
-    #[cfg(unix)]
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "illumos",
+        target_os = "windows"
+    ))]
     let params = params.with_retries(KEEPALIVE_PROBES);
     socket2::SockRef::from(s).set_tcp_keepalive(&params)
 }
