@@ -134,18 +134,23 @@ impl Client {
         let start = Instant::now();
         let terms = LeaseTerms {
             now: start,
-            connect_by: start + self.config.connect_timeout,
+            connect_timeout: self.config.connect_timeout,
             breaker_cooldown: self.config.breaker_cooldown,
             idle_check_after: self.config.idle_check_after,
         };
-        let call_by = terms.connect_by + self.config.timeout;
         let mut retried = false;
         let result = loop {
             let mut lease = match self.pool.lease_within(&terms) {
                 Ok(lease) => lease,
                 Err(e) => break Err(e),
             };
-            let request_by = (lease.ready_at.unwrap_or(start) + self.config.timeout).min(call_by);
+            let request_by = match lease.ready_at {
+                // Lent at once: the request's time starts with the call.
+                None => start + self.config.timeout,
+                Some(ready) => {
+                    (ready + self.config.timeout).min(terms.connect_by() + self.config.timeout)
+                }
+            };
             match op(lease.connection(), request_by) {
                 Ok(v) => break Ok(v),
                 Err(e) => {

@@ -55,10 +55,9 @@ pub struct Connection {
     /// so a publish on a warm connection allocates nothing for the command.
     out: Vec<u8>,
     cmd: redis::Cmd,
-    /// What SO_RCVTIMEO and SO_SNDTIMEO are set to now; changed only when a deadline needs
+    /// What SO_RCVTIMEO and SO_SNDTIMEO are both set to now; changed only when a deadline needs
     /// another bound (see `bound_io`).
-    read_timeout: Duration,
-    write_timeout: Duration,
+    io_timeout: Duration,
     /// Endpoint label for messages (no credentials).
     label: String,
     /// The process that opened the socket: after fork() only that process may use it.
@@ -120,8 +119,7 @@ impl Connection {
             input: ReplyBuffer::new(),
             out: Vec::with_capacity(OUT_INITIAL),
             cmd: redis::Cmd::new(),
-            read_timeout: Duration::ZERO,
-            write_timeout: Duration::ZERO,
+            io_timeout: Duration::ZERO,
             label,
             pid,
             last_used: now,
@@ -173,7 +171,7 @@ impl Connection {
         self.out.extend_from_slice(PRIMARY_PROBE);
         steps.push(Step::Probe);
 
-        self.bound_io(deadline, now)?;
+        self.bound_io(deadline, now, Bound::Start)?;
         self.flush_out(deadline, true)?;
         for step in steps {
             let reply = self.read_reply(deadline, true)?;
@@ -327,7 +325,7 @@ impl Connection {
     ) -> Result<Published<BatchReplies>> {
         let probe = self.probe_primary;
         self.out.clear();
-        self.bound_io(deadline, Instant::now())?;
+        self.bound_io(deadline, Instant::now(), Bound::Start)?;
         let mut sent_any = false;
         for i in 0..count {
             pack(
@@ -400,7 +398,7 @@ impl Connection {
             cmd: &mut self.cmd,
             out: &mut self.out,
         });
-        self.bound_io(deadline, Instant::now())?;
+        self.bound_io(deadline, Instant::now(), Bound::Start)?;
         let quick = self.out.len() <= QUICK_WRITE;
         let sent = self.flush_out(deadline, true);
         self.shrink_out();
@@ -422,7 +420,7 @@ impl Connection {
         let mut bounded = fresh_bound;
         while written < self.out.len() {
             if !std::mem::take(&mut bounded) {
-                if let Err(e) = self.bound_io(deadline, Instant::now()) {
+                if let Err(e) = self.bound_io(deadline, Instant::now(), Bound::Again) {
                     let err = if e.kind() == ErrorKind::Timeout {
                         Error::new(
                             ErrorKind::Timeout,
@@ -479,7 +477,7 @@ impl Connection {
                 Ok(Some(value)) => return Ok(value),
                 Ok(None) => {
                     if !std::mem::take(&mut bounded) {
-                        self.bound_io(deadline, Instant::now())?;
+                        self.bound_io(deadline, Instant::now(), Bound::Again)?;
                     }
                     self.read_more(deadline)?;
                 }
@@ -537,32 +535,40 @@ impl Connection {
         .with_hint("qrpush.timeout; is the server overloaded or stopped?")
     }
 
-    /// Makes the socket's timeouts match the time left until `deadline`, so no single read or
-    /// write can block past it (nor give up much earlier because an earlier deadline, or another
-    /// client's timeout on this shared connection, left another bound behind). A setsockopt costs
-    /// a syscall, so it is only made when the two differ by more than `SOCKET_TIMEOUT_SLACK`: on a
-    /// warm connection used with the same timeout they never do.
-    fn bound_io(&mut self, deadline: Instant, now: Instant) -> Result<()> {
+    /// Bounds the socket's timeouts by the time left until `deadline`, so no single read or write
+    /// can block past it, whatever an earlier deadline or another client's timeout on this shared
+    /// connection left behind. A setsockopt costs a syscall, so at the start of a request (`Start`)
+    /// the timeouts are only lowered, and only when they exceed the time left by more than
+    /// `SOCKET_TIMEOUT_SLACK`: a shorter bound is harmless there, since a read or write it ends
+    /// before the deadline is simply made again (`Again`), and then the bound is set to the time
+    /// left whenever it is off by more than the slack. On a warm connection with one timeout no
+    /// request makes the syscall.
+    fn bound_io(&mut self, deadline: Instant, now: Instant, when: Bound) -> Result<()> {
         let remaining = deadline.saturating_duration_since(now);
         if remaining.is_zero() {
             return Err(self.no_answer());
         }
-        let off = |current: Duration| current.abs_diff(remaining) > SOCKET_TIMEOUT_SLACK;
-        let io_err = |e: io::Error, label: &str| Error::io(&e, "configuring the socket to", label);
-        if off(self.read_timeout) {
-            self.stream
-                .set_read_timeout(remaining)
-                .map_err(|e| io_err(e, &self.label))?;
-            self.read_timeout = remaining;
-        }
-        if off(self.write_timeout) {
-            self.stream
-                .set_write_timeout(remaining)
-                .map_err(|e| io_err(e, &self.label))?;
-            self.write_timeout = remaining;
+        let off = match when {
+            Bound::Start => {
+                self.io_timeout.is_zero() || self.io_timeout > remaining + SOCKET_TIMEOUT_SLACK
+            }
+            Bound::Again => self.io_timeout.abs_diff(remaining) > SOCKET_TIMEOUT_SLACK,
+        };
+        if off {
+            let io_err = |e: io::Error| Error::io(&e, "configuring the socket to", &self.label);
+            self.stream.set_read_timeout(remaining).map_err(io_err)?;
+            self.stream.set_write_timeout(remaining).map_err(io_err)?;
+            self.io_timeout = remaining;
         }
         Ok(())
     }
+}
+
+/// When `bound_io` runs: at the start of a request, or before a read or write after another one.
+#[derive(Clone, Copy)]
+enum Bound {
+    Start,
+    Again,
 }
 
 /// A step of the handshake, in the order its replies come back.

@@ -55,9 +55,10 @@ struct PoolState {
 pub struct LeaseTerms {
     /// The call's start: idle ages are measured from it (no clock read of its own).
     pub now: Instant,
-    /// Waiting for a free connection, checking an idle one and opening a new one all end by then
-    /// (the call's start + `connect_timeout`).
-    pub connect_by: Instant,
+    /// Waiting for a free connection, checking an idle one and opening a new one all end this long
+    /// after `now` (computed only when one of them happens: a pooled connection lent at once
+    /// costs no clock arithmetic).
+    pub connect_timeout: Duration,
     /// The circuit breaker's cool-down; zero: no breaker for this call.
     pub breaker_cooldown: Duration,
     /// A connection idle at least this long answers a PING before it is lent; zero: never.
@@ -68,13 +69,17 @@ impl LeaseTerms {
     /// Terms for a call starting now: `connect_timeout` to get a connection, no breaker, no idle
     /// check.
     pub fn from_now(connect_timeout: Duration) -> Self {
-        let now = Instant::now();
         LeaseTerms {
-            now,
-            connect_by: now + connect_timeout,
+            now: Instant::now(),
+            connect_timeout,
             breaker_cooldown: Duration::ZERO,
             idle_check_after: Duration::ZERO,
         }
+    }
+
+    /// When getting a connection must be done.
+    pub fn connect_by(&self) -> Instant {
+        self.now + self.connect_timeout
     }
 }
 
@@ -187,7 +192,7 @@ impl Pool {
                     let checked =
                         !terms.idle_check_after.is_zero() && idle_for >= terms.idle_check_after;
                     let ready_at = if checked {
-                        match self.answers_ping(&mut conn, terms.connect_by) {
+                        match self.answers_ping(&mut conn, terms.connect_by()) {
                             Some(at) => Some(at),
                             None => {
                                 self.stats.reconnects.fetch_add(1, Relaxed);
@@ -224,7 +229,7 @@ impl Pool {
             waited = true;
             if self
                 .returned
-                .wait_until(&mut state, terms.connect_by)
+                .wait_until(&mut state, terms.connect_by())
                 .timed_out()
             {
                 return Err(Error::new(
@@ -284,7 +289,8 @@ impl Pool {
                 .with_hint("qrpush.breaker_cooldown"));
             }
         };
-        match Connection::open(&self.endpoint, terms.connect_by) {
+        let connect_by = terms.connect_by();
+        match Connection::open(&self.endpoint, connect_by) {
             Ok(mut conn) => {
                 permit.succeeded();
                 self.stats.connections_created.fetch_add(1, Relaxed);
@@ -300,7 +306,7 @@ impl Pool {
             Err(e) => {
                 // Only a slow failure is worth failing fast for: a refusal costs microseconds.
                 let now = Instant::now();
-                let bound = terms.connect_by.saturating_duration_since(start);
+                let bound = connect_by.saturating_duration_since(start);
                 let slow = e.kind() == ErrorKind::Timeout || now - start >= bound / 2;
                 permit.failed(now, slow, e.message());
                 self.release_slot(None, terms.now);
@@ -309,9 +315,9 @@ impl Pool {
         }
     }
 
-    /// Gives a slot back, with its connection to pool again if any. Then the oldest idle
-    /// connection is closed if it was unused for `IDLE_CLOSE_AFTER` at `now` (the returning call's
-    /// start): a pool that once needed many connections shrinks back as the load drops.
+    /// Gives a slot back, with its connection to pool again if any. Then, when more than one is
+    /// idle, the oldest is closed if it was unused for `IDLE_CLOSE_AFTER` at `now` (the returning
+    /// call's start): a pool that once needed many connections shrinks back as the load drops.
     fn release_slot(&self, conn: Option<Connection>, now: Instant) {
         let mut state = self.state.lock();
         match conn {

@@ -54,16 +54,17 @@ impl ReplyBuffer {
     /// consumed) while it is incomplete or another kind of reply: `next_reply` then takes over.
     pub(crate) fn skip_integer(&mut self) -> bool {
         let pending = &self.buf[self.start..self.end];
-        if pending.first() != Some(&b':') {
-            return false;
-        }
-        match pending.iter().position(|&c| c == b'\n') {
-            Some(nl) if nl >= 2 && pending[nl - 1] == b'\r' => {
-                self.consume(nl + 1);
-                true
-            }
-            _ => false,
-        }
+        // What a primary answers: `:<replicas>\r\n`, nearly always one digit.
+        let len = match pending {
+            [b':', d, b'\r', b'\n', ..] if d.is_ascii_digit() => 4,
+            [b':', ..] => match pending.iter().position(|&c| c == b'\n') {
+                Some(nl) if nl >= 2 && pending[nl - 1] == b'\r' => nl + 1,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        self.consume(len);
+        true
     }
 
     fn consume(&mut self, len: usize) {
