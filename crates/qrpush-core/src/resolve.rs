@@ -122,7 +122,9 @@ fn lookup(host: &str, deadline: Instant) -> io::Result<Vec<IpAddr>> {
                 });
                 start_helper(host, Arc::clone(&l))?;
                 if lookups.len() >= NAMES_KEPT {
-                    lookups.retain(|_, l| !l.is_finished());
+                    // Another process's lookups (the parent's, before a fork) are dropped without
+                    // touching their locks, which its helper thread may have held at the fork.
+                    lookups.retain(|_, l| l.pid == pid && !l.is_finished());
                 }
                 lookups.insert(host.to_string(), Arc::clone(&l));
                 l
