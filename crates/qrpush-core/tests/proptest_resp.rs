@@ -198,14 +198,17 @@ fn integer_reply(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(&rest[..end]).ok()?.trim().parse().ok()
 }
 
-/// True if `bytes` starts with a well-formed RESP error reply (one UTF-8 line after '-').
+/// True if `bytes` starts with a well-formed RESP error reply (one UTF-8 line after '-', with no
+/// line feed before its CRLF: a bare LF ends a line too early).
 fn error_reply(bytes: &[u8]) -> bool {
     let Some(rest) = bytes.strip_prefix(b"-") else {
         return false;
     };
     rest.windows(2)
         .position(|w| w == b"\r\n")
-        .is_some_and(|end| std::str::from_utf8(&rest[..end]).is_ok())
+        .is_some_and(|end| {
+            !rest[..end].contains(&b'\n') && std::str::from_utf8(&rest[..end]).is_ok()
+        })
 }
 
 proptest! {
