@@ -110,7 +110,7 @@ fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream
             Ok(s) => {
                 // Commands are small and latency-bound: never wait for Nagle.
                 s.set_nodelay(true)?;
-                keep_alive(&s)?;
+                keep_alive(&s);
                 return Ok(s);
             }
             Err(e) => last_err = Some(e),
@@ -121,8 +121,14 @@ fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream
 
 /// Turns TCP keepalive on, once per connection (a few setsockopt calls at connect time, nothing
 /// per request): a pooled connection whose path silently forgot it is detected while idle.
-fn keep_alive(s: &TcpStream) -> io::Result<()> {
-    let params = socket2::TcpKeepalive::new()
+///
+/// Best effort, never a reason to fail the connect: a system that refuses an option (the probe
+/// count is missing before Windows 10 1703 and under Wine: WSAENOPROTOOPT) gets what it accepts,
+/// down to plain SO_KEEPALIVE with the OS's timings. `idle_check_after` covers a forgotten path
+/// whatever keepalive could be set.
+fn keep_alive(s: &TcpStream) {
+    let socket = socket2::SockRef::from(s);
+    let timing = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL);
     #[cfg(any(
@@ -134,8 +140,16 @@ fn keep_alive(s: &TcpStream) -> io::Result<()> {
         target_os = "illumos",
         target_os = "windows"
     ))]
-    let params = params.with_retries(KEEPALIVE_PROBES);
-    socket2::SockRef::from(s).set_tcp_keepalive(&params)
+    if socket
+        .set_tcp_keepalive(&timing.clone().with_retries(KEEPALIVE_PROBES))
+        .is_ok()
+    {
+        return;
+    }
+    if socket.set_tcp_keepalive(&timing).is_err() {
+        // Ignored like the options above: the connection works without keepalive.
+        let _ = socket.set_keepalive(true);
+    }
 }
 
 /// Connects to a Unix socket before `deadline`.
