@@ -65,7 +65,7 @@ pub struct Connection {
     /// When it was last lent (the borrowing call's start): how long it has been idle.
     last_used: Instant,
     /// Publish requests carry the primary check (the server answered `WAIT` during the handshake).
-    probe_primary: bool,
+    primary_probe_enabled: bool,
     /// Cleared when the connection must not carry another command although no error was returned
     /// (a publish delivered by a server that turned out to be a replica).
     usable: bool,
@@ -123,7 +123,7 @@ impl Connection {
             label,
             pid,
             last_used: now,
-            probe_primary: false,
+            primary_probe_enabled: false,
             usable: true,
         };
         // The handshake is part of connecting: a timeout here is about connect_timeout.
@@ -169,7 +169,7 @@ impl Connection {
         redis::cmd("ROLE").write_packed_command(&mut self.out);
         steps.push(Step::Role);
         self.out.extend_from_slice(PRIMARY_PROBE);
-        steps.push(Step::Probe);
+        steps.push(Step::PrimaryProbe);
 
         self.bound_io(deadline, now, Bound::Start)?;
         self.flush_out(deadline, true)?;
@@ -180,11 +180,11 @@ impl Connection {
                 // Redis-compatible servers lack a command: naming is a courtesy, and without the
                 // role checks the connection is used as before. Any other error (e.g. "max number
                 // of clients reached") is the real reason the login failed.
-                (Step::SetName | Step::Role | Step::Probe, Value::ServerError(e))
+                (Step::SetName | Step::Role | Step::PrimaryProbe, Value::ServerError(e))
                     if is_optional_refusal(&e) => {}
                 (Step::Role, Value::Array(items)) => self.check_role(&items)?,
-                (Step::Probe, Value::Int(_)) => self.probe_primary = true,
-                (Step::Probe, Value::ServerError(e)) if e.code() == "ERR" => {
+                (Step::PrimaryProbe, Value::Int(_)) => self.primary_probe_enabled = true,
+                (Step::PrimaryProbe, Value::ServerError(e)) if e.code() == "ERR" => {
                     // "WAIT cannot be used with replica instances", ROLE already said so unless
                     // it was refused.
                     return Err(self.not_primary(&format!(
@@ -297,7 +297,7 @@ impl Connection {
         deadline: Instant,
         pack: impl FnOnce(&mut Packer<'_>),
     ) -> Result<Published<Value>> {
-        let probe = self.probe_primary;
+        let probe = self.primary_probe_enabled;
         let quick = self.send(deadline, |p| {
             pack(p);
             if probe {
@@ -307,7 +307,7 @@ impl Connection {
         let reply = self
             .read_reply(deadline, quick)
             .map_err(Error::mark_maybe_sent)?;
-        let on_primary = !probe || self.read_probe(deadline);
+        let on_primary = !probe || self.read_primary_probe(deadline);
         Ok(Published {
             replies: reply,
             on_primary,
@@ -323,7 +323,7 @@ impl Connection {
         count: usize,
         mut pack: impl FnMut(&mut Packer<'_>, usize),
     ) -> Result<Published<BatchReplies>> {
-        let probe = self.probe_primary;
+        let probe = self.primary_probe_enabled;
         self.out.clear();
         self.bound_io(deadline, Instant::now(), Bound::Start)?;
         let mut sent_any = false;
@@ -366,7 +366,7 @@ impl Connection {
                 }
             }
         }
-        let on_primary = !probe || self.read_probe(deadline);
+        let on_primary = !probe || self.read_primary_probe(deadline);
         Ok(Published {
             replies: BatchReplies {
                 values,
@@ -378,7 +378,7 @@ impl Connection {
 
     /// The primary check's reply: true for an integer. Anything else, or no reply, makes the
     /// connection unusable (its commands were answered: only the check is in doubt).
-    fn read_probe(&mut self, deadline: Instant) -> bool {
+    fn read_primary_probe(&mut self, deadline: Instant) -> bool {
         // Usually already read with the reply before it: consumed without decoding.
         if self.input.skip_integer() {
             return true;
@@ -578,7 +578,7 @@ enum Step {
     Select,
     SetName,
     Role,
-    Probe,
+    PrimaryProbe,
 }
 
 impl Step {
@@ -588,7 +588,7 @@ impl Step {
             Step::Select => "SELECT",
             Step::SetName => "CLIENT SETNAME",
             Step::Role => "ROLE",
-            Step::Probe => "WAIT",
+            Step::PrimaryProbe => "WAIT",
         }
     }
 }
