@@ -47,7 +47,9 @@ namespace {
          * @throws \ValueError Empty or invalid channel, message larger than `qrpush.max_payload`, unencodable value.
          * @throws \TypeError A message of a type that cannot be published.
          * @throws \QrPush\ConnectionException Redis cannot be reached, or the connection was lost.
-         * @throws \QrPush\TimeoutException Redis did not answer within `qrpush.connect_timeout` + `qrpush.timeout`.
+         * @throws \QrPush\ReplicaException The server is a replica (or was demoted): nothing was delivered.
+         * @throws \QrPush\TimeoutException Redis did not answer in time: every call returns or throws within
+         *     `qrpush.connect_timeout` + `qrpush.timeout` + 50 ms, DNS and waiting for a pooled connection included.
          * @throws \QrPush\ServerException Redis answered with an error (NOAUTH, WRONGPASS, NOPERM, ...).
          * @see \QrPush\Client::publish()
          * @example QrPush::publish('qr-login-events', ['sessionId' => $sid, 'status' => 'confirmed']);
@@ -58,10 +60,16 @@ namespace {
          * Publishes many messages in one round trip (pipelined PUBLISH commands).
          *
          * Every pair is validated and encoded before anything is sent: one bad pair means nothing is published.
+         * Redis then runs each PUBLISH on its own: one it refuses (NOPERM on a channel outside the ACL user's
+         * patterns) does not roll back the others. When some messages were published and others not, a
+         * \QrPush\PartialBatchException says which; sending the whole batch again would duplicate the published ones.
          *
-         * @param array $messages A list of [string $channel, mixed $message] pairs.
+         * @param array $messages A list of [string $channel, mixed $message] pairs, together at most
+         *     `qrpush.max_batch_payload` bytes once encoded.
          * @return array<int, int> The receiver count of each message, in input order.
-         * @throws \ValueError|\TypeError|\QrPush\Exception As publish(); a ServerException names the failing index.
+         * @throws \ValueError|\TypeError As publish(), naming the failing index; also a batch over `qrpush.max_batch_payload`.
+         * @throws \QrPush\PartialBatchException Some messages were published and some were not (or may not have been).
+         * @throws \QrPush\Exception As publish(), when no message was published.
          * @example QrPush::publishMany([['news', 'hello'], ['user:42', ['unread' => 3]]]);
          */
         public static function publishMany(array $messages): array {}
@@ -132,7 +140,8 @@ namespace QrPush {
          * @param string|null $url `redis://[user[:password]@]host[:port][/db]` or `unix:///path/redis.sock`
          *     (Unix only); null means `qrpush.url`.
          * @param array $options Keys are the php.ini directive names without `qrpush.`: `connect_timeout`,
-         *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`, `breaker_cooldown`. Unset keys come from php.ini.
+         *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`, `max_batch_payload`, `breaker_cooldown`,
+         *     `idle_check_after`, ... Unset keys come from php.ini.
          * @throws \ValueError A malformed URL, an unknown option key or an invalid option value.
          * @example $c = new QrPush\Client('redis://app:secret@127.0.0.1:6380/0', ['timeout' => 0.5]);
          */
@@ -301,6 +310,17 @@ namespace QrPush {
     {
     }
 
+    /**
+     * The server is not the primary: a replica (or a Sentinel). A replica runs PUBLISH for its own subscribers
+     * only, so QrPush never publishes through one: a new connection checks the server's role (ROLE) while
+     * logging in, and a pooled connection whose server was demoted (a failover, REPLICAOF) is caught by the
+     * check sent with every publish (WAIT 0 0, which a replica refuses). Nothing was delivered: the call may be
+     * retried, e.g. once the address (DNS name, VIP) points at the new primary. Code 5.
+     */
+    class ReplicaException extends ConnectionException
+    {
+    }
+
     /** Redis did not answer within the configured time bound (`connect_timeout`, `timeout`). */
     class TimeoutException extends Exception
     {
@@ -309,6 +329,33 @@ namespace QrPush {
     /** Redis answered with an error reply (NOAUTH, WRONGPASS, NOPERM, ...). The message starts with its code. */
     class ServerException extends Exception
     {
+    }
+
+    /**
+     * publishMany() when Redis published some messages of the batch and not others. Code 6. The message gives the
+     * counts and the first failure. Send again only what getFailures() says was not published.
+     */
+    class PartialBatchException extends Exception
+    {
+        private $results;
+        private $failures;
+
+        /**
+         * The messages Redis published.
+         *
+         * @return array<int, int> Index in the batch => the number of subscribers that received it.
+         */
+        public function getResults(): array {}
+
+        /**
+         * The other messages, each with why.
+         *
+         * @return array<int, \QrPush\Exception> Index in the batch => a \QrPush\ServerException when Redis refused it
+         *     (it was not published: safe to send again), a \QrPush\ReplicaException when a demoted primary ran it for
+         *     nobody (safe to send again), a \QrPush\TimeoutException or \QrPush\ConnectionException when the
+         *     connection failed before its reply (it may have been published: sending it again may duplicate it).
+         */
+        public function getFailures(): array {}
     }
 
     /**

@@ -78,7 +78,7 @@ function analyse(Scenario $sc, Settings $s, array $windows, string $resultsFile,
     $o = new Outcome();
     $load = readLoad($resultsFile, $o);
     $received = readReceived($subLog);
-    $tally = tallyPublishes($load->publishes, $received, cutWindows($windows), $s, $o);
+    $tally = tallyPublishes($load->publishes, $received, cutWindows($windows), $s, $o, $sc->heardThroughReplica);
     [$duplicates, $phantoms] = duplicatesAndPhantoms($received, $tally);
     [$recovery, $tail] = recovery($windows, $load->publishes, $stopAt);
 
@@ -197,8 +197,10 @@ function cutWindows(array $windows): \Closure
 /**
  * @param list<array<string, mixed>> $publishes
  * @param \Closure(float): bool $inCut
+ * @param bool $everyConfirmedHeard the subscriber gets every executed PUBLISH by replication, so
+ *     a confirmed publish is heard whatever its receiver count
  */
-function tallyPublishes(array $publishes, Received $received, \Closure $inCut, Settings $s, Outcome $o): Tally
+function tallyPublishes(array $publishes, Received $received, \Closure $inCut, Settings $s, Outcome $o, bool $everyConfirmedHeard = false): Tally
 {
     $tally = new Tally();
     foreach ($publishes as $p) {
@@ -221,7 +223,7 @@ function tallyPublishes(array $publishes, Received $received, \Closure $inCut, S
         }
         if ($p['ok']) {
             $tally->confirmed++;
-            if ($p['n'] >= 1) {
+            if ($p['n'] >= 1 || $everyConfirmedHeard) {
                 $tally->heard++;
                 if (!isset($received->counts[$id])) {
                     if ($inCut($p['t1'])) {

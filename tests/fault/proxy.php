@@ -11,11 +11,17 @@ declare(strict_types=1);
  *                 switch and every one accepted while it lasts stays open and silent until the
  *                 client closes it (a path that drops packets: nothing is refused, nothing answers).
  *                 Switching back to pass heals only connections accepted afterwards.
+ *   forget        the connections open now go silent the same way (no byte forwarded either way, no
+ *                 FIN, no RST: a NAT or load balancer that dropped their state while they were
+ *                 idle); the path stays in its mode, so new connections pass.
+ *   upstream <p>  new connections go to port <p> (a DNS name or virtual IP moved by a failover);
+ *                 open ones stay where they are.
  *
  *   php proxy.php <upstream port> <ready file>
  * Listens on two free loopback ports (the proxy and its control port) and writes
  * "<proxy port> <control port>\n" to <ready file>. The control port takes one command per line
- * (pass | delay <ms> | blackhole | stats) and answers "ok ..." once the switch is in effect.
+ * (pass | delay <ms> | blackhole | forget | upstream <port> | stats) and answers "ok ..." once the
+ * switch is in effect.
  * Runs until SIGTERM, or until the suite that started it is gone.
  */
 
@@ -86,7 +92,7 @@ $pairs = [];
 /** @var array<int, int> upstream socket id => client socket id (the key of $pairs) */
 $byUpstream = [];
 $controls = [];
-$counts = ['accepted' => 0, 'blackholed' => 0, 'upstream_failed' => 0];
+$counts = ['accepted' => 0, 'blackholed' => 0, 'forgotten' => 0, 'upstream_failed' => 0];
 
 $closePair = function (int $key) use (&$pairs, &$byUpstream): void {
     $pair = $pairs[$key];
@@ -215,6 +221,18 @@ while (!$stop && microtime(true) < $deadline) {
                             $counts['blackholed']++;
                         }
                     }
+                    break;
+                case 'forget':
+                    foreach ($pairs as $pair) {
+                        if (!$pair->dead) {
+                            $pair->dead = true;
+                            $pair->up = $pair->down = [];
+                            $counts['forgotten']++;
+                        }
+                    }
+                    break;
+                case 'upstream':
+                    $upstreamPort = max(1, (int) ($words[1] ?? 0));
                     break;
             }
             fwrite($socket, "ok {$mode} " . json_encode($counts + ['open' => count($pairs)]) . "\n");

@@ -114,7 +114,9 @@ function printRules(Settings $s): void
                      normal, the idle timeout, maxclients and the proxy never touch it); heard publishes that
                      returned from 50 ms before the signal to 50 ms after Redis was gone are "excused", not lost.
                      A confirmed publish with 0 receivers (subscriber reconnecting) is not silent: the caller
-                     sees the 0.
+                     sees the 0. In the REPLICAOF scenario the subscriber listens on the replica that gets
+                     promoted, so every confirmed publish counts as heard; publishes that returned while the
+                     old primary was being demoted are excused (asynchronous replication may lose them).
           exc+recv   calls that threw although Redis ran the PUBLISH (its reply was late): the exception says the
                      outcome is unknown; QrPush never re-sends after a byte may have left, so no duplicate.
           max call   the longest QrPush::publish() in a worker, wall time; (net): without the time the worker
@@ -124,7 +126,8 @@ function printRules(Settings $s): void
           recovery   from the end of the fault to the first confirmed publish that started after it (worst of
                      all cycles); tail: to the last exception after it (a worker's breaker still open).
           Targets: 0 dup, 0 lost, 0 over, recovery < 1 s; and no exception at all in baseline, idle timeout,
-          short delay and recycling + fork, where nothing is broken from the client's point of view.
+          a NAT that forgot idle flows, short delay and recycling + fork, where nothing is broken from the
+          client's point of view.
 
         TXT;
 }

@@ -46,13 +46,23 @@ final class FaultWindow
     }
 }
 
-/** Everything a fault needs to act on. */
+/** Everything a fault needs to act on, and what a scenario's `prepare` may change. */
 final class Stack
 {
     public ?Proxy $proxy = null;
     public int $loadgenPid = 0;
+    /** the Redis the subscriber listens on (default: `redis`) */
+    public ?RedisServer $subscriberRedis = null;
+    /** php-fpm's qrpush.url (default: Redis's TCP port, the proxy's, or the Unix socket) */
+    public ?string $url = null;
+    /** the php-fpm to run (default: the flavour's), e.g. a wrapper that starts it in a namespace */
+    public ?string $fpmBinary = null;
+    /** @var list<RedisServer> more servers, killed with the stack */
+    public array $servers = [];
+    /** @var list<int> more processes (pids), stopped with the stack */
+    public array $pids = [];
 
-    public function __construct(public RedisServer $redis, public Settings $settings)
+    public function __construct(public RedisServer $redis, public Settings $settings, public string $dir)
     {
     }
 }
@@ -65,6 +75,8 @@ final class Scenario
     /**
      * @param \Closure(Stack): FaultWindow|null $inject
      * @param array<string, string> $ini more pool directives
+     * @param list<string> $redisArgs more redis-server arguments
+     * @param \Closure(Stack): void|null $prepare sets the stack up further before php-fpm starts
      */
     public function __construct(
         public readonly string $name,
@@ -76,6 +88,15 @@ final class Scenario
         public readonly bool $fork = false,
         /** the extension promises that nothing fails here */
         public readonly bool $noErrors = false,
+        public readonly array $redisArgs = [],
+        /** php-fpm publishes over Redis's Unix socket */
+        public readonly bool $unixSocket = false,
+        public readonly ?\Closure $prepare = null,
+        /**
+         * The subscriber listens on a replica, which gets every PUBLISH by replication: a confirmed
+         * publish must reach it whatever its receiver count (0, the primary's own subscribers).
+         */
+        public readonly bool $heardThroughReplica = false,
     ) {
     }
 }
@@ -196,7 +217,82 @@ function scenarios(Settings $s): array
             $st->proxy->set('pass');
             return new FaultWindow($t, microtime(true));
         }, viaProxy: true),
+        new Scenario('unix socket: SIGSTOP, full backlog', 'qrpush.url on Redis\'s Unix socket with a listen backlog of 2, Redis frozen ' . $hold . ' s: new connections fill the backlog, then connect() itself would wait', function (Stack $st) use ($hold): FaultWindow {
+            $t = microtime(true);
+            $st->redis->freeze();
+            sleepUntil($t + $hold);
+            $st->redis->thaw();
+            return new FaultWindow($t, microtime(true));
+        }, redisArgs: ['--tcp-backlog', '2'], unixSocket: true),
+        new Scenario('REPLICAOF: primary demoted', 'the subscriber on a replica; the primary demoted (REPLICAOF), the replica promoted, the address (the proxy) moved to it; pooled connections still reach the demoted server', function (Stack $st): FaultWindow {
+            $new = $st->subscriberRedis;
+            $t = microtime(true);
+            $st->redis->command('REPLICAOF', '127.0.0.1', (string) $new->port());
+            $demoted = microtime(true);
+            $new->command('REPLICAOF', 'NO', 'ONE');
+            $st->proxy->set("upstream {$new->port()}");
+            // A PUBLISH that ran on the old primary just before its demotion may not have been
+            // replicated yet: asynchronous replication, not the client, loses it.
+            return new FaultWindow($t, microtime(true), [[$t, $demoted]]);
+        }, viaProxy: true, prepare: function (Stack $st): void {
+            $replica = new RedisServer();
+            $st->servers[] = $replica;
+            $st->redis->command('CONFIG', 'SET', 'repl-diskless-sync-delay', '0');
+            $replica->command('REPLICAOF', '127.0.0.1', (string) $st->redis->port());
+            waitFor(fn (): bool => str_contains((string) $replica->command('INFO', 'replication'), 'master_link_status:up'), 10.0, 'the replication link');
+            $st->subscriberRedis = $replica;
+        }, heardThroughReplica: true),
+        new Scenario('proxy: NAT forgets idle flows', 'load paused, the path forgets every open connection (no FIN, no RST: they go silent), load resumed after qrpush.idle_check_after; new connections pass', function (Stack $st): FaultWindow {
+            $t = microtime(true);
+            Processes::signal($st->loadgenPid, SIGUSR1);
+            usleep(200000); // the requests in flight finish
+            $st->proxy->set('forget');
+            usleep(700000); // idle longer than idle_check_after
+            Processes::signal($st->loadgenPid, SIGUSR2);
+            return new FaultWindow($t, microtime(true));
+        }, viaProxy: true, ini: ['qrpush.idle_check_after' => '0.5'], noErrors: true),
+        new Scenario('DNS: name server silent', 'qrpush.url names a host only a stub name server knows; it answers no query for ' . $hold . ' s from the start (workers have nothing cached), then answers', function (Stack $st) use ($hold): FaultWindow {
+            $t = microtime(true);
+            sleepUntil($t + $hold);
+            Processes::signal($st->pids[0], SIGUSR2);
+            return new FaultWindow($t, microtime(true));
+        }, prepare: function (Stack $st): void {
+            silentNameServer($st);
+        }),
         new Scenario('fpm recycling + fork', 'pm.max_requests=10 and every request forks a child that publishes too', null,
             maxRequests: 10, fork: true, noErrors: true),
     ];
+}
+
+/** A loopback address of the stub name server: not 127.0.0.1, so that nothing else listens there. */
+const NAME_SERVER = '127.0.0.154';
+/** The host name in qrpush.url: known to the stub name server only. */
+const REDIS_NAME = 'redis.qrpush-fault.test';
+
+/**
+ * The DNS scenario's stack: a stub name server (dns.php) on NAME_SERVER:53, silent until SIGUSR2;
+ * qrpush.url naming REDIS_NAME; and php-fpm in a mount namespace whose /etc/resolv.conf names the
+ * stub only (bind-mounted there, the machine's own resolv.conf untouched).
+ */
+function silentNameServer(Stack $st): void
+{
+    $ready = "{$st->dir}/dns.ready";
+    [, $pid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/dns.php', NAME_SERVER, REDIS_NAME, 'silent', $ready], "{$st->dir}/dns.log", 'stub name server');
+    $st->pids[] = $pid;
+    waitFor(fn (): bool => is_file($ready) || !Processes::isRunning($pid), 5.0, 'the stub name server');
+    if (!Processes::isRunning($pid)) {
+        throw new RuntimeException('the stub name server did not start: ' . @file_get_contents("{$st->dir}/dns.log"));
+    }
+    $resolv = "{$st->dir}/resolv.conf";
+    file_put_contents($resolv, 'nameserver ' . NAME_SERVER . "\noptions timeout:1 attempts:1\n");
+    // In the chroot "/" is no mount point, so a namespace cannot make it private; there every mount
+    // is private already (scripts/lib.sh's qr_run), and the copies stay so. Elsewhere: private.
+    $propagation = getenv('QRPUSH_IN_CHROOT') === '1' ? 'unchanged' : 'private';
+    $wrapper = "{$st->dir}/php-fpm-in-namespace";
+    file_put_contents($wrapper, "#!/bin/sh\n"
+        . "exec unshare --mount --propagation {$propagation} -- sh -c 'mount --bind \"\$0\" /etc/resolv.conf && exec \"\$@\"' "
+        . escapeshellarg($resolv) . ' ' . escapeshellarg($st->fpmBinary ?? '') . " \"\$@\"\n");
+    chmod($wrapper, 0755);
+    $st->fpmBinary = $wrapper;
+    $st->url = 'redis://' . REDIS_NAME . ':' . $st->redis->port();
 }

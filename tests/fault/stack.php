@@ -93,8 +93,9 @@ final class Proxy
 function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, string $fpmBinary): Outcome
 {
     $dir = Processes::tempDir('fault');
-    $redis = new RedisServer();
-    $stack = new Stack($redis, $s);
+    $redis = new RedisServer(null, $sc->redisArgs, $sc->unixSocket);
+    $stack = new Stack($redis, $s, $dir);
+    $stack->fpmBinary = $fpmBinary;
     $proxy = null;
     $fpm = null;
     $subPid = $loadPid = null;
@@ -104,13 +105,18 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
             $proxy = new Proxy($redis->port(), $dir);
             $stack->proxy = $proxy;
         }
+        if ($sc->prepare !== null) {
+            ($sc->prepare)($stack);
+        }
         $targetPort = $proxy?->port ?? $redis->port();
-        $fpm = startFpm($fpmBinary, $ext, $flavour, $s, $sc, "redis://127.0.0.1:{$targetPort}");
+        $url = $stack->url ?? ($sc->unixSocket ? 'unix://' . $redis->unixSocket() : "redis://127.0.0.1:{$targetPort}");
+        $fpm = startFpm($stack->fpmBinary, $ext, $flavour, $s, $sc, $url);
         $fpmPort = $fpm->port();
+        $subRedis = $stack->subscriberRedis ?? $redis;
 
         $subLog = "{$dir}/subscriber.log";
         touch($subLog);
-        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', (string) $redis->port(), $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
+        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', (string) $subRedis->port(), $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
         waitFor(fn (): bool => str_contains((string) file_get_contents($subLog), "S "), 5.0, 'the subscriber');
 
         $query = 'ch=' . rawurlencode($channel) . '&id={id}' . ($sc->fork ? "&fork=1&redis_port={$targetPort}" : '');
@@ -138,9 +144,9 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
 
         // Every confirmed message reached Redis before its reply: once a marker published now has
         // reached the subscriber, everything before it has too (Pub/Sub keeps order per connection).
-        waitFor(function () use ($redis, $channel): bool {
+        waitFor(function () use ($subRedis, $channel): bool {
             try {
-                return $redis->command('PUBLISH', $channel, '__end__') >= 1;
+                return $subRedis->command('PUBLISH', $channel, '__end__') >= 1;
             } catch (RuntimeException) {
                 return false;
             }
@@ -172,6 +178,12 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         }
         $fpm?->stop(10.0);
         $proxy?->stop();
+        foreach ($stack->pids as $pid) {
+            Processes::stop($pid);
+        }
+        foreach ($stack->servers as $server) {
+            $server->kill();
+        }
         $redis->kill();
         if (getenv('QRPUSH_FAULT_KEEP') === false) {
             Processes::removeDir($dir);

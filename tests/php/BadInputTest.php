@@ -287,8 +287,9 @@ final class BadInputTest extends TestCase
 
     /**
      * The fake server: accepts connections for at most 120 s, counts complete RESP commands on
-     * each and answers each one by mode: garbage (+garbage), negbulk (+OK to the handshake, then
-     * $-5), random (random bytes), error (+OK to the handshake, then -ERR), error_handshake (-ERR),
+     * each and answers each one by mode: garbage (+garbage), negbulk (+OK to the handshake's three
+     * commands, then $-5), random (random bytes), error (+OK to the handshake, then -ERR),
+     * error_handshake (-ERR),
      * hangup (closes at once), silent (reads, never answers).
      */
     private static function fakeServerCode(): string
@@ -337,7 +338,9 @@ final class BadInputTest extends TestCase
                     $clients[$id]['buf'] .= $chunk;
                     $done = $commands($clients[$id]['buf']);
                     while ($clients[$id]['answered'] < $done) {
-                        $first = $clients[$id]['answered'] === 0;
+                        // The handshake: CLIENT SETNAME, ROLE and WAIT (an +OK to ROLE and WAIT is no
+                        // role information: the connection is used without the primary check).
+                        $first = $clients[$id]['answered'] < 3;
                         $clients[$id]['answered']++;
                         $reply = match ($mode) {
                             'garbage' => "+garbage\r\n",

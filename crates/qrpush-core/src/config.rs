@@ -44,6 +44,12 @@ pub const DEFAULT_LOGIN_CHANNEL_MODE: LoginChannelMode = LoginChannelMode::Singl
 /// The shortest accepted `gateway_secret`, in bytes (also the gateway's secret).
 pub const MIN_GATEWAY_SECRET_LEN: usize = 16;
 
+/// What a call may take beyond [`Config::call_bound`]: the socket timeouts' slack (2 ms), the
+/// kernel's timer granularity (a socket timeout runs in jiffies: up to 10 ms late at HZ=100) and
+/// the CPU time of the call itself. Time spent waiting for a CPU on a saturated machine is not
+/// the client's to bound.
+pub const CALL_BOUND_MARGIN: Duration = Duration::from_millis(50);
+
 const MAX_POOL_SIZE: usize = 1024;
 /// The login script keeps one timestamp per counted scan: a small bound keeps that list short.
 const MAX_LOGIN_SCAN_LIMIT: usize = 100;
@@ -92,8 +98,16 @@ pub const SETTINGS: &[Setting] = &[
         default: "0.5",
         help: "seconds to fail fast (circuit open) after a connection attempt timed out, before one trial; 0 disables",
         secret: false,
-        parse: |c, v| parse_cooldown(v).map(|value| c.breaker_cooldown = value),
+        parse: |c, v| parse_seconds_or_off(v).map(|value| c.breaker_cooldown = value),
         show: |c| format_seconds(c.breaker_cooldown),
+    },
+    Setting {
+        name: "idle_check_after",
+        default: "30",
+        help: "seconds a pooled connection may sit unused before it must answer a PING to be reused (a NAT or load balancer may have forgotten it silently); 0: never",
+        secret: false,
+        parse: |c, v| parse_seconds_or_off(v).map(|value| c.idle_check_after = value),
+        show: |c| format_seconds(c.idle_check_after),
     },
     Setting {
         name: "channel_prefix",
@@ -114,6 +128,14 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
         parse: |c, v| parse_int(v, 1, MAX_PAYLOAD_LIMIT).map(|value| c.max_payload = value),
         show: |c| c.max_payload.to_string(),
+    },
+    Setting {
+        name: "max_batch_payload",
+        default: "16777216",
+        help: "largest total of one publishMany's messages in bytes, after JSON encoding (a batch is held in memory, outside memory_limit, until it is sent)",
+        secret: false,
+        parse: |c, v| parse_int(v, 1, MAX_PAYLOAD_LIMIT).map(|value| c.max_batch_payload = value),
+        show: |c| c.max_batch_payload.to_string(),
     },
     Setting {
         name: "login_channel",
@@ -268,8 +290,12 @@ pub struct Config {
     pub timeout: Duration,
     /// Circuit breaker cool-down after a slow connection failure; zero disables it.
     pub breaker_cooldown: Duration,
+    /// A pooled connection unused this long answers a PING before it is reused; zero: never.
+    pub idle_check_after: Duration,
     pub channel_prefix: String,
     pub max_payload: usize,
+    /// Largest total size of a batch's messages.
+    pub max_batch_payload: usize,
     pub login_channel: String,
     pub login_channel_mode: LoginChannelMode,
     pub login_pending_ttl: Duration,
@@ -292,8 +318,10 @@ impl Default for Config {
             connect_timeout: Duration::ZERO,
             timeout: Duration::ZERO,
             breaker_cooldown: Duration::ZERO,
+            idle_check_after: Duration::ZERO,
             channel_prefix: String::new(),
             max_payload: 0,
+            max_batch_payload: 0,
             login_channel: String::new(),
             login_channel_mode: DEFAULT_LOGIN_CHANNEL_MODE,
             login_pending_ttl: Duration::ZERO,
@@ -352,7 +380,9 @@ impl Config {
         (config, warnings)
     }
 
-    /// The whole time bound of one call: connecting (if needed) plus the command itself.
+    /// The whole time bound of one call: getting a connection (waiting for a free one, checking
+    /// an idle one, resolving, connecting, logging in) plus the command itself. A call returns or
+    /// throws within it plus [`CALL_BOUND_MARGIN`].
     pub fn call_bound(&self) -> Duration {
         self.connect_timeout + self.timeout
     }
@@ -422,8 +452,8 @@ fn parse_seconds(value: &str) -> Result<Duration> {
     }
 }
 
-/// Seconds, or 0 to disable (the circuit breaker's cool-down).
-fn parse_cooldown(value: &str) -> Result<Duration> {
+/// Seconds, or 0 to disable (the circuit breaker's cool-down, the idle check).
+fn parse_seconds_or_off(value: &str) -> Result<Duration> {
     match value.parse::<f64>() {
         Ok(0.0) => Ok(Duration::ZERO),
         _ => parse_seconds(value).map_err(|_| {
@@ -565,7 +595,7 @@ mod tests {
             ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
             ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss:// or unix://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, channel_prefix, max_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, tls_ca_file, tls_verify, tls_server_name"),
+            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, tls_ca_file, tls_verify, tls_server_name"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
             ("login_pending_ttl", "0", "login_pending_ttl: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),

@@ -1,12 +1,24 @@
-//! One Redis connection: open (connect + AUTH + SELECT + CLIENT SETNAME in one round trip), send
-//! pipelined commands within a deadline, read their replies, and say whether it may be reused.
+//! One Redis connection: open (connect + AUTH + SELECT + CLIENT SETNAME + the role check in one
+//! round trip), send pipelined commands before a deadline, read their replies, and say whether it
+//! may be reused.
 //!
 //! RESP is the `redis` crate's job (command packing, reply decoding) except on the publish hot
 //! path, where PUBLISH is packed straight into the reused output buffer (`Packer::publish`)
 //! and replies are framed in `reply.rs` (which says why). This layer owns the socket because the
-//! guarantees QrPush makes live here: a liveness check before writing, a deadline on every read,
-//! and knowing whether command bytes may have reached the server (a PUBLISH that may have been
-//! delivered is never re-sent).
+//! guarantees QrPush makes live here: a liveness check before writing, the caller's deadline on
+//! every read and write, and knowing whether command bytes may have reached the server (a PUBLISH
+//! that may have been delivered is never re-sent).
+//!
+//! **Only through a primary.** A replica accepts PUBLISH and hands it to its own subscribers only:
+//! after a failover, a connection left on the demoted primary would "succeed" with 0 receivers
+//! while the subscribers listen on the new one. So a new connection asks `ROLE` during the
+//! handshake and refuses a replica (or a Sentinel) with a `Replica` error. A pooled connection can
+//! be demoted under our feet (`REPLICAOF` does not close clients), so every PUBLISH request also
+//! carries `WAIT 0 0` behind it, in the same write: on a primary it answers at once (`:<replicas>`),
+//! on a replica it is an error. Its reply is one more integer to frame, no syscall and no round
+//! trip; a PUBLISH that a replica answered with 0 receivers reached nobody and may be sent again on
+//! another connection. A user the ACL denies `ROLE` or `WAIT` (the documented least-privilege line
+//! grants both) gets neither check on its connections.
 
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -16,7 +28,24 @@ use redis::Value;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::reply::ReplyBuffer;
+use crate::resolve;
 use crate::stream::Stream;
+
+/// A blocking read or write may end this much after the deadline: the socket timeouts are only
+/// changed (a syscall each) when they differ from the time left by more than this, which on a
+/// warm connection they never do.
+pub const SOCKET_TIMEOUT_SLACK: Duration = Duration::from_millis(2);
+/// A batch's commands are written whenever this much is packed, so the output buffer never holds
+/// a whole large batch at once.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// After a request that grew the output buffer past this, the memory is given back.
+const OUT_KEPT: usize = 2 * WRITE_CHUNK;
+const OUT_INITIAL: usize = 256;
+/// A request this small goes out in one write that cannot block on a live connection (nothing of
+/// ours is queued behind it), so the read after it may use the socket bound set just before.
+const QUICK_WRITE: usize = 4096;
+/// `WAIT 0 0`: the primary check sent behind every publish request (see the module's notes).
+const PRIMARY_PROBE: &[u8] = b"*3\r\n$4\r\nWAIT\r\n$1\r\n0\r\n$1\r\n0\r\n";
 
 pub struct Connection {
     stream: Stream,
@@ -26,98 +55,189 @@ pub struct Connection {
     /// so a publish on a warm connection allocates nothing for the command.
     out: Vec<u8>,
     cmd: redis::Cmd,
-    /// What SO_RCVTIMEO is set to now; changed only when a deadline needs a shorter bound.
-    read_timeout: Duration,
+    /// What SO_RCVTIMEO and SO_SNDTIMEO are both set to now; changed only when a deadline needs
+    /// another bound (see `bound_io`).
+    io_timeout: Duration,
     /// Endpoint label for messages (no credentials).
     label: String,
     /// The process that opened the socket: after fork() only that process may use it.
     pid: u32,
+    /// When it was last lent (the borrowing call's start): how long it has been idle.
+    last_used: Instant,
+    /// Publish requests carry the primary check (the server answered `WAIT` during the handshake).
+    primary_probe_enabled: bool,
+    /// Cleared when the connection must not carry another command although no error was returned
+    /// (a publish delivered by a server that turned out to be a replica).
+    usable: bool,
+}
+
+/// The reply to one PUBLISH request, and whether the server is still the primary.
+pub struct Published<T> {
+    pub replies: T,
+    /// False when the primary check failed: the server is a replica now, or its answer was lost.
+    /// The connection is then unusable.
+    pub on_primary: bool,
+}
+
+/// The replies of a pipelined batch, as far as they could be read.
+pub struct BatchReplies {
+    /// The replies read, in order; fewer than the commands when `failure` is set.
+    pub values: Vec<Value>,
+    /// Why the remaining replies could not be read (the connection failed, `maybe_sent`).
+    pub failure: Option<Error>,
 }
 
 impl Connection {
-    /// Connects and logs in. The whole of it — TCP connect and the handshake replies — is bounded
-    /// by `connect_timeout`; later commands by `timeout` each.
-    pub fn open(endpoint: &Endpoint, connect_timeout: Duration, timeout: Duration) -> Result<Self> {
-        let start = Instant::now();
+    /// Connects and logs in, all before `deadline` (the call's `connect_timeout`): the name lookup,
+    /// the TCP or Unix connect, TLS, and the handshake replies.
+    pub fn open(endpoint: &Endpoint, deadline: Instant) -> Result<Self> {
         let label = endpoint.label();
-        let stream = Stream::connect(&endpoint.address, connect_timeout).map_err(|e| {
+        let stream = Stream::connect(&endpoint.address, deadline).map_err(|e| {
             let err = Error::io(&e, "connecting to Redis at", &label);
-            match err.kind() {
-                ErrorKind::Timeout => {
-                    err.with_hint("raise qrpush.connect_timeout if Redis is just slow")
-                }
-                _ => err.with_hint("is redis-server running and is qrpush.url right?"),
+            if err.kind() != ErrorKind::Timeout {
+                return err.with_hint("is redis-server running and is qrpush.url right?");
+            }
+            // Our own timeouts say which step ran out of time (the name lookup, a full listen
+            // backlog, the TLS handshake); the OS's say nothing more than "timed out".
+            let err = match e.get_ref() {
+                Some(why) => Error::new(
+                    ErrorKind::Timeout,
+                    format!("connecting to Redis at {label} timed out: {why}"),
+                ),
+                None => err,
+            };
+            if resolve::is_unanswered(&e) {
+                err.with_hint("qrpush.connect_timeout; is the DNS server reachable?")
+            } else {
+                err.with_hint("raise qrpush.connect_timeout if Redis is just slow")
             }
         })?;
-        let io_err = |e: io::Error| Error::io(&e, "configuring the socket to", &label);
-        stream.set_write_timeout(timeout).map_err(io_err)?;
-        stream.set_read_timeout(timeout).map_err(io_err)?;
         let pid = crate::process::current_pid();
-        let label_for_errors = label.clone();
+        let now = Instant::now();
         let mut conn = Connection {
             stream,
             input: ReplyBuffer::new(),
-            out: Vec::with_capacity(256),
+            out: Vec::with_capacity(OUT_INITIAL),
             cmd: redis::Cmd::new(),
-            read_timeout: timeout,
+            io_timeout: Duration::ZERO,
             label,
             pid,
+            last_used: now,
+            primary_probe_enabled: false,
+            usable: true,
         };
+        // The handshake is part of connecting: a timeout here is about connect_timeout.
+        let label = conn.label.clone();
+        let handshake_error = |e: Error| match e.kind() {
+            ErrorKind::Timeout => Error::new(
+                ErrorKind::Timeout,
+                format!("Redis at {label} did not complete the login in time"),
+            )
+            .with_hint("qrpush.connect_timeout; is the server overloaded or stopped?"),
+            _ => e,
+        };
+        conn.handshake(endpoint, deadline, now)
+            .map_err(handshake_error)?;
+        Ok(conn)
+    }
 
-        // One round trip for the whole handshake: the replies come back in order.
-        let mut steps = Vec::with_capacity(3);
+    /// One round trip: AUTH, SELECT, CLIENT SETNAME, ROLE and WAIT 0 0; the replies come back in
+    /// order.
+    fn handshake(&mut self, endpoint: &Endpoint, deadline: Instant, now: Instant) -> Result<()> {
+        let mut steps = Vec::with_capacity(5);
         if let Some(password) = &endpoint.password {
             let mut auth = redis::cmd("AUTH");
             if let Some(user) = &endpoint.username {
                 auth.arg(user);
             }
             auth.arg(password.expose());
-            auth.write_packed_command(&mut conn.out);
-            steps.push("AUTH");
+            auth.write_packed_command(&mut self.out);
+            steps.push(Step::Auth);
         }
         if endpoint.db != 0 {
             redis::cmd("SELECT")
                 .arg(endpoint.db)
-                .write_packed_command(&mut conn.out);
-            steps.push("SELECT");
+                .write_packed_command(&mut self.out);
+            steps.push(Step::Select);
         }
         // Lets operators spot QrPush's connections (and which worker holds them) in CLIENT LIST.
         redis::cmd("CLIENT")
             .arg("SETNAME")
-            .arg(format!("qrpush-{pid}"))
-            .write_packed_command(&mut conn.out);
-        steps.push("CLIENT SETNAME");
+            .arg(format!("qrpush-{}", self.pid))
+            .write_packed_command(&mut self.out);
+        steps.push(Step::SetName);
+        redis::cmd("ROLE").write_packed_command(&mut self.out);
+        steps.push(Step::Role);
+        self.out.extend_from_slice(PRIMARY_PROBE);
+        steps.push(Step::PrimaryProbe);
 
-        let deadline = start + connect_timeout;
-        // The handshake is part of connecting: a timeout here is about connect_timeout.
-        let handshake_error = |e: Error| match e.kind() {
-            ErrorKind::Timeout => Error::new(
-                ErrorKind::Timeout,
-                format!("Redis at {label_for_errors} did not complete the login in time"),
-            )
-            .with_hint("qrpush.connect_timeout; is the server overloaded or stopped?"),
-            _ => e,
-        };
-        conn.flush_out(deadline).map_err(handshake_error)?;
+        self.bound_io(deadline, now, Bound::Start)?;
+        self.flush_out(deadline, true)?;
         for step in steps {
-            match conn.read_reply(deadline).map_err(handshake_error)? {
-                // A least-privilege ACL user may lack CLIENT (NOPERM), and some Redis-compatible
-                // servers lack the command: naming is a courtesy, not a need. Any other error
-                // (e.g. "max number of clients reached") is the real reason the login failed.
-                Value::ServerError(e) if step == "CLIENT SETNAME" && is_optional_refusal(&e) => {}
-                Value::ServerError(e) => {
-                    return Err(server_error(&e, &format!("{step} to {}", conn.label)));
+            let reply = self.read_reply(deadline, true)?;
+            match (step, reply) {
+                // A least-privilege ACL user may lack CLIENT, ROLE or WAIT (NOPERM), and some
+                // Redis-compatible servers lack a command: naming is a courtesy, and without the
+                // role checks the connection is used as before. Any other error (e.g. "max number
+                // of clients reached") is the real reason the login failed.
+                (Step::SetName | Step::Role | Step::PrimaryProbe, Value::ServerError(e))
+                    if is_optional_refusal(&e) => {}
+                (Step::Role, Value::Array(items)) => self.check_role(&items)?,
+                (Step::PrimaryProbe, Value::Int(_)) => self.primary_probe_enabled = true,
+                (Step::PrimaryProbe, Value::ServerError(e)) if e.code() == "ERR" => {
+                    // "WAIT cannot be used with replica instances", ROLE already said so unless
+                    // it was refused.
+                    return Err(self.not_primary(&format!(
+                        "it refused WAIT as a replica does ({})",
+                        e.details().unwrap_or("")
+                    )));
+                }
+                (step, Value::ServerError(e)) => {
+                    return Err(server_error(
+                        &e,
+                        &format!("{} to {}", step.name(), self.label),
+                    ));
                 }
                 _ => {}
             }
         }
-        Ok(conn)
+        self.shrink_out();
+        Ok(())
     }
 
-    /// True when this connection may carry the next command: opened by this process and still
-    /// connected (checked without a round trip).
+    /// Refuses anything but a primary, from its `ROLE` reply.
+    fn check_role(&self, items: &[Value]) -> Result<()> {
+        let text = |i: usize| match items.get(i) {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+            Some(Value::SimpleString(s)) => s.clone(),
+            Some(Value::Int(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        match text(0).as_str() {
+            "master" => Ok(()),
+            "slave" | "replica" => {
+                Err(self.not_primary(&format!("it is a replica of {}:{}", text(1), text(2))))
+            }
+            other => Err(self.not_primary(&format!("its role is {other}"))),
+        }
+    }
+
+    fn not_primary(&self, why: &str) -> Error {
+        Error::new(
+            ErrorKind::Replica,
+            format!(
+                "Redis at {} is not the primary: {why}; QrPush publishes only through a primary",
+                self.label
+            ),
+        )
+        .with_hint("point qrpush.url at the primary, or at a name that follows failovers")
+    }
+
+    /// True when this connection may carry the next command: opened by this process, nothing
+    /// unexplained happened on it, and still connected (checked without a round trip).
     pub fn is_reusable(&self) -> bool {
-        self.pid == crate::process::current_pid()
+        self.usable
+            && self.pid == crate::process::current_pid()
             && !self.input.has_unread()
             && self.stream.is_alive()
     }
@@ -126,21 +246,36 @@ impl Connection {
         self.pid
     }
 
-    /// Sends the commands that `pack` adds, then reads `replies` replies, all within `timeout`
-    /// from now. Error replies are returned as `Value::ServerError` values: they leave the
-    /// connection usable, and the caller decides what they mean.
+    /// The endpoint, for messages (no credentials).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// When the pool last lent it.
+    pub fn last_used(&self) -> Instant {
+        self.last_used
+    }
+
+    pub(crate) fn set_last_used(&mut self, at: Instant) {
+        self.last_used = at;
+    }
+
+    /// Sends the commands that `pack` adds, then reads `replies` replies, all before `deadline`.
+    /// Error replies are returned as `Value::ServerError` values: they leave the connection
+    /// usable, and the caller decides what they mean.
     pub fn request(
         &mut self,
-        timeout: Duration,
+        deadline: Instant,
         replies: usize,
         pack: impl FnOnce(&mut Packer<'_>),
     ) -> Result<Vec<Value>> {
-        self.pack(pack);
-        let deadline = Instant::now() + timeout;
-        self.flush_out(deadline)?;
+        let quick = self.send(deadline, pack)?;
         let mut values = Vec::with_capacity(replies);
-        for _ in 0..replies {
-            values.push(self.read_reply(deadline).map_err(Error::mark_maybe_sent)?);
+        for i in 0..replies {
+            values.push(
+                self.read_reply(deadline, quick && i == 0)
+                    .map_err(Error::mark_maybe_sent)?,
+            );
         }
         Ok(values)
     }
@@ -148,41 +283,158 @@ impl Connection {
     /// Same as `request` for exactly one reply, without the Vec.
     pub fn request_one(
         &mut self,
-        timeout: Duration,
+        deadline: Instant,
         pack: impl FnOnce(&mut Packer<'_>),
     ) -> Result<Value> {
-        self.pack(pack);
-        let deadline = Instant::now() + timeout;
-        self.flush_out(deadline)?;
-        self.read_reply(deadline).map_err(Error::mark_maybe_sent)
+        let quick = self.send(deadline, pack)?;
+        self.read_reply(deadline, quick)
+            .map_err(Error::mark_maybe_sent)
     }
 
-    fn pack(&mut self, pack: impl FnOnce(&mut Packer<'_>)) {
+    /// One PUBLISH (`pack` adds it), with the primary check behind it when the server allows it.
+    pub fn publish_one(
+        &mut self,
+        deadline: Instant,
+        pack: impl FnOnce(&mut Packer<'_>),
+    ) -> Result<Published<Value>> {
+        let probe = self.primary_probe_enabled;
+        let quick = self.send(deadline, |p| {
+            pack(p);
+            if probe {
+                p.out.extend_from_slice(PRIMARY_PROBE);
+            }
+        })?;
+        let reply = self
+            .read_reply(deadline, quick)
+            .map_err(Error::mark_maybe_sent)?;
+        let on_primary = !probe || self.read_primary_probe(deadline);
+        Ok(Published {
+            replies: reply,
+            on_primary,
+        })
+    }
+
+    /// Many PUBLISHes: `pack(p, i)` adds the `i`th of `count`. They are written in chunks of
+    /// about `WRITE_CHUNK` bytes as they are packed, then every reply is read, then the primary
+    /// check's. A failure while reading keeps the replies read so far (`BatchReplies::failure`).
+    pub fn publish_batch(
+        &mut self,
+        deadline: Instant,
+        count: usize,
+        mut pack: impl FnMut(&mut Packer<'_>, usize),
+    ) -> Result<Published<BatchReplies>> {
+        let probe = self.primary_probe_enabled;
+        self.out.clear();
+        self.bound_io(deadline, Instant::now(), Bound::Start)?;
+        let mut sent_any = false;
+        for i in 0..count {
+            pack(
+                &mut Packer {
+                    cmd: &mut self.cmd,
+                    out: &mut self.out,
+                },
+                i,
+            );
+            if self.out.len() >= WRITE_CHUNK {
+                let sent = self.flush_out(deadline, !sent_any);
+                self.out.clear();
+                sent.map_err(|e| if sent_any { e.mark_maybe_sent() } else { e })?;
+                sent_any = true;
+            }
+        }
+        if probe {
+            self.out.extend_from_slice(PRIMARY_PROBE);
+        }
+        let quick = !sent_any && self.out.len() <= QUICK_WRITE;
+        let sent = self.flush_out(deadline, !sent_any);
+        self.shrink_out();
+        sent.map_err(|e| if sent_any { e.mark_maybe_sent() } else { e })?;
+
+        let mut values = Vec::with_capacity(count);
+        for i in 0..count {
+            match self.read_reply(deadline, quick && i == 0) {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    self.usable = false;
+                    return Ok(Published {
+                        replies: BatchReplies {
+                            values,
+                            failure: Some(e.mark_maybe_sent()),
+                        },
+                        on_primary: false,
+                    });
+                }
+            }
+        }
+        let on_primary = !probe || self.read_primary_probe(deadline);
+        Ok(Published {
+            replies: BatchReplies {
+                values,
+                failure: None,
+            },
+            on_primary,
+        })
+    }
+
+    /// The primary check's reply: true for an integer. Anything else, or no reply, makes the
+    /// connection unusable (its commands were answered: only the check is in doubt).
+    fn read_primary_probe(&mut self, deadline: Instant) -> bool {
+        // Usually already read with the reply before it: consumed without decoding.
+        if self.input.skip_integer() {
+            return true;
+        }
+        let primary = matches!(self.read_reply(deadline, false), Ok(Value::Int(_)));
+        if !primary {
+            self.usable = false;
+        }
+        primary
+    }
+
+    /// Packs what `pack` adds and writes it all, the socket bounded by `deadline`. Returns whether
+    /// it was one quick write (see `QUICK_WRITE`).
+    fn send(&mut self, deadline: Instant, pack: impl FnOnce(&mut Packer<'_>)) -> Result<bool> {
         self.out.clear();
         pack(&mut Packer {
             cmd: &mut self.cmd,
             out: &mut self.out,
         });
+        self.bound_io(deadline, Instant::now(), Bound::Start)?;
+        let quick = self.out.len() <= QUICK_WRITE;
+        let sent = self.flush_out(deadline, true);
+        self.shrink_out();
+        sent.map(|()| quick)
+    }
+
+    /// Gives back the memory of an output buffer that a large request grew.
+    fn shrink_out(&mut self) {
+        if self.out.capacity() > OUT_KEPT {
+            self.out = Vec::with_capacity(OUT_INITIAL);
+        }
     }
 
     /// Writes the whole buffer. Fails with `maybe_sent` once any byte was accepted by the kernel.
-    fn flush_out(&mut self, deadline: Instant) -> Result<()> {
+    /// `fresh_bound`: `bound_io` bounded the socket for `deadline` just before, so the first write
+    /// needs no new bound; every other write re-bounds it to what is left.
+    fn flush_out(&mut self, deadline: Instant, fresh_bound: bool) -> Result<()> {
         let mut written = 0;
-        // The first write needs no clock read: the deadline was just set (for the handshake, the
-        // bounded connect just ended), and every write is bounded by SO_SNDTIMEO. Only a second
-        // write, after a short or interrupted one, checks it.
-        let mut first_write = true;
+        let mut bounded = fresh_bound;
         while written < self.out.len() {
-            if !std::mem::take(&mut first_write) && Instant::now() >= deadline {
-                let err = Error::new(
-                    ErrorKind::Timeout,
-                    format!("sending to Redis at {} timed out", self.label),
-                );
-                return Err(if written > 0 {
-                    err.mark_maybe_sent()
-                } else {
-                    err
-                });
+            if !std::mem::take(&mut bounded) {
+                if let Err(e) = self.bound_io(deadline, Instant::now(), Bound::Again) {
+                    let err = if e.kind() == ErrorKind::Timeout {
+                        Error::new(
+                            ErrorKind::Timeout,
+                            format!("sending to Redis at {} timed out", self.label),
+                        )
+                    } else {
+                        e
+                    };
+                    return Err(if written > 0 {
+                        err.mark_maybe_sent()
+                    } else {
+                        err
+                    });
+                }
             }
             match self.stream.write(&self.out[written..]) {
                 Ok(0) => {
@@ -198,6 +450,12 @@ impl Connection {
                 }
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // SO_SNDTIMEO expired with nothing written; the loop checks the deadline.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) && Instant::now() < deadline => {}
                 Err(e) => {
                     let err = Error::io(&e, "sending to Redis at", &self.label);
                     return Err(if written > 0 {
@@ -211,14 +469,17 @@ impl Connection {
         Ok(())
     }
 
-    /// The next reply, reading as much as it takes, each read bounded by `deadline`.
-    fn read_reply(&mut self, deadline: Instant) -> Result<Value> {
+    /// The next reply, reading as much as it takes before `deadline`. `bounded`: the socket was
+    /// bounded for this deadline just now, so the first read needs no new bound.
+    fn read_reply(&mut self, deadline: Instant, mut bounded: bool) -> Result<Value> {
         loop {
             match self.input.next_reply() {
                 Ok(Some(value)) => return Ok(value),
                 Ok(None) => {
-                    self.bound_reads(deadline)?;
-                    self.read_more()?;
+                    if !std::mem::take(&mut bounded) {
+                        self.bound_io(deadline, Instant::now(), Bound::Again)?;
+                    }
+                    self.read_more(deadline)?;
                 }
                 Err(why) => {
                     return Err(Error::new(
@@ -230,67 +491,105 @@ impl Connection {
         }
     }
 
-    /// One `read()` into the input buffer.
-    fn read_more(&mut self) -> Result<()> {
-        loop {
-            match self.stream.read(self.input.spare()) {
-                Ok(0) => {
-                    return Err(Error::new(
-                        ErrorKind::Connection,
-                        format!(
-                            "connection to Redis at {} lost: closed by the server",
-                            self.label
-                        ),
-                    ))
-                }
-                Ok(n) => {
-                    self.input.filled(n);
-                    return Ok(());
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // SO_RCVTIMEO expired: WouldBlock on Unix, TimedOut on Windows.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("Redis at {} did not answer in time", self.label),
-                    )
-                    .with_hint("qrpush.timeout; is the server overloaded or stopped?"))
-                }
-                Err(e) => {
-                    return Err(Error::new(
-                        ErrorKind::Connection,
-                        format!("connection to Redis at {} lost: {e}", self.label),
-                    ))
-                }
+    /// One `read()` into the input buffer. A read that the socket timeout or a signal ended
+    /// before the deadline returns without data: the caller bounds the socket again.
+    fn read_more(&mut self, deadline: Instant) -> Result<()> {
+        match self.stream.read(self.input.spare()) {
+            Ok(0) => Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "connection to Redis at {} lost: closed by the server",
+                    self.label
+                ),
+            )),
+            Ok(n) => {
+                self.input.filled(n);
+                Ok(())
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            // SO_RCVTIMEO expired: WouldBlock on Unix, TimedOut on Windows. Early (the bound
+            // allows some slack either way) or late, `bound_io` decides on the next turn.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if Instant::now() >= deadline {
+                    return Err(self.no_answer());
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::new(
+                ErrorKind::Connection,
+                format!("connection to Redis at {} lost: {e}", self.label),
+            )),
         }
     }
 
-    /// Makes the socket's read timeout match the time left until `deadline`, so no single read
-    /// can block past it (nor give up early because an earlier, shorter deadline left a smaller
-    /// bound behind). A setsockopt costs a syscall, so it is only made when the two differ by more
-    /// than an eighth: on a warm connection the configured timeout already fits.
-    fn bound_reads(&mut self, deadline: Instant) -> Result<()> {
-        let remaining = deadline.saturating_duration_since(Instant::now());
+    fn no_answer(&self) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!("Redis at {} did not answer in time", self.label),
+        )
+        .with_hint("qrpush.timeout; is the server overloaded or stopped?")
+    }
+
+    /// Bounds the socket's timeouts by the time left until `deadline`, so no single read or write
+    /// can block past it, whatever an earlier deadline or another client's timeout on this shared
+    /// connection left behind. A setsockopt costs a syscall, so at the start of a request (`Start`)
+    /// the timeouts are only lowered, and only when they exceed the time left by more than
+    /// `SOCKET_TIMEOUT_SLACK`: a shorter bound is harmless there, since a read or write it ends
+    /// before the deadline is simply made again (`Again`), and then the bound is set to the time
+    /// left whenever it is off by more than the slack. On a warm connection with one timeout no
+    /// request makes the syscall.
+    fn bound_io(&mut self, deadline: Instant, now: Instant, when: Bound) -> Result<()> {
+        let remaining = deadline.saturating_duration_since(now);
         if remaining.is_zero() {
-            return Err(Error::new(
-                ErrorKind::Timeout,
-                format!("Redis at {} did not answer in time", self.label),
-            ));
+            return Err(self.no_answer());
         }
-        let slack = self.read_timeout / 8;
-        if remaining + slack < self.read_timeout || remaining > self.read_timeout + slack {
-            self.stream
-                .set_read_timeout(remaining)
-                .map_err(|e| Error::io(&e, "configuring the socket to", &self.label))?;
-            self.read_timeout = remaining;
+        let off = match when {
+            Bound::Start => {
+                self.io_timeout.is_zero() || self.io_timeout > remaining + SOCKET_TIMEOUT_SLACK
+            }
+            Bound::Again => self.io_timeout.abs_diff(remaining) > SOCKET_TIMEOUT_SLACK,
+        };
+        if off {
+            let io_err = |e: io::Error| Error::io(&e, "configuring the socket to", &self.label);
+            self.stream.set_read_timeout(remaining).map_err(io_err)?;
+            self.stream.set_write_timeout(remaining).map_err(io_err)?;
+            self.io_timeout = remaining;
         }
         Ok(())
+    }
+}
+
+/// When `bound_io` runs: at the start of a request, or before a read or write after another one.
+#[derive(Clone, Copy)]
+enum Bound {
+    Start,
+    Again,
+}
+
+/// A step of the handshake, in the order its replies come back.
+#[derive(Clone, Copy)]
+enum Step {
+    Auth,
+    Select,
+    SetName,
+    Role,
+    PrimaryProbe,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Auth => "AUTH",
+            Step::Select => "SELECT",
+            Step::SetName => "CLIENT SETNAME",
+            Step::Role => "ROLE",
+            Step::PrimaryProbe => "WAIT",
+        }
     }
 }
 
@@ -349,17 +648,75 @@ fn is_optional_refusal(e: &redis::ServerError) -> bool {
 
 /// A Redis error reply as our error. The message starts with Redis's error code, so callers can
 /// match on it: "NOPERM User app has no permissions ... (PUBLISH to 127.0.0.1:6379)".
+///
+/// The replies that mean "this server cannot run the command now, and did not" — a demoted
+/// primary's READONLY, a replica's MASTERDOWN, LOADING during a restart, a cluster's MOVED, ASK,
+/// TRYAGAIN or CLUSTERDOWN — retire the connection: the next call opens a new one, which may reach
+/// the new primary (or learns the server is a replica). Nothing ran, so that call may be retried.
 pub fn server_error(e: &redis::ServerError, context: &str) -> Error {
     let detail = e.details().map(|d| format!(" {d}")).unwrap_or_default();
-    Error::new(
+    let err = Error::new(
         ErrorKind::Server,
         format!("{}{detail} ({context})", e.code()),
-    )
+    );
+    if RETIRING_CODES.contains(&e.code()) {
+        err.mark_retire()
+    } else {
+        err
+    }
 }
+
+/// Error codes after which a connection is not used again (see `server_error`).
+pub const RETIRING_CODES: &[&str] = &[
+    "READONLY",
+    "MASTERDOWN",
+    "LOADING",
+    "MOVED",
+    "ASK",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reply_error(line: &str) -> redis::ServerError {
+        match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap() {
+            Value::ServerError(e) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_replies_that_mean_wrong_server_retire_the_connection() {
+        for line in [
+            "READONLY You can't write against a read only replica.",
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "LOADING Redis is loading the dataset in memory",
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+        ] {
+            let e = server_error(&reply_error(line), "PUBLISH");
+            assert_eq!(e.kind(), ErrorKind::Server, "{line}");
+            assert!(e.breaks_connection(), "{line}");
+            assert!(!e.maybe_sent(), "{line}: nothing ran, a retry is safe");
+        }
+        for line in [
+            "NOPERM User app has no permissions to access the 'x' channel",
+            "ERR unknown command",
+            "NOSCRIPT No matching script",
+            "BUSY Redis is busy running a script",
+        ] {
+            let e = server_error(&reply_error(line), "PUBLISH");
+            assert!(
+                !e.breaks_connection(),
+                "{line}: the connection stays usable"
+            );
+        }
+    }
 
     #[test]
     fn publish_packs_exactly_like_redis_cmd() {

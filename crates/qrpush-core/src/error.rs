@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Timeout,
     /// Redis answered with an error reply such as NOAUTH or NOPERM (`ServerException`).
     Server,
+    /// The server is a replica (or a Sentinel), not the primary: QrPush never publishes through
+    /// one, because a replica's PUBLISH reaches only its own subscribers (`ReplicaException`, a
+    /// `ConnectionException`).
+    Replica,
     /// Redis answered something that is not valid RESP or not the expected reply type.
     Protocol,
     /// A `QrPush\Login` call was refused (unknown login, wrong state, user, secret, ticket or
@@ -196,6 +200,24 @@ pub struct Error {
     /// Set when the failure happened after command bytes may have reached the server: the caller
     /// must not re-send, because Redis may already have executed the command (a duplicate PUBLISH).
     maybe_sent: bool,
+    /// Set for error replies that mean "wrong server for this command, nothing was done" (a
+    /// demoted primary's READONLY, LOADING, a cluster redirect...): the connection is retired.
+    retire: bool,
+    /// For a batch that was partly published: what happened to each message.
+    batch: Option<Box<BatchOutcome>>,
+}
+
+/// The per-message outcome of a batch of publishes that Redis partly carried out. Redis runs
+/// every command of a pipeline on its own: one refused message (NOPERM on its channel) does not
+/// roll back the others.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// `(index, receivers)` of every message Redis published, in order.
+    pub published: Vec<(usize, i64)>,
+    /// `(index, why)` of every other message, in order: refused by Redis (a `Server` error: it
+    /// was not published, and sending it again cannot duplicate it), or unknown (`maybe_sent`:
+    /// the connection failed before its reply, so it may have been published).
+    pub failed: Vec<(usize, Error)>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -208,6 +230,8 @@ impl Error {
             message: message.into(),
             detail_at: 0,
             maybe_sent: false,
+            retire: false,
+            batch: None,
         }
     }
 
@@ -277,6 +301,22 @@ impl Error {
         self
     }
 
+    /// Marks an error reply after which the connection must not be used again (see `retire`).
+    pub(crate) fn mark_retire(mut self) -> Self {
+        self.retire = true;
+        self
+    }
+
+    /// For a batch that was partly published: what happened to each message.
+    pub fn batch_outcome(&self) -> Option<&BatchOutcome> {
+        self.batch.as_deref()
+    }
+
+    pub(crate) fn with_batch_outcome(mut self, outcome: BatchOutcome) -> Self {
+        self.batch = Some(Box::new(outcome));
+        self
+    }
+
     /// Adds a hint (which setting to change) to the message.
     pub(crate) fn with_hint(mut self, hint: &str) -> Self {
         self.message.push_str(" (");
@@ -286,12 +326,17 @@ impl Error {
     }
 
     /// True when the connection that produced this error can no longer be trusted: the pool
-    /// drops it. A server error reply leaves the connection usable.
+    /// drops it. A server error reply leaves the connection usable, except the replies that say
+    /// the server is not (or no longer) the right one (`retire`).
     pub fn breaks_connection(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::Protocol
-        )
+        self.retire
+            || matches!(
+                self.kind,
+                ErrorKind::Connection
+                    | ErrorKind::Timeout
+                    | ErrorKind::Protocol
+                    | ErrorKind::Replica
+            )
     }
 }
 

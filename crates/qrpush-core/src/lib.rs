@@ -9,9 +9,11 @@
 //! - [`tls`]: `rediss://`: rustls (ring) client config, trust store and bounded handshake.
 //! - [`endpoint`]: Redis URL parsing into an [`Endpoint`] (address, credentials, db).
 //! - [`config`]: the settings table and the validated [`Config`] built from php.ini or options.
-//! - `stream`: TCP / Unix socket bytes and the no-round-trip liveness check.
-//! - `reply`: the connection's input buffer, cut into whole RESP replies without re-zeroing.
 //! - `process`: the current pid, cached, for fork detection.
+//! - `resolve`: host names to addresses within a deadline (the system resolver on a helper thread).
+//! - `stream`: TCP / Unix socket bytes under one connect deadline, keepalive, and the
+//!   no-round-trip liveness check.
+//! - `reply`: the connection's input buffer, cut into whole RESP replies without re-zeroing.
 //! - [`connection`]: one Redis connection: handshake, pipelined requests under a deadline.
 //! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
 //! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
@@ -36,6 +38,7 @@ pub mod connection;
 pub mod pool;
 mod process;
 mod reply;
+mod resolve;
 pub mod stats;
 mod stream;
 
@@ -48,7 +51,7 @@ pub mod login;
 pub use client::{Batch, Client};
 pub use config::{Config, Setting, SETTINGS};
 pub use endpoint::{Address, Endpoint};
-pub use error::{Error, ErrorKind, ItemPart, LoginError, Result, Subject};
+pub use error::{BatchOutcome, Error, ErrorKind, ItemPart, LoginError, Result, Subject};
 pub use login::Login;
 pub use secret::Secret;
 pub use stats::{LatencySummary, StatsSnapshot};

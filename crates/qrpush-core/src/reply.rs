@@ -45,6 +45,29 @@ impl ReplyBuffer {
             return Ok(None);
         };
         let value = decode(&pending[..len])?;
+        self.consume(len);
+        Ok(Some(value))
+    }
+
+    /// Consumes the next reply if it is a complete integer, without decoding it: the answer to the
+    /// primary check sent behind every publish, whose value does not matter. False (nothing
+    /// consumed) while it is incomplete or another kind of reply: `next_reply` then takes over.
+    pub(crate) fn skip_integer(&mut self) -> bool {
+        let pending = &self.buf[self.start..self.end];
+        // What a primary answers: `:<replicas>\r\n`, nearly always one digit.
+        let len = match pending {
+            [b':', d, b'\r', b'\n', ..] if d.is_ascii_digit() => 4,
+            [b':', ..] => match pending.iter().position(|&c| c == b'\n') {
+                Some(nl) if nl >= 2 && pending[nl - 1] == b'\r' => nl + 1,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        self.consume(len);
+        true
+    }
+
+    fn consume(&mut self, len: usize) {
         self.start += len;
         if self.start == self.end {
             self.start = 0;
@@ -53,7 +76,6 @@ impl ReplyBuffer {
                 self.buf = vec![0; INITIAL_CAPACITY];
             }
         }
-        Ok(Some(value))
     }
 
     /// Free space to `read()` into; make room first (move the unread bytes down, or grow).
@@ -224,6 +246,23 @@ mod tests {
                 assert!(!r.has_unread());
             }
         }
+    }
+
+    #[test]
+    fn skip_integer_consumes_one_complete_integer_only() {
+        let mut r = ReplyBuffer::new();
+        let fill = |r: &mut ReplyBuffer, bytes: &[u8]| {
+            r.spare()[..bytes.len()].copy_from_slice(bytes);
+            r.filled(bytes.len());
+        };
+        fill(&mut r, b":1");
+        assert!(!r.skip_integer(), "incomplete");
+        fill(&mut r, b"2\r\n-ERR x\r\n");
+        assert!(r.skip_integer());
+        assert!(!r.skip_integer(), "an error reply is not skipped");
+        assert!(matches!(r.next_reply(), Ok(Some(Value::ServerError(_)))));
+        assert!(!r.has_unread());
+        assert!(!r.skip_integer(), "empty");
     }
 
     #[test]

@@ -62,6 +62,12 @@ impl Stats {
         *self.last_error.lock() = Some(message.to_string());
     }
 
+    /// Records a batch that Redis partly published: each message counts where it went.
+    pub fn record_partial(&self, published: u64, failed: u64, message: &str) {
+        self.published.fetch_add(published, Relaxed);
+        self.record_failure(failed, message);
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().clone()
     }

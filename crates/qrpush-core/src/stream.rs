@@ -1,12 +1,27 @@
 //! The byte stream under a connection: TCP everywhere, TLS over TCP (`rediss://`), Unix sockets on
 //! Unix, and the one check that makes pooled connections cheap to trust — is the peer still there?
+//!
+//! Connecting is bounded by one deadline from the first step to the last: the name lookup
+//! (`resolve`), the TCP connect to each address, the TLS handshake, and for Unix sockets the wait
+//! for room in a server's full listen backlog.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::endpoint::Address;
+use crate::resolve;
 use crate::tls::{self, TlsStream};
+
+/// TCP keepalive: after this long without traffic the kernel probes the peer...
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// ...every this long...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and gives the connection up after this many unanswered probes (where the OS lets a socket
+/// set it; elsewhere its default applies). A NAT or load balancer that forgot the flow answers
+/// nothing, so an idle pooled connection is known dead within 45 s, and the liveness peek sees
+/// the error.
+const KEEPALIVE_PROBES: u32 = 3;
 
 pub(crate) enum Stream {
     Tcp(TcpStream),
@@ -17,10 +32,8 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// Connects within `bound` (per resolved address, and overall). For TLS the handshake is part
-    /// of the connect and of the bound.
-    pub(crate) fn connect(address: &Address, bound: Duration) -> io::Result<Stream> {
-        let deadline = Instant::now() + bound;
+    /// Connects before `deadline`. For TLS the handshake is part of the connect and of the bound.
+    pub(crate) fn connect(address: &Address, deadline: Instant) -> io::Result<Stream> {
         match address {
             Address::Tcp { host, port } => Ok(Stream::Tcp(connect_tcp(host, *port, deadline)?)),
             Address::Tls {
@@ -35,9 +48,7 @@ impl Stream {
                 Ok(Stream::Tls(Box::new(stream)))
             }
             #[cfg(unix)]
-            Address::Unix { path } => {
-                Ok(Stream::Unix(std::os::unix::net::UnixStream::connect(path)?))
-            }
+            Address::Unix { path } => Ok(Stream::Unix(connect_unix(path, deadline)?)),
             #[cfg(not(unix))]
             Address::Unix { .. } => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -89,9 +100,8 @@ impl Stream {
 
 /// Connects to the first resolved address that answers before `deadline`.
 fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
-    // Name resolution itself cannot be bounded portably; literal IPs skip it.
     let mut last_err = None;
-    for addr in (host, port).to_socket_addrs()? {
+    for addr in resolve::socket_addrs(host, port, deadline)? {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             break;
@@ -100,12 +110,86 @@ fn connect_tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream
             Ok(s) => {
                 // Commands are small and latency-bound: never wait for Nagle.
                 s.set_nodelay(true)?;
+                keep_alive(&s);
                 return Ok(s);
             }
             Err(e) => last_err = Some(e),
         }
     }
     Err(last_err.unwrap_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "connect timed out")))
+}
+
+/// Turns TCP keepalive on, once per connection (a few setsockopt calls at connect time, nothing
+/// per request): a pooled connection whose path silently forgot it is detected while idle.
+///
+/// Best effort, never a reason to fail the connect: a system that refuses an option (the probe
+/// count is missing before Windows 10 1703 and under Wine: WSAENOPROTOOPT) gets what it accepts,
+/// down to plain SO_KEEPALIVE with the OS's timings. `idle_check_after` covers a forgotten path
+/// whatever keepalive could be set.
+fn keep_alive(s: &TcpStream) {
+    let socket = socket2::SockRef::from(s);
+    let timing = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "illumos",
+        target_os = "windows"
+    ))]
+    if socket
+        .set_tcp_keepalive(&timing.clone().with_retries(KEEPALIVE_PROBES))
+        .is_ok()
+    {
+        return;
+    }
+    if socket.set_tcp_keepalive(&timing).is_err() {
+        // Ignored like the options above: the connection works without keepalive.
+        let _ = socket.set_keepalive(true);
+    }
+}
+
+/// Connects to a Unix socket before `deadline`.
+///
+/// A server that stopped accepting (SIGSTOP, a paused VM, a stall) lets the kernel queue
+/// connections in its listen backlog until it is full; a blocking connect then sleeps until the
+/// server accepts again, without a bound. Linux bounds that sleep by the socket's send timeout
+/// (SO_SNDTIMEO) and then fails with EAGAIN, so the connect runs with the send timeout set to the
+/// time left. (A non-blocking connect would not help: on Linux it fails at once with EAGAIN and
+/// there is nothing to poll for until the backlog has room.) Where the kernel refuses at once
+/// instead (the BSDs), the refusal is the answer.
+#[cfg(unix)]
+fn connect_unix(path: &str, deadline: Instant) -> io::Result<std::os::unix::net::UnixStream> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    let addr = SockAddr::unix(path)?;
+    let full = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the server's listen backlog stayed full (is it stopped or overloaded?)",
+        )
+    };
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(full());
+        }
+        socket.set_write_timeout(Some(remaining))?;
+        match socket.connect(&addr) {
+            Ok(()) => {
+                return Ok(std::os::unix::net::UnixStream::from(
+                    std::os::fd::OwnedFd::from(socket),
+                ))
+            }
+            // A signal during the wait: the socket is still unconnected, try again with what is left.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(full()),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(unix)]

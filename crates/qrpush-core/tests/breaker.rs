@@ -7,7 +7,7 @@ use qrpush_test_support as support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use qrpush_core::breaker::BreakerState;
-use qrpush_core::pool::Pool;
+use qrpush_core::pool::{LeaseTerms, Pool};
 use qrpush_core::{Endpoint, ErrorKind};
 use support::{assert_within, RedisServer};
 
@@ -212,15 +212,12 @@ fn zero_cooldown_turns_it_off() {
 fn an_idle_live_connection_is_still_lent_while_it_is_open() {
     let server = RedisServer::start();
     let pool = Pool::new(Endpoint::parse(&server.url()).unwrap(), 2);
-    let (ct, t, cooldown) = (
-        Duration::from_millis(500),
-        Duration::from_millis(500),
-        Duration::from_secs(5),
-    );
-    drop(
-        pool.lease_guarded(ct, t, cooldown)
-            .expect("first connection"),
-    );
+    let cooldown = Duration::from_secs(5);
+    let terms = || LeaseTerms {
+        breaker_cooldown: cooldown,
+        ..LeaseTerms::from_now(Duration::from_millis(500))
+    };
+    drop(pool.lease_within(&terms()).expect("first connection"));
 
     // Open it as a timed-out attempt would.
     let now = Instant::now();
@@ -229,13 +226,11 @@ fn an_idle_live_connection_is_still_lent_while_it_is_open() {
         .unwrap_or_else(|_| panic!("closed"))
         .failed(now, true, "a test's timeout");
 
-    let mut held = pool
-        .lease_guarded(ct, t, cooldown)
-        .expect("the idle connection");
+    let mut held = pool.lease_within(&terms()).expect("the idle connection");
     assert!(!held.fresh);
     held.connection();
     // A second connection would have to be opened: refused at once.
-    let err = pool.lease_guarded(ct, t, cooldown).err().expect("open");
+    let err = pool.lease_within(&terms()).err().expect("open");
     assert_eq!(err.kind(), ErrorKind::Connection);
     assert!(
         err.message().contains("(a test's timeout)"),
@@ -243,7 +238,7 @@ fn an_idle_live_connection_is_still_lent_while_it_is_open() {
         err.message()
     );
     // Unguarded leases (breaker_cooldown 0) are not affected.
-    drop(pool.lease(ct, t).expect("unguarded"));
+    drop(pool.lease(Duration::from_millis(500)).expect("unguarded"));
     drop(held);
     assert_eq!(pool.snapshot().breaker.fast_failures, 1);
     assert_eq!(pool.snapshot().breaker.state, BreakerState::Open);

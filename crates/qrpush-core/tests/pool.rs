@@ -178,12 +178,8 @@ fn a_full_pool_waits_then_times_out() {
     let endpoint = client.config().endpoint.clone();
     // The client's own pool (same endpoint): hold every connection.
     let pool = shared_pool(&endpoint, 2);
-    let first = pool
-        .lease(Duration::from_secs(1), Duration::from_secs(1))
-        .unwrap();
-    let second = pool
-        .lease(Duration::from_secs(1), Duration::from_secs(1))
-        .unwrap();
+    let first = pool.lease(Duration::from_secs(1)).unwrap();
+    let second = pool.lease(Duration::from_secs(1)).unwrap();
     assert!(first.fresh && second.fresh);
     assert_eq!(client.stats().pool_in_use, 2);
 
@@ -249,9 +245,7 @@ fn a_discarded_lease_frees_its_slot() {
     let server = RedisServer::start();
     let client = server.client(&[("pool_size", "1"), ("connect_timeout", "0.5")]);
     let pool = shared_pool(&client.config().endpoint, 1);
-    let lease = pool
-        .lease(Duration::from_secs(1), Duration::from_secs(1))
-        .unwrap();
+    let lease = pool.lease(Duration::from_secs(1)).unwrap();
     lease.discard();
     assert_eq!(client.stats().pool_in_use, 0);
     assert_eq!(client.stats().pool_idle, 0);

@@ -26,6 +26,10 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 const BOUND: Duration = Duration::from_millis(300);
+/// Commands a new connection sends before any request: CLIENT SETNAME, ROLE and WAIT (a fake
+/// server's `+OK` to ROLE and WAIT is no role information: the connection is used without the
+/// primary check).
+const HANDSHAKE: usize = 3;
 
 /// Counts complete RESP command arrays (`*N` of `$len` bulks) at the start of `buf`.
 fn complete_commands(buf: &[u8]) -> usize {
@@ -94,6 +98,11 @@ fn fake_server(answered: usize, then_read: usize, reply: Vec<u8>) -> (u16, threa
         let _ = stream.shutdown(Shutdown::Both);
     });
     (port, handle)
+}
+
+/// `+OK` to each handshake command.
+fn handshake() -> Vec<Vec<u8>> {
+    vec![b"+OK\r\n".to_vec(); HANDSHAKE]
 }
 
 fn endpoint(port: u16) -> Endpoint {
@@ -189,14 +198,17 @@ fn integer_reply(bytes: &[u8]) -> Option<i64> {
     std::str::from_utf8(&rest[..end]).ok()?.trim().parse().ok()
 }
 
-/// True if `bytes` starts with a well-formed RESP error reply (one UTF-8 line after '-').
+/// True if `bytes` starts with a well-formed RESP error reply (one UTF-8 line after '-', with no
+/// line feed before its CRLF: a bare LF ends a line too early).
 fn error_reply(bytes: &[u8]) -> bool {
     let Some(rest) = bytes.strip_prefix(b"-") else {
         return false;
     };
     rest.windows(2)
         .position(|w| w == b"\r\n")
-        .is_some_and(|end| std::str::from_utf8(&rest[..end]).is_ok())
+        .is_some_and(|end| {
+            !rest[..end].contains(&b'\n') && std::str::from_utf8(&rest[..end]).is_ok()
+        })
 }
 
 proptest! {
@@ -207,7 +219,7 @@ proptest! {
     fn any_handshake_reply_is_a_connection_or_an_error(reply in reply_bytes()) {
         let (port, server) = fake_server(0, 1, reply.clone());
         let start = Instant::now();
-        let result = Connection::open(&endpoint(port), BOUND, BOUND);
+        let result = Connection::open(&endpoint(port), start + BOUND);
         let elapsed = start.elapsed();
         prop_assert!(elapsed < BOUND + Duration::from_millis(500), "took {elapsed:?}");
         match result {
@@ -230,7 +242,7 @@ proptest! {
     /// Arbitrary bytes in answer to a PUBLISH on a connection that was set up fine.
     #[test]
     fn any_publish_reply_is_a_count_or_a_typed_error(reply in reply_bytes()) {
-        let (port, server) = fake_server(1, 1, reply.clone());
+        let (port, server) = fake_server(HANDSHAKE, 1, reply.clone());
         let client = client(port);
         // Pools are per process and endpoint: a port the OS hands out again brings back the
         // pool (and counters) of an earlier case, so only the differences count.
@@ -275,7 +287,7 @@ proptest! {
     /// A pipelined batch: the replies are read in order; one bad reply fails the call as a whole.
     #[test]
     fn any_batch_reply_is_counts_or_a_typed_error(reply in reply_bytes(), n in 1usize..4) {
-        let (port, server) = fake_server(1, n, reply.clone());
+        let (port, server) = fake_server(HANDSHAKE, n, reply.clone());
         let client = client(port);
         let batch: Vec<(Vec<u8>, Vec<u8>)> = (0..n).map(|i| (b"ch".to_vec(), format!("m{i}").into_bytes())).collect();
         match client.publish_many(&batch) {
@@ -321,7 +333,7 @@ fn known_garbage_replies() {
         (b":12x\r\n", ErrorKind::Protocol, "invalid reply"),
     ];
     for (reply, kind, fragment) in cases {
-        let (port, server) = fake_server(1, 1, reply.to_vec());
+        let (port, server) = fake_server(HANDSHAKE, 1, reply.to_vec());
         let err = client(port).publish(b"ch", b"x").unwrap_err();
         assert_eq!(
             err.kind(),
@@ -388,8 +400,8 @@ fn scripted_server(scripts: Vec<Vec<Vec<u8>>>) -> (u16, thread::JoinHandle<Vec<u
 fn an_unexpected_publish_reply_on_a_reused_connection_is_not_retried() {
     for bad in [b"_\r\n".as_slice(), b"+garbage\r\n", b"$-1\r\n", b"*0\r\n"] {
         let (port, server) = scripted_server(vec![
-            vec![b"+OK\r\n".to_vec(), b":1\r\n".to_vec(), bad.to_vec()],
-            vec![b"+OK\r\n".to_vec(), b":1\r\n".to_vec()],
+            [handshake(), vec![b":1\r\n".to_vec(), bad.to_vec()]].concat(),
+            [handshake(), vec![b":1\r\n".to_vec()]].concat(),
         ]);
         let client = client(port);
         assert_eq!(client.publish(b"ch", b"first").unwrap(), 1);
@@ -397,13 +409,37 @@ fn an_unexpected_publish_reply_on_a_reused_connection_is_not_retried() {
         assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
         assert!(err.maybe_sent(), "{err}");
         drop(client);
-        // CLIENT SETNAME + 2 PUBLISH on the first connection; no second connection, no resend.
+        // The handshake + 2 PUBLISH on the first connection; no second connection, no resend.
         let seen = server.join().unwrap();
         assert_eq!(
             seen,
-            vec![3],
+            vec![HANDSHAKE + 2],
             "commands per connection for {:?}",
             String::from_utf8_lossy(bad)
         );
     }
+}
+
+/// A connection lost after the first reply of a batch: the first message was published (its
+/// count is kept), the others have an unknown outcome (maybe sent); nothing is re-sent.
+#[test]
+fn a_connection_lost_mid_batch_keeps_what_was_published() {
+    let (port, server) = fake_server(HANDSHAKE, 3, b":2\r\n".to_vec());
+    let client = client(port);
+    let err = client
+        .publish_many(&[("ch", "a"), ("ch", "b"), ("ch", "c")])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(err.maybe_sent(), "{err}");
+    let outcome = err.batch_outcome().expect("a per-message outcome");
+    assert_eq!(outcome.published, vec![(0, 2)]);
+    let failed: Vec<(usize, bool)> = outcome
+        .failed
+        .iter()
+        .map(|(i, e)| (*i, e.maybe_sent()))
+        .collect();
+    assert_eq!(failed, vec![(1, true), (2, true)]);
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed), (1, 2));
+    server.join().unwrap();
 }

@@ -149,7 +149,7 @@ pub fn run<R: Returned>(
     keys: &[&str],
     args: &[&[u8]],
 ) -> Result<Reply<R>> {
-    let reply = client.run(0, |conn, timeout| {
+    let reply = client.run(0, |conn, deadline| {
         let script = |p: &mut Packer<'_>, command: &str, script: &str| {
             p.command(|cmd| {
                 cmd.arg(command).arg(script).arg(keys.len());
@@ -162,11 +162,17 @@ pub fn run<R: Returned>(
                 }
             })
         };
-        let reply = conn.request_one(timeout, |p| script(p, "EVALSHA", sha()))?;
-        match reply {
+        let reply = conn.request_one(deadline, |p| script(p, "EVALSHA", sha()))?;
+        let reply = match reply {
             Value::ServerError(e) if e.code() == "NOSCRIPT" => {
-                conn.request_one(timeout, |p| script(p, "EVAL", SOURCE))
+                conn.request_one(deadline, |p| script(p, "EVAL", SOURCE))?
             }
+            other => other,
+        };
+        // An error reply fails the call inside the request, so that it counts in the stats and
+        // a demoted primary's READONLY retires the connection (and is retried on a new one).
+        match reply {
+            Value::ServerError(e) => Err(server_error(&e, "the QrPush login script failed")),
             other => Ok(other),
         }
     })?;
