@@ -84,7 +84,8 @@ pub fn check_channels<C: AsRef<str>>(channels: &[C], user: Option<&str>) -> Resu
         return Err(Error::invalid(format!(
             "must name 1 to {MAX_CHANNELS} channels, got {}",
             channels.len()
-        )));
+        ))
+        .about(Subject::Channels));
     }
     for (index, channel) in channels.iter().enumerate() {
         let channel = channel.as_ref();
@@ -383,7 +384,7 @@ mod tests {
             check_channels(channels, *user).unwrap();
         }
         let refused: &[(&[&str], Option<&str>, &str)] = &[
-            (&[], None, "must name 1 to 32 channels, got 0"),
+            (&[], None, "channels must name 1 to 32 channels, got 0"),
             (&[""], None, "channel #0 must not be empty"),
             (&["a", "b\n"], None, "channel #1 must not contain control characters (byte 0x0a at offset 1)"),
             (&["a", "a"], None, "channel #1 'a' is named twice"),

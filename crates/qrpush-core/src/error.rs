@@ -151,6 +151,8 @@ pub enum Subject {
     Room,
     /// Room `index` (from 0) of a list of Socket.IO rooms.
     RoomAt(usize),
+    /// A list of channels as a whole (a subscription token's).
+    Channels,
     /// A lifetime in seconds (a subscription token's).
     Ttl,
 }
@@ -186,6 +188,7 @@ impl Subject {
             Subject::Namespace => "namespace".into(),
             Subject::Room => "room".into(),
             Subject::RoomAt(index) => format!("room #{index}"),
+            Subject::Channels => "channels".into(),
             Subject::Ttl => "ttl".into(),
         }
     }
