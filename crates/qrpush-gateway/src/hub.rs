@@ -340,20 +340,21 @@ impl Hub {
     /// Routes a message of a general channel, if `channel` is one here: its frame is made once
     /// and shared by every socket of the channel.
     fn dispatch_general(&self, channel: &str, payload: &[u8]) -> bool {
-        let inner = self.lock();
-        let Some(entry) = inner.channels.get(channel) else {
+        // The frame is made outside the lock (it checks whether the message is JSON).
+        let Some(name) = self.lock().channels.get(channel).map(|e| e.name.clone()) else {
             return false;
         };
         let (at, message) = match wire::parse(payload) {
             Some(d) => (Some((Arc::<str>::from(d.epoch), d.offset)), d.message),
             None => (None, payload),
         };
-        let Some(text) = frame(&entry.name, at.as_ref(), message, false) else {
+        let Some(text) = frame(&name, at.as_ref(), message, false) else {
             self.metrics.events_unrouted.fetch_add(1, Relaxed);
             tracing::debug!(channel, "dropping a message that is not UTF-8 text");
             return true;
         };
-        for (peer, index) in &entry.peers {
+        let inner = self.lock();
+        for (peer, index) in inner.channels.get(channel).iter().flat_map(|e| &e.peers) {
             peer.offer(Outgoing::Channel(ChannelOut::Live {
                 index: *index,
                 at: at.clone(),
