@@ -41,6 +41,11 @@ use crate::App;
 /// The most entries one replay sends; a browser further behind is told to resync.
 pub const MAX_REPLAY: usize = 10_000;
 
+/// The most live messages held per channel while its replay read is in flight (a read takes
+/// milliseconds; the frames are shared, so this bounds a few pointers each). More, and the socket
+/// is dropped as too slow: the browser reconnects from its position and is replayed again.
+pub const MAX_HELD: usize = 1024;
+
 /// Where a browser resumes one channel: `since=<epoch>:<offset>:<channel>`.
 pub fn parse_since(value: &str) -> Option<(String, String, Offset)> {
     let (epoch, rest) = value.split_once(':')?;
@@ -80,7 +85,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let settings = &app.settings;
-    let (tx, mut rx) = mpsc::channel(settings.send_queue);
+    // While the socket writes a replay it reads nothing from its queue, and live messages keep
+    // coming: the queue holds at least as many as a replay read may hold (tokio's queue grows in
+    // blocks as it fills; an idle socket's costs no more than a login socket's).
+    let (tx, mut rx) = mpsc::channel(settings.send_queue.max(MAX_HELD));
     let peer = Peer {
         id: app.hub.next_peer_id(),
         tx: tx.clone(),
@@ -167,7 +175,7 @@ pub async fn serve(
                     Some(Outgoing::Channel(ChannelOut::Live { index, at, text })) => {
                         let Some(state) = channels.get_mut(index) else { continue };
                         match &mut state.held {
-                            Some(held) if held.len() < settings.send_queue => held.push((at, text)),
+                            Some(held) if held.len() < MAX_HELD => held.push((at, text)),
                             Some(_) => {
                                 app.metrics.dropped(DropReason::Slow);
                                 break End::Drop;
