@@ -56,7 +56,7 @@ pub fn publish_many(client: &Client, func: &str, messages: &ZendHashTable) -> Ph
 }
 
 /// The channel and message of a `[string $channel, $message]` pair, dereferenced.
-fn pair_parts(pair: &Zval) -> Option<(&Zval, &Zval)> {
+pub(crate) fn pair_parts(pair: &Zval) -> Option<(&Zval, &Zval)> {
     let pair = pair.dereference().array()?;
     match (pair.get_index(0), pair.get_index(1), pair.len()) {
         (Some(channel), Some(message), 2) => Some((channel.dereference(), message)),

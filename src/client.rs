@@ -9,7 +9,7 @@ use qrpush_core::{Client as CoreClient, Config, Error, Subject};
 
 use crate::exceptions::{to_php, Argument, Holds};
 use crate::message::type_name;
-use crate::{api, ini, laravel};
+use crate::{api, durable, ini, laravel};
 
 #[php_class]
 #[php(name = "QrPush\\Client")]
@@ -68,6 +68,34 @@ impl Client {
     ) -> PhpResult<i64> {
         let func = "QrPush\\Client::broadcast";
         laravel::broadcast(&self.inner, func, channels, event, data, socket)
+    }
+
+    pub fn publish_durable(
+        &self,
+        channel: BinarySlice<u8>,
+        message: &Zval,
+    ) -> PhpResult<ZBox<ZendHashTable>> {
+        let func = "QrPush\\Client::publishDurable";
+        api::finish(durable::publish(&self.inner, func, &channel, message))
+    }
+
+    pub fn publish_many_durable(
+        &self,
+        messages: &ZendHashTable,
+    ) -> PhpResult<Vec<ZBox<ZendHashTable>>> {
+        let func = "QrPush\\Client::publishManyDurable";
+        api::finish(durable::publish_many(&self.inner, func, messages))
+    }
+
+    #[php(optional = user)]
+    pub fn subscription_token(
+        &self,
+        channels: &ZendHashTable,
+        ttl: i64,
+        user: Option<BinarySlice<u8>>,
+    ) -> PhpResult<String> {
+        let func = "QrPush\\Client::subscriptionToken";
+        durable::subscription_token(&self.inner, func, channels, ttl, user)
     }
 }
 

@@ -149,7 +149,7 @@ pub enum Holds {
     UserId,
     DisplayName,
     DeviceInfo,
-    /// A channel or a list of channels (a broadcast's).
+    /// A channel or a list of channels (a broadcast's, a subscription token's).
     Channels,
     /// An event name.
     Event,
@@ -161,6 +161,8 @@ pub enum Holds {
     Namespace,
     /// A Socket.IO room or a list of rooms.
     Rooms,
+    /// A lifetime in seconds.
+    Ttl,
 }
 
 /// How an argument holds a subject.
@@ -187,7 +189,9 @@ impl Holds {
             | (Holds::Data, Subject::Message)
             | (Holds::SocketId, Subject::SocketId)
             | (Holds::Namespace, Subject::Namespace)
-            | (Holds::Rooms, Subject::Room) => Some(Place::Whole),
+            | (Holds::Rooms, Subject::Room)
+            | (Holds::Channels, Subject::Channels)
+            | (Holds::Ttl, Subject::Ttl) => Some(Place::Whole),
             (Holds::Messages, Subject::Item { .. })
             | (Holds::Options, Subject::Setting(_) | Subject::Settings)
             | (Holds::Channels, Subject::ChannelAt(_))

@@ -21,9 +21,8 @@ use once_cell::sync::Lazy;
 use parking_lot::Mutex;
 use qrpush_core::Client;
 
-use crate::api;
 use crate::ini::{self, Recent, Values};
-use crate::laravel;
+use crate::{api, durable, laravel};
 
 /// The default clients of the last configurations met, shared by every thread of the process.
 static CLIENTS: Lazy<Mutex<Recent<Arc<Client>>>> = Lazy::new(Default::default);
@@ -117,5 +116,30 @@ impl QrPush {
         with_client(|client| {
             laravel::broadcast(client, "QrPush::broadcast", channels, event, data, socket)
         })
+    }
+
+    pub fn publish_durable(
+        channel: BinarySlice<u8>,
+        message: &Zval,
+    ) -> PhpResult<ZBox<ZendHashTable>> {
+        let result =
+            with_client(|c| durable::publish(c, "QrPush::publishDurable", &channel, message));
+        api::finish(result)
+    }
+
+    pub fn publish_many_durable(messages: &ZendHashTable) -> PhpResult<Vec<ZBox<ZendHashTable>>> {
+        let result =
+            with_client(|c| durable::publish_many(c, "QrPush::publishManyDurable", messages));
+        api::finish(result)
+    }
+
+    #[php(optional = user)]
+    pub fn subscription_token(
+        channels: &ZendHashTable,
+        ttl: i64,
+        user: Option<BinarySlice<u8>>,
+    ) -> PhpResult<String> {
+        let func = "QrPush::subscriptionToken";
+        with_client(|c| durable::subscription_token(c, func, channels, ttl, user))
     }
 }

@@ -5,6 +5,7 @@
 //!   `qrpush.*` directives.
 //! - `client`: `final class QrPush\Client`, the same methods with per-instance URL and options.
 //! - `api`: the operations both share: convert arguments, call the core, map errors.
+//! - `durable`: durable publishes and the gateway's subscription tokens, for both classes.
 //! - `message`: a PHP `$message` into bytes (strings as is, arrays/objects as PHP-identical JSON).
 //! - `engine`: what walking PHP values while user code runs needs from the Zend engine (recursion
 //!   flags, property tables, catching a fatal error raised by `jsonSerialize()`).
@@ -23,6 +24,7 @@
 mod api;
 mod arguments;
 mod client;
+mod durable;
 mod engine;
 mod exceptions;
 mod facade;

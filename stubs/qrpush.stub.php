@@ -124,6 +124,56 @@ namespace {
          * @example QrPush::broadcast('private-orders.' . $order->id, 'App\Events\OrderShipped', ['id' => $order->id], $request->header('X-Socket-ID'));
          */
         public static function broadcast(mixed $channels, string $event, ?array $data = null, ?string $socket = null): int {}
+
+        /**
+         * Publishes one message and stores it in the channel's capped Redis Stream, atomically (one Lua
+         * script: XADD + PUBLISH), so a subscriber that was away can be given what it missed (the WebSocket
+         * gateway replays it). Subscribers receive the message behind one header line
+         * `qrpush-durable/1 <epoch> <offset>\n` (the gateway strips it).
+         *
+         * The stream is `qrpush:stream:{<prefix><channel>}`, trimmed to about `qrpush.stream_maxlen` entries
+         * (and `qrpush.stream_max_age`); it expires `qrpush.stream_ttl` after its last publish. Never sent twice:
+         * a script that may have run is not retried.
+         *
+         * @param string $channel Channel name: non-empty, no ASCII control characters.
+         * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum (see the file header).
+         * @return array{offset: string, epoch: string, receivers: int} The stream entry's id (`<ms>-<seq>`), the
+         *     stream's epoch (changes when the stream is made again: history lost) and the subscribers that
+         *     received the message.
+         * @throws \ValueError|\TypeError|\QrPush\Exception As publish().
+         * @see docs/DURABLE.md
+         * @example $at = QrPush::publishDurable('notifications#42', ['text' => 'Invoice paid']); // $at['offset']
+         */
+        public static function publishDurable(string $channel, mixed $message): array {}
+
+        /**
+         * Durable publishes of many [channel, message] pairs in one round trip (one EVALSHA each, pipelined).
+         * Every pair is validated and encoded before anything is sent.
+         *
+         * @param array $messages A list of [string $channel, mixed $message] pairs.
+         * @return array<int, array{offset: string, epoch: string, receivers: int}> As publishDurable(), in input order.
+         * @throws \ValueError|\TypeError|\QrPush\Exception As publishMany().
+         * @example QrPush::publishManyDurable([['news', 'a'], ['notifications#42', ['unread' => 3]]]);
+         */
+        public static function publishManyDurable(array $messages): array {}
+
+        /**
+         * A signed token with which a browser joins channels on the WebSocket gateway
+         * (`wss://host/ws?token=...`), signed with `qrpush.gateway_secret` (the gateway's secret).
+         *
+         * A channel `<name>#<user>[,<user>...]` is private to the users after its last `#`: the token must be for
+         * one of them. The QR login's channels (`qrpush.login_channel`) are refused: only login tokens reach them.
+         *
+         * @param array $channels 1 to 32 distinct channel names (without `qrpush.channel_prefix`).
+         * @param int $ttl Lifetime in seconds, 1 to 604800 (7 days).
+         * @param string|null $user The user the token is for (needed for private channels).
+         * @return string The token (`c1.` followed by URL-safe text).
+         * @throws \ValueError A bad channel list, ttl or user; no `qrpush.gateway_secret` set.
+         * @throws \TypeError A channel that is not a string.
+         * @see docs/CHANNELS.md
+         * @example $token = QrPush::subscriptionToken(['news', "notifications#$userId"], 3600, (string) $userId);
+         */
+        public static function subscriptionToken(array $channels, int $ttl, ?string $user = null): string {}
     }
 }
 
@@ -193,6 +243,30 @@ namespace QrPush {
          * @example (new QrPush\Client(null, ['channel_prefix' => 'laravel_database_']))->broadcast('orders', 'OrderShipped', ['id' => 7]);
          */
         public function broadcast(mixed $channels, string $event, ?array $data = null, ?string $socket = null): int {}
+
+        /**
+         * Durable publish with this client's Redis and options. See \QrPush::publishDurable().
+         *
+         * @return array{offset: string, epoch: string, receivers: int}
+         * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::publishDurable().
+         */
+        public function publishDurable(string $channel, mixed $message): array {}
+
+        /**
+         * Durable publishes of many pairs in one round trip. See \QrPush::publishManyDurable().
+         *
+         * @return array<int, array{offset: string, epoch: string, receivers: int}>
+         * @throws \ValueError|\TypeError|\QrPush\Exception As \QrPush::publishManyDurable().
+         */
+        public function publishManyDurable(array $messages): array {}
+
+        /**
+         * A gateway subscription token signed with this client's `gateway_secret` option. See
+         * \QrPush::subscriptionToken().
+         *
+         * @throws \ValueError|\TypeError As \QrPush::subscriptionToken().
+         */
+        public function subscriptionToken(array $channels, int $ttl, ?string $user = null): string {}
     }
 
     /**

@@ -22,6 +22,10 @@ declare(strict_types=1);
  *   POST /api/login/redeem     browser: {"id": ..., "ticket": ..., "code": ...} + cookie -> a fresh session
  *   POST /api/login/cancel     browser: {"id": ...} + cookie
  *   GET  /api/me               who is logged in here;  POST /api/logout
+ *   GET  /notifications        the phone user's notifications, pushed over the gateway (general channel
+ *                              notifications#<user>, durable: missed ones are replayed after a reconnect)
+ *   GET  /api/notifications/token   a subscription token for that channel (QrPush::subscriptionToken)
+ *   POST /api/notifications/send    {"text": ...} -> QrPush::publishDurable to that channel
  *
  * POST bodies must be JSON (Content-Type: application/json): a cross-site HTML form cannot send
  * that, and every cookie is SameSite=Strict, so no endpoint can be driven by another site.
@@ -184,6 +188,21 @@ try {
             $status = QrPush\Login::cancel($id, browser_secret($id));
             secret_cookie($id, '', 0);
             respond(200, $status);
+
+        case 'GET /notifications':
+            page('notifications');
+
+        case 'GET /api/notifications/token':
+            $user = phone_user();
+            respond(200, [
+                'channel' => "notifications#{$user}",
+                'token' => QrPush::subscriptionToken(["notifications#{$user}"], 3600, $user),
+            ]);
+
+        case 'POST /api/notifications/send':
+            $user = phone_user();
+            $at = QrPush::publishDurable("notifications#{$user}", ['text' => field(json_body(), 'text'), 'sent_at' => time()]);
+            respond(200, $at);
 
         case 'GET /api/me':
             respond(200, ['user' => DemoSession::user()]);

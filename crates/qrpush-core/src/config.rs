@@ -59,6 +59,10 @@ const MAX_PAYLOAD_LIMIT: usize = 512 * 1024 * 1024;
 const MAX_PREFIX_LEN: usize = 256;
 /// Longest accepted CA file path.
 const MAX_PATH_LEN: usize = 4096;
+/// The most entries a durable channel's stream may be asked to keep.
+const MAX_STREAM_MAXLEN: usize = 100_000_000;
+/// The longest `stream_max_age` and `stream_ttl`: a year.
+const MAX_STREAM_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -212,6 +216,30 @@ pub const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "stream_maxlen",
+        default: "1000",
+        help: "durable publishes: entries kept in each channel's stream for replay (approximately: XADD MAXLEN ~)",
+        secret: false,
+        parse: |c, v| parse_int(v, 1, MAX_STREAM_MAXLEN).map(|value| c.stream_maxlen = value),
+        show: |c| c.stream_maxlen.to_string(),
+    },
+    Setting {
+        name: "stream_max_age",
+        default: "0",
+        help: "durable publishes: also drop stream entries older than this many seconds (XTRIM MINID ~); 0: no time bound",
+        secret: false,
+        parse: |c, v| parse_stream_seconds(v, MAX_STREAM_SECS).map(|value| c.stream_max_age = value),
+        show: |c| format_seconds(c.stream_max_age),
+    },
+    Setting {
+        name: "stream_ttl",
+        default: "86400",
+        help: "durable publishes: seconds a channel's stream lives after its last publish (then readers resync); 0: until trimmed",
+        secret: false,
+        parse: |c, v| parse_stream_seconds(v, MAX_STREAM_SECS).map(|value| c.stream_ttl = value),
+        show: |c| format_seconds(c.stream_ttl),
+    },
+    Setting {
         name: "tls_ca_file",
         default: "",
         help: "rediss:// only: absolute path of the PEM CA certificate(s) to trust instead of the built-in Mozilla roots",
@@ -306,6 +334,12 @@ pub struct Config {
     pub login_scan_window: Duration,
     /// Signs the WebSocket gateway's handshake tokens; `None`: no tokens.
     pub gateway_secret: Option<Secret>,
+    /// Durable publishes: entries kept per channel's stream (approximately).
+    pub stream_maxlen: usize,
+    /// Durable publishes: the oldest entry kept, as an age; zero: no time bound.
+    pub stream_max_age: Duration,
+    /// Durable publishes: how long a stream lives after its last publish; zero: no expiry.
+    pub stream_ttl: Duration,
     /// The `tls_*` settings; also copied into a `rediss://` endpoint (they are part of the pool key).
     pub tls: TlsOptions,
 }
@@ -330,6 +364,9 @@ impl Default for Config {
             login_scan_limit: 0,
             login_scan_window: Duration::ZERO,
             gateway_secret: None,
+            stream_maxlen: 0,
+            stream_max_age: Duration::ZERO,
+            stream_ttl: Duration::ZERO,
             tls: TlsOptions::default(),
         };
         for s in SETTINGS {
@@ -465,6 +502,17 @@ fn parse_seconds_or_off(value: &str) -> Result<Duration> {
     }
 }
 
+/// Whole or fractional seconds from 0 (off) to `max`, like 86400 or 0.5.
+fn parse_stream_seconds(value: &str, max: f64) -> Result<Duration> {
+    match value.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=max).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(Error::invalid(format!(
+            "expected 0 (off) or seconds up to {max}, like 86400, got '{}'",
+            excerpt(value, 32)
+        ))),
+    }
+}
+
 fn format_seconds(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
@@ -595,7 +643,7 @@ mod tests {
             ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
             ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss:// or unix://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, tls_ca_file, tls_verify, tls_server_name"),
+            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
             ("login_pending_ttl", "0", "login_pending_ttl: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
@@ -609,6 +657,27 @@ mod tests {
                 Config::default(),
                 "a failed set leaves the config unchanged"
             );
+        }
+    }
+
+    #[test]
+    fn stream_settings() {
+        let mut c = Config::default();
+        assert_eq!(c.stream_maxlen, 1000);
+        assert_eq!(c.stream_max_age, Duration::ZERO);
+        assert_eq!(c.stream_ttl, Duration::from_secs(86400));
+        c.set("stream_maxlen", "50").unwrap();
+        c.set("stream_max_age", "3600").unwrap();
+        c.set("stream_ttl", "0").unwrap();
+        assert_eq!(c.display_value("stream_max_age"), "3600.0");
+        assert_eq!(c.display_value("stream_ttl"), "0.0");
+        assert_eq!(c.stream_ttl, Duration::ZERO);
+        for (name, bad, message) in [
+            ("stream_maxlen", "0", "stream_maxlen: expected a whole number from 1 to 100000000, got '0'"),
+            ("stream_ttl", "-1", "stream_ttl: expected 0 (off) or seconds up to 31536000, like 86400, got '-1'"),
+            ("stream_max_age", "forever", "stream_max_age: expected 0 (off) or seconds up to 31536000, like 86400, got 'forever'"),
+        ] {
+            assert_eq!(c.set(name, bad).unwrap_err().message(), message);
         }
     }
 

@@ -139,7 +139,7 @@ pub enum Subject {
     BrowserIp,
     /// The approving account's name, shown to the browser before it redeems.
     DisplayName,
-    /// Channel `index` (from 0) of a list of channels (a broadcast's).
+    /// Channel `index` (from 0) of a list of channels (a broadcast's, a subscription token's).
     ChannelAt(usize),
     /// The event name of a broadcast or a Socket.IO emit.
     Event,
@@ -151,6 +151,10 @@ pub enum Subject {
     Room,
     /// Room `index` (from 0) of a list of Socket.IO rooms.
     RoomAt(usize),
+    /// A list of channels as a whole (a subscription token's).
+    Channels,
+    /// A lifetime in seconds (a subscription token's).
+    Ttl,
 }
 
 /// The part of a batch item an error is about.
@@ -184,6 +188,8 @@ impl Subject {
             Subject::Namespace => "namespace".into(),
             Subject::Room => "room".into(),
             Subject::RoomAt(index) => format!("room #{index}"),
+            Subject::Channels => "channels".into(),
+            Subject::Ttl => "ttl".into(),
         }
     }
 }

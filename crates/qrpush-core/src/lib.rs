@@ -21,6 +21,10 @@
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
 //! - [`formats`]: other servers' message formats: Laravel's broadcasts, Socket.IO's Redis adapter.
 //! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
+//! - [`durable`]: [`Durable`], publishes also stored in a capped stream per channel (offset, epoch)
+//!   and the replay of what a reader missed; the Socket.IO Redis Streams adapter's entries.
+//! - [`channel_token`]: the gateway's subscription tokens (channels, user, expiry), signed with the
+//!   login tokens' keys.
 //!
 //! The core never opens a connection on its own: only a call that needs Redis does.
 
@@ -48,8 +52,12 @@ pub mod formats;
 
 pub mod login;
 
+pub mod channel_token;
+pub mod durable;
+
 pub use client::{Batch, Client};
 pub use config::{Config, Setting, SETTINGS};
+pub use durable::Durable;
 pub use endpoint::{Address, Endpoint};
 pub use error::{BatchOutcome, Error, ErrorKind, ItemPart, LoginError, Result, Subject};
 pub use login::Login;

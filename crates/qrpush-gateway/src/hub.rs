@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
 use qrpush_core::config::LoginChannelMode;
+use qrpush_core::durable::{wire, Offset, ReadOutcome};
 use qrpush_core::login::wire::EventMeta;
 use qrpush_core::login::Login;
 use qrpush_core::Client;
@@ -43,6 +44,29 @@ pub enum Outgoing {
     },
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+    /// For a subscription-token socket (see `channel_socket`): login sockets get none.
+    Channel(ChannelOut),
+}
+
+/// What a subscription-token socket is told about one of its channels.
+#[derive(Debug)]
+pub enum ChannelOut {
+    /// Redis confirmed the channel (first time, or after a reconnect): the socket reads what it
+    /// missed now; live messages from here on are held until that read is sent.
+    Subscribed { index: usize },
+    /// A live message; `at` is its stream position when it was a durable publish. `text` is the
+    /// browser's frame, encoded once per event and shared by every socket of the channel.
+    Live {
+        index: usize,
+        at: Option<(Arc<str>, Offset)>,
+        text: Utf8Bytes,
+    },
+    /// The socket's own replay read number `read`, done.
+    Replayed {
+        index: usize,
+        read: u64,
+        outcome: Result<ReadOutcome, String>,
+    },
 }
 
 /// The hub's handle on one socket.
@@ -68,6 +92,13 @@ impl Peer {
     }
 }
 
+/// The sockets of one general channel, each with the index of the channel in its token.
+struct ChannelEntry {
+    /// The channel as the app names it (without `channel_prefix`), for the browser's frames.
+    name: Arc<str>,
+    peers: Vec<(Peer, usize)>,
+}
+
 struct LoginEntry {
     channel: String,
     peers: Vec<Peer>,
@@ -76,6 +107,8 @@ struct LoginEntry {
 #[derive(Default)]
 struct Inner {
     logins: HashMap<String, LoginEntry>,
+    /// General channels (subscription tokens), by their Redis name (with `channel_prefix`).
+    channels: HashMap<String, ChannelEntry>,
     /// Channels Redis confirmed on the current connection.
     confirmed: HashSet<String>,
 }
@@ -170,14 +203,66 @@ impl Hub {
 
     /// The channels Redis should deliver now.
     pub fn wanted_channels(&self) -> HashSet<String> {
+        let inner = self.lock();
+        let mut wanted: HashSet<String> = inner.channels.keys().cloned().collect();
         match self.mode {
-            LoginChannelMode::Single => HashSet::from([self.channel_of("")]),
-            LoginChannelMode::PerLogin => self
-                .lock()
-                .logins
-                .values()
-                .map(|e| e.channel.clone())
-                .collect(),
+            LoginChannelMode::Single => {
+                wanted.insert(self.channel_of(""));
+            }
+            LoginChannelMode::PerLogin => {
+                wanted.extend(inner.logins.values().map(|e| e.channel.clone()))
+            }
+        }
+        wanted
+    }
+
+    /// The Redis name of a general channel (with `channel_prefix`).
+    pub fn redis_channel(&self, channel: &str) -> String {
+        format!("{}{channel}", self.client.config().channel_prefix)
+    }
+
+    /// Adds a subscription-token socket to each of `channels` (without `channel_prefix`; index
+    /// `i` is `channels[i]`). Each channel Redis has confirmed already gets its
+    /// [`ChannelOut::Subscribed`] at once; the others when the subscriber confirms them.
+    pub fn register_channels(&self, channels: &[String], peer: &Peer) {
+        let mut inner = self.lock();
+        let mut new = false;
+        for (index, name) in channels.iter().enumerate() {
+            let key = self.redis_channel(name);
+            if inner.confirmed.contains(&key) {
+                peer.offer(Outgoing::Channel(ChannelOut::Subscribed { index }));
+            }
+            let entry = inner.channels.entry(key).or_insert_with(|| {
+                new = true;
+                ChannelEntry {
+                    name: Arc::from(name.as_str()),
+                    peers: Vec::new(),
+                }
+            });
+            entry.peers.push((peer.clone(), index));
+        }
+        if new {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Removes a subscription-token socket; a channel's last socket ends its subscription.
+    pub fn unregister_channels(&self, channels: &[String], peer_id: u64) {
+        let mut inner = self.lock();
+        let mut gone = false;
+        for name in channels {
+            let key = self.redis_channel(name);
+            let Some(entry) = inner.channels.get_mut(&key) else {
+                continue;
+            };
+            entry.peers.retain(|(p, _)| p.id != peer_id);
+            if entry.peers.is_empty() {
+                inner.channels.remove(&key);
+                gone = true;
+            }
+        }
+        if gone {
+            self.changed.notify_one();
         }
     }
 
@@ -186,6 +271,13 @@ impl Hub {
     pub fn confirm(&self, channels: &[String]) -> Vec<(String, Vec<u64>)> {
         let mut inner = self.lock();
         inner.confirmed.extend(channels.iter().cloned());
+        for channel in channels {
+            if let Some(entry) = inner.channels.get(channel) {
+                for (peer, index) in &entry.peers {
+                    peer.offer(Outgoing::Channel(ChannelOut::Subscribed { index: *index }));
+                }
+            }
+        }
         let channels: HashSet<&String> = channels.iter().collect();
         inner
             .logins
@@ -211,6 +303,9 @@ impl Hub {
     /// Routes one Pub/Sub message to the sockets of its login on this gateway.
     pub fn dispatch(&self, channel: &str, payload: &[u8]) {
         self.metrics.events_received.fetch_add(1, Relaxed);
+        if self.dispatch_general(channel, payload) {
+            return;
+        }
         let Some(meta) = EventMeta::parse(payload) else {
             self.metrics.events_unrouted.fetch_add(1, Relaxed);
             tracing::debug!(channel, "ignoring a message that is not a login event");
@@ -242,6 +337,33 @@ impl Hub {
         }
     }
 
+    /// Routes a message of a general channel, if `channel` is one here: its frame is made once
+    /// and shared by every socket of the channel.
+    fn dispatch_general(&self, channel: &str, payload: &[u8]) -> bool {
+        // The frame is made outside the lock (it checks whether the message is JSON).
+        let Some(name) = self.lock().channels.get(channel).map(|e| e.name.clone()) else {
+            return false;
+        };
+        let (at, message) = match wire::parse(payload) {
+            Some(d) => (Some((Arc::<str>::from(d.epoch), d.offset)), d.message),
+            None => (None, payload),
+        };
+        let Some(text) = frame(&name, at.as_ref(), message, false) else {
+            self.metrics.events_unrouted.fetch_add(1, Relaxed);
+            tracing::debug!(channel, "dropping a message that is not UTF-8 text");
+            return true;
+        };
+        let inner = self.lock();
+        for (peer, index) in inner.channels.get(channel).iter().flat_map(|e| &e.peers) {
+            peer.offer(Outgoing::Channel(ChannelOut::Live {
+                index: *index,
+                at: at.clone(),
+                text: text.clone(),
+            }));
+        }
+        true
+    }
+
     /// Queues `message` (built per peer) to those of `peer_ids` that are sockets of `login_id`.
     pub fn send_to(
         &self,
@@ -268,4 +390,36 @@ impl Hub {
             .get(login_id)
             .is_some_and(|e| e.peers.iter().any(|p| peer_ids.contains(&p.id)))
     }
+}
+
+/// The browser's frame for one message of a general channel:
+/// `{"type":"message","channel":…,"epoch":…,"offset":…,"data":…}` (no epoch/offset for a plain
+/// publish; `"replayed":true` for one read from the stream). A message that is JSON is `data`
+/// as it is; other text is a JSON string; bytes that are not UTF-8 make no frame (a WebSocket
+/// text frame must be UTF-8).
+pub fn frame(
+    channel: &str,
+    at: Option<&(Arc<str>, Offset)>,
+    message: &[u8],
+    replayed: bool,
+) -> Option<Utf8Bytes> {
+    let text = std::str::from_utf8(message).ok()?;
+    let data = if serde_json::from_str::<serde_json::Value>(text).is_ok() {
+        text.trim().to_string()
+    } else {
+        serde_json::Value::from(text).to_string()
+    };
+    let mut out = String::with_capacity(data.len() + channel.len() + 96);
+    out.push_str("{\"type\":\"message\",\"channel\":");
+    out.push_str(&serde_json::Value::from(channel).to_string());
+    if let Some((epoch, offset)) = at {
+        out.push_str(&format!(",\"epoch\":\"{epoch}\",\"offset\":\"{offset}\""));
+    }
+    if replayed {
+        out.push_str(",\"replayed\":true");
+    }
+    out.push_str(",\"data\":");
+    out.push_str(&data);
+    out.push('}');
+    Some(Utf8Bytes::from(out))
 }

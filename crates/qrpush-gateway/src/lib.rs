@@ -14,7 +14,9 @@
 //! - [`hub`]: sockets by login, the channels wanted, routing of events.
 //! - `subscriber`: the Pub/Sub connection: subscribe on demand, reconnect with backoff.
 //! - `status`: a login's status through the core (the same read as `QrPush\Login::status()`).
-//! - `socket`: one socket's task: writes, heartbeats, token expiry, the close after the login's
+//! - [`channel_socket`]: a socket opened with a subscription token: general channels, with the
+//!   replay of what it missed (durable publishes) before live messages, or a resync.
+//! - `socket`: one login socket's task: writes, heartbeats, token expiry, the close after the login's
 //!   last event, slow-client and shutdown handling.
 //! - [`metrics`]: Prometheus counters and the publish→send lag histogram.
 //!
@@ -22,6 +24,7 @@
 //! run several at once); [`Gateway::shutdown`] is what SIGTERM does.
 
 pub mod admission;
+pub mod channel_socket;
 pub mod config;
 pub mod hub;
 mod listener;
@@ -51,6 +54,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The caps on open sockets (total, per client address): a slot per socket, for its life.
     admission: Arc<admission::Admission>,
+    /// The core's (blocking) client: status and replay reads.
+    core: Arc<Client>,
     status: Arc<status::StatusReader>,
     /// Cancelled on shutdown: sockets close with 1001, the subscriber stops.
     shutdown: CancellationToken,
@@ -91,6 +96,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Gateway> {
         hub,
         metrics,
         admission,
+        core: core.clone(),
         status: Arc::new(status::StatusReader::new(core)),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),

@@ -1,6 +1,5 @@
 //! HTTP: the WebSocket handshake (Origin allow-list, admission, token), `/healthz`, `/metrics`.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -12,11 +11,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use qrpush_core::channel_token;
 use qrpush_core::login::gateway_token;
 
 use crate::admission::Refusal;
-use crate::socket;
 use crate::App;
+use crate::{channel_socket, socket};
 
 /// Largest message a browser may send (it sends none; this bounds what a client can make us buffer).
 const MAX_INCOMING: usize = 1024;
@@ -35,7 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
 async fn websocket(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -69,17 +69,38 @@ async fn websocket(
     // a WebSocket close code (4001), never an HTTP status. Its expiry is on Redis's clock: checked
     // against ours as if it came `clock_skew` later, and the socket lives until then too.
     let skew_ms = i64::try_from(app.settings.clock_skew.as_millis()).unwrap_or(i64::MAX);
-    let verdict = gateway_token::verify(
-        &app.settings.token_keys,
-        query.get("token").map(String::as_str).unwrap_or(""),
-        (socket::now_ms() as i64).saturating_sub(skew_ms),
-    );
-    let upgrade = upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(1 << 20)
-        .max_message_size(MAX_INCOMING)
-        .max_frame_size(MAX_INCOMING);
+    let token = query
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    let now_ms = (socket::now_ms() as i64).saturating_sub(skew_ms);
+    if channel_token::is_subscription_token(token) {
+        let verdict = channel_verdict(&app, token, &query, now_ms);
+        return upgrade_with(&app, upgrade).on_upgrade(move |ws| {
+            let tracked = app.tasks.clone();
+            let shutdown = app.shutdown.clone();
+            tracked.track_future(async move {
+                let _slot = slot;
+                match verdict {
+                    Ok((claims, since)) => {
+                        if claims.key_id != app.settings.token_keys[0].id() {
+                            app.metrics.previous_key.fetch_add(1, Relaxed);
+                        }
+                        let until = claims.expires_at_ms.saturating_add(skew_ms);
+                        channel_socket::serve(app, ws, claims, since, until, shutdown).await
+                    }
+                    Err((code, why)) => {
+                        app.metrics.rejected_token.fetch_add(1, Relaxed);
+                        tracing::debug!(reason = why, "refusing a channel socket");
+                        socket::refuse(ws, code, why).await;
+                    }
+                }
+            })
+        });
+    }
+    let verdict = gateway_token::verify(&app.settings.token_keys, token, now_ms);
+    let upgrade = upgrade_with(&app, upgrade);
     let tracked = app.tasks.clone();
     let shutdown = app.shutdown.clone();
     upgrade.on_upgrade(move |ws| {
@@ -101,6 +122,44 @@ async fn websocket(
             }
         })
     })
+}
+
+/// The socket's buffers and limits, for both kinds of socket.
+fn upgrade_with(_app: &App, upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+}
+
+/// A subscription token's claims and the positions to resume from (`since`), or the close code
+/// and reason of the refusal: 4001 for the token (as a login token's), 4003 for a channel this
+/// gateway does not serve to subscription tokens (the QR login's), 4400 for a malformed `since`.
+#[allow(clippy::type_complexity)]
+fn channel_verdict(
+    app: &App,
+    token: &str,
+    query: &[(String, String)],
+    now_ms: i64,
+) -> Result<
+    (
+        channel_token::Claims,
+        Vec<(String, String, qrpush_core::durable::Offset)>,
+    ),
+    (u16, &'static str),
+> {
+    let claims = channel_token::verify(&app.settings.token_keys, token, now_ms)
+        .map_err(|why| (4001, why.as_str()))?;
+    channel_token::check_not_login(&claims.channels, &app.settings.core.login_channel)
+        .map_err(|_| (4003, "channel not allowed"))?;
+    let since = query
+        .iter()
+        .filter(|(k, _)| k == "since")
+        .map(|(_, v)| channel_socket::parse_since(v).ok_or((4400, "malformed since")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((claims, since))
 }
 
 /// The Origin check: a browser always sends Origin on a WebSocket handshake; a page of another

@@ -50,8 +50,12 @@ pub async fn refuse(socket: WebSocket, code: u16, reason: &'static str) {
 
 /// Sends a close frame, then waits briefly for the client's close reply, so the close is clean on
 /// both sides; each step bounded by `CLOSE_BOUND` (a gone or stalled client is simply dropped).
-async fn close_cleanly<W, R>(sink: &mut W, stream: &mut R, code: u16, reason: &'static str)
-where
+pub(crate) async fn close_cleanly<W, R>(
+    sink: &mut W,
+    stream: &mut R,
+    code: u16,
+    reason: &'static str,
+) where
     W: futures_util::Sink<Message> + Unpin,
     R: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
@@ -71,7 +75,7 @@ where
 }
 
 /// The monotonic instant of the wall-clock time `unix_ms` (now, if that is past).
-fn instant_at(unix_ms: i64) -> Instant {
+pub(crate) fn instant_at(unix_ms: i64) -> Instant {
     let ahead = (unix_ms as f64 - now_ms()).max(0.0);
     Instant::now() + Duration::from_secs_f64((ahead / 1000.0).min(86_400.0 * 365.0))
 }
@@ -178,6 +182,7 @@ pub async fn serve(
                         }
                     }
                     Some(Outgoing::Close(code, reason)) => break End::Close(code, reason),
+                    Some(Outgoing::Channel(_)) => {} // general channels are channel_socket's
                     None => break End::Drop,
                 }
                 let mut end = None;

@@ -65,10 +65,15 @@ impl Key {
         &self.id
     }
 
-    fn mac(&self, login_id: &str, expires_at_ms: i64) -> Hmac<Sha256> {
+    /// An HMAC-SHA256 keyed with the secret, for every token signed with it; each kind of token
+    /// starts its input with a context of its own (domain separation).
+    pub(crate) fn keyed_mac(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length: this cannot fail.
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret).expect("HMAC takes any key");
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret).expect("HMAC takes any key")
+    }
+
+    fn mac(&self, login_id: &str, expires_at_ms: i64) -> Hmac<Sha256> {
+        let mut mac = self.keyed_mac();
         mac.update(CONTEXT);
         mac.update(login_id.as_bytes());
         mac.update(b"\n");

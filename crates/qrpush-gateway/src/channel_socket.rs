@@ -1,0 +1,398 @@
+//! One browser's socket opened with a subscription token (`QrPush::subscriptionToken()`): the
+//! general channels the token names, each with the replay of what the browser missed.
+//!
+//! ```text
+//! /ws?token=c1…&since=<epoch>:<offset>:<channel>   (one `since` per channel to resume, optional)
+//! → {"type":"message","channel":"news","epoch":"…","offset":"…","replayed":true,"data":…}  (missed)
+//! → {"type":"resync","channel":"news","reason":"offset_gone","epoch":"…","offset":"…"}    (or this)
+//! → {"type":"ready","channel":"news","epoch":"…","offset":"…"}                          (then live)
+//! → {"type":"message","channel":"news","epoch":"…","offset":"…","data":…}
+//! ```
+//!
+//! **No gap, no duplicate.** Each time Redis confirms a channel (first, and after every
+//! reconnect), the socket reads the channel's stream after its last position
+//! (`Durable::read_since`): the subscription comes first, live messages are held during the
+//! read, the read is sent, then the held ones whose offset is after the last one sent. A read that
+//! cannot give everything (the stream was made again, trimmed past the position, or too much was
+//! missed) is a `resync` message with the stream's head: the browser reloads its state from the
+//! app and continues from there. `ready` tells where the socket stands once the replay is done
+//! (the position the browser keeps to resume with).
+//!
+//! Plain publishes on the channel reach the socket too (no offset: nothing to resume from).
+//! Heartbeats, the send queue, the write timeout and the token's expiry are the login socket's.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use qrpush_core::channel_token::Claims;
+use qrpush_core::durable::{Durable, Offset, ReadOutcome, Replay};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{frame, ChannelOut, Outgoing, Peer};
+use crate::metrics::{CloseReason, DropReason};
+use crate::socket::{close_cleanly, instant_at, now_ms};
+use crate::App;
+
+/// The most entries one replay sends; a browser further behind is told to resync.
+pub const MAX_REPLAY: usize = 10_000;
+
+/// The most live messages held per channel while its replay read is in flight (a read takes
+/// milliseconds; the frames are shared, so this bounds a few pointers each). More, and the socket
+/// is dropped as too slow: the browser reconnects from its position and is replayed again.
+pub const MAX_HELD: usize = 1024;
+
+/// Where a browser resumes one channel: `since=<epoch>:<offset>:<channel>`.
+pub fn parse_since(value: &str) -> Option<(String, String, Offset)> {
+    let (epoch, rest) = value.split_once(':')?;
+    let (offset, channel) = rest.split_once(':')?;
+    if epoch.is_empty() || epoch.len() > 32 || !epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some((channel.to_string(), epoch.to_string(), offset.parse().ok()?))
+}
+
+/// A position in a stream: its epoch and an entry's offset.
+type At = (Arc<str>, Offset);
+
+struct ChannelState {
+    name: String,
+    /// The last position sent (or the one the browser resumes from).
+    at: Option<At>,
+    /// Live messages that came while a replay read is in flight; `None` once live.
+    held: Option<Vec<(Option<At>, Utf8Bytes)>>,
+    /// The replay read that counts (an older one, overtaken by a resubscribe, is ignored).
+    read: u64,
+}
+
+enum End {
+    Close(u16, &'static str),
+    Drop,
+}
+
+/// Serves a subscription-token socket until it ends; `since` are the positions it resumes from
+/// (channel, epoch, offset); its token is valid until `token_expires_at_ms` (skew included).
+pub async fn serve(
+    app: Arc<App>,
+    socket: WebSocket,
+    claims: Claims,
+    since: Vec<(String, String, Offset)>,
+    token_expires_at_ms: i64,
+    shutdown: CancellationToken,
+) {
+    let settings = &app.settings;
+    // While the socket writes a replay it reads nothing from its queue, and live messages keep
+    // coming: the queue holds at least as many as a replay read may hold (tokio's queue grows in
+    // blocks as it fills; an idle socket's costs no more than a login socket's).
+    let (tx, mut rx) = mpsc::channel(settings.send_queue.max(MAX_HELD));
+    let peer = Peer {
+        id: app.hub.next_peer_id(),
+        tx: tx.clone(),
+        slow: CancellationToken::new(),
+    };
+    let slow = peer.slow.clone();
+    let peer_id = peer.id;
+    let mut channels: Vec<ChannelState> = claims
+        .channels
+        .iter()
+        .map(|name| ChannelState {
+            name: name.clone(),
+            at: since
+                .iter()
+                .find(|(c, _, _)| c == name)
+                .map(|(_, epoch, offset)| (Arc::from(epoch.as_str()), *offset)),
+            held: Some(Vec::new()),
+            read: 0,
+        })
+        .collect();
+    app.hub.register_channels(&claims.channels, &peer);
+    drop(peer);
+    app.metrics.connections_total.fetch_add(1, Relaxed);
+    app.metrics.connections.fetch_add(1, Relaxed);
+    tracing::debug!(
+        peer = peer_id,
+        channels = claims.channels.len(),
+        "channel socket open"
+    );
+
+    let (mut sink, mut stream) = socket.split();
+    let start = Instant::now() + settings.ping_interval;
+    let mut ping = tokio::time::interval_at(start, settings.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pong_deadline: Option<Instant> = None;
+    let send_timeout = settings.send_timeout;
+    let token_expired = sleep_until(instant_at(token_expires_at_ms));
+    tokio::pin!(token_expired);
+    let mut reads: u64 = 0;
+
+    let end = loop {
+        let heartbeat_lost = async {
+            match pong_deadline {
+                Some(deadline) => sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break End::Close(1001, "server shutting down"),
+            _ = slow.cancelled() => {
+                app.metrics.dropped(DropReason::Slow);
+                break End::Drop;
+            }
+            _ = &mut token_expired => {
+                app.metrics.closed(CloseReason::TokenExpired);
+                break End::Close(4001, "token expired");
+            }
+            outgoing = rx.recv() => {
+                // (frame, Some(ms) for a live durable message: its publish time, for the lag)
+                let mut batch: Vec<(Utf8Bytes, Option<u64>)> = Vec::new();
+                match outgoing {
+                    Some(Outgoing::Channel(ChannelOut::Subscribed { index })) => {
+                        let Some(state) = channels.get_mut(index) else { continue };
+                        reads += 1;
+                        state.read = reads;
+                        state.held.get_or_insert_with(Vec::new);
+                        tokio::spawn(replay_read(
+                            app.clone(),
+                            tx.clone(),
+                            index,
+                            reads,
+                            state.name.clone(),
+                            state.at.clone(),
+                        ));
+                    }
+                    Some(Outgoing::Channel(ChannelOut::Replayed { index, read, outcome })) => {
+                        let Some(state) = channels.get_mut(index) else { continue };
+                        if read != state.read {
+                            continue;
+                        }
+                        replayed(state, outcome, &mut batch);
+                    }
+                    Some(Outgoing::Channel(ChannelOut::Live { index, at, text })) => {
+                        let Some(state) = channels.get_mut(index) else { continue };
+                        match &mut state.held {
+                            Some(held) if held.len() < MAX_HELD => held.push((at, text)),
+                            Some(_) => {
+                                app.metrics.dropped(DropReason::Slow);
+                                break End::Drop;
+                            }
+                            None => live(state, at, text, &mut batch),
+                        }
+                    }
+                    Some(Outgoing::Close(code, reason)) => break End::Close(code, reason),
+                    Some(Outgoing::Event { .. } | Outgoing::Status { .. }) => {}
+                    None => break End::Drop,
+                }
+                let mut end = None;
+                for (text, published_ms) in batch {
+                    match tokio::time::timeout(send_timeout, sink.send(Message::Text(text))).await {
+                        Ok(Ok(())) => {
+                            if let Some(ms) = published_ms {
+                                app.metrics.forwarded(now_ms() - ms as f64);
+                            }
+                        }
+                        Ok(Err(_)) => {
+                            end = Some(End::Drop);
+                            break;
+                        }
+                        Err(_) => {
+                            app.metrics.dropped(DropReason::Slow);
+                            end = Some(End::Drop);
+                            break;
+                        }
+                    }
+                }
+                if let Some(end) = end {
+                    break end;
+                }
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Drop,
+                Some(Ok(_)) => pong_deadline = None,
+            },
+            _ = ping.tick() => {
+                if pong_deadline.is_none() {
+                    match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await {
+                        Ok(Ok(())) => pong_deadline = Some(Instant::now() + settings.ping_timeout),
+                        Ok(Err(_)) => break End::Drop,
+                        Err(_) => {
+                            app.metrics.dropped(DropReason::Slow);
+                            break End::Drop;
+                        }
+                    }
+                }
+            }
+            _ = heartbeat_lost => {
+                app.metrics.dropped(DropReason::Heartbeat);
+                break End::Drop;
+            }
+        }
+    };
+
+    app.hub.unregister_channels(&claims.channels, peer_id);
+    app.metrics.connections.fetch_sub(1, Relaxed);
+    tracing::debug!(peer = peer_id, "channel socket closed");
+    if let End::Close(code, reason) = end {
+        close_cleanly(&mut sink, &mut stream, code, reason).await;
+    }
+}
+
+/// Reads what the socket missed in `channel` after `at` (on the blocking pool: the core's client
+/// is blocking) and queues the outcome to the socket.
+async fn replay_read(
+    app: Arc<App>,
+    tx: mpsc::Sender<Outgoing>,
+    index: usize,
+    read: u64,
+    channel: String,
+    at: Option<At>,
+) {
+    let core = app.core.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let since = at.as_ref().map(|(epoch, offset)| (&**epoch, *offset));
+        Durable::new(&core)
+            .read_since(channel.as_bytes(), since, MAX_REPLAY)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("replay read panicked: {e}")));
+    if let Err(e) = &outcome {
+        tracing::warn!(error = %e, "replay read failed: the socket is told to resync");
+    }
+    // Waits for room: the socket is draining its queue (or gone, and then this fails).
+    let _ = tx
+        .send(Outgoing::Channel(ChannelOut::Replayed {
+            index,
+            read,
+            outcome,
+        }))
+        .await;
+}
+
+/// The replay's frames, then the held live messages after it, then `ready`.
+fn replayed(
+    state: &mut ChannelState,
+    outcome: Result<ReadOutcome, String>,
+    batch: &mut Vec<(Utf8Bytes, Option<u64>)>,
+) {
+    let head = |outcome: &ReadOutcome| -> Option<At> {
+        outcome
+            .head
+            .as_ref()
+            .map(|p| (Arc::from(p.epoch.as_str()), p.offset))
+    };
+    match outcome {
+        Ok(outcome) => match &outcome.replay {
+            Replay::Fresh => {
+                if state.at.is_none() {
+                    state.at = head(&outcome);
+                }
+            }
+            Replay::Recovered(entries) => {
+                let epoch = head(&outcome).map(|(e, _)| e);
+                for entry in entries {
+                    let at = epoch.clone().map(|e| (e, entry.offset));
+                    if let Some(text) = frame(&state.name, at.as_ref(), &entry.message, true) {
+                        batch.push((text, None));
+                    }
+                    if at.is_some() {
+                        state.at = at;
+                    }
+                }
+            }
+            Replay::Resync(reason) => {
+                state.at = head(&outcome);
+                batch.push((
+                    resync(&state.name, reason.as_str(), state.at.as_ref()),
+                    None,
+                ));
+            }
+        },
+        Err(_) => {
+            // The position is kept: the next resubscribe (or reconnect) reads from it again.
+            batch.push((resync(&state.name, "unavailable", state.at.as_ref()), None));
+        }
+    }
+    for (at, text) in state.held.take().unwrap_or_default() {
+        live(state, at, text, batch);
+    }
+    batch.push((ready(&state.name, state.at.as_ref()), None));
+}
+
+/// A live message, unless the replay already sent it; a message of another epoch than the
+/// socket's position (the stream was made again meanwhile) comes after a `resync`.
+fn live(
+    state: &mut ChannelState,
+    at: Option<At>,
+    text: Utf8Bytes,
+    batch: &mut Vec<(Utf8Bytes, Option<u64>)>,
+) {
+    let Some((epoch, offset)) = at else {
+        batch.push((text, None));
+        return;
+    };
+    if let Some((known_epoch, known_offset)) = &state.at {
+        if **known_epoch == *epoch {
+            if offset <= *known_offset {
+                return;
+            }
+        } else {
+            batch.push((
+                resync(&state.name, "epoch_changed", state.at.as_ref()),
+                None,
+            ));
+        }
+    }
+    state.at = Some((epoch, offset));
+    batch.push((text, Some(offset.ms)));
+}
+
+fn position(at: Option<&At>) -> (Value, Value) {
+    match at {
+        Some((epoch, offset)) => (json!(&**epoch), json!(offset.to_string())),
+        None => (Value::Null, Value::Null),
+    }
+}
+
+fn resync(channel: &str, reason: &str, at: Option<&At>) -> Utf8Bytes {
+    let (epoch, offset) = position(at);
+    let message = json!({"type": "resync", "channel": channel, "reason": reason, "epoch": epoch, "offset": offset});
+    Utf8Bytes::from(message.to_string())
+}
+
+fn ready(channel: &str, at: Option<&At>) -> Utf8Bytes {
+    let (epoch, offset) = position(at);
+    let message = json!({"type": "ready", "channel": channel, "epoch": epoch, "offset": offset});
+    Utf8Bytes::from(message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_values() {
+        assert_eq!(
+            parse_since("1712345678901234:1712345678901-3:news:eu"),
+            Some((
+                "news:eu".to_string(),
+                "1712345678901234".to_string(),
+                Offset::new(1712345678901, 3)
+            ))
+        );
+        for bad in [
+            "",
+            "e:1-0",
+            ":1-0:news",
+            "e:x:news",
+            "e-1:1-0:news",
+            "e:01-0:n",
+        ] {
+            assert_eq!(parse_since(bad), None, "{bad}");
+        }
+    }
+}
