@@ -101,7 +101,7 @@ pub fn stats_array(s: &StatsSnapshot) -> ext_php_rs::error::Result<ZBox<ZendHash
     a.insert("failed", s.failed as i64)?;
     a.insert("reconnects", s.reconnects as i64)?;
     a.insert("connections_created", s.connections_created as i64)?;
-    a.insert("pool_size", s.pool_size as i64)?;
+    a.insert(qrpush_core::config::name::POOL_SIZE, s.pool_size as i64)?;
     a.insert("pool_idle", s.pool_idle as i64)?;
     a.insert("pool_in_use", s.pool_in_use as i64)?;
     a.insert("last_error", s.last_error.clone())?;

@@ -199,7 +199,7 @@ pub fn issue_for<C: AsRef<str>>(
         return Err(Error::invalid(
             "is empty: set it (the WebSocket gateway's secret) to sign subscription tokens",
         )
-        .about(Subject::Setting("gateway_secret")));
+        .about(Subject::Setting(crate::config::name::GATEWAY_SECRET)));
     };
     let key = Key::new(secret.expose().as_bytes());
     let expires_at_ms = now_ms.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));

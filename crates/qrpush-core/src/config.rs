@@ -33,6 +33,20 @@ pub struct Setting {
     show: fn(&Config) -> String,
 }
 
+/// The names of the settings other modules refer to (the gateway's flags, hints in messages, keys of
+/// `stats()`), so each name is written once: here, and the table below uses them.
+pub mod name {
+    pub const URL: &str = "url";
+    pub const POOL_SIZE: &str = "pool_size";
+    pub const CONNECT_TIMEOUT: &str = "connect_timeout";
+    pub const TIMEOUT: &str = "timeout";
+    pub const BREAKER_COOLDOWN: &str = "breaker_cooldown";
+    pub const CHANNEL_PREFIX: &str = "channel_prefix";
+    pub const LOGIN_CHANNEL: &str = "login_channel";
+    pub const LOGIN_CHANNEL_MODE: &str = "login_channel_mode";
+    pub const GATEWAY_SECRET: &str = "gateway_secret";
+}
+
 /// The default Redis URL (also the WebSocket gateway's `--redis-url`).
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// The default channel prefix: none (also the gateway's `--channel-prefix`).
@@ -66,7 +80,7 @@ const MAX_STREAM_SECS: f64 = 365.0 * 24.0 * 3600.0;
 
 pub const SETTINGS: &[Setting] = &[
     Setting {
-        name: "url",
+        name: name::URL,
         default: DEFAULT_URL,
         help: "redis://[user[:password]@]host[:port][/db] or unix:///path/redis.sock",
         secret: true,
@@ -74,7 +88,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| c.endpoint.redacted_url(),
     },
     Setting {
-        name: "pool_size",
+        name: name::POOL_SIZE,
         default: "8",
         help: "connections per endpoint and process (threads wait for a free one under ZTS)",
         secret: false,
@@ -82,7 +96,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| c.pool_size.to_string(),
     },
     Setting {
-        name: "connect_timeout",
+        name: name::CONNECT_TIMEOUT,
         default: "1.0",
         help: "seconds to establish a connection, including AUTH",
         secret: false,
@@ -90,7 +104,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| format_seconds(c.connect_timeout),
     },
     Setting {
-        name: "timeout",
+        name: name::TIMEOUT,
         default: "1.0",
         help: "seconds to wait for Redis to read a command and answer",
         secret: false,
@@ -98,7 +112,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| format_seconds(c.timeout),
     },
     Setting {
-        name: "breaker_cooldown",
+        name: name::BREAKER_COOLDOWN,
         default: "0.5",
         help: "seconds to fail fast (circuit open) after a connection attempt timed out, before one trial; 0 disables",
         secret: false,
@@ -114,7 +128,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| format_seconds(c.idle_check_after),
     },
     Setting {
-        name: "channel_prefix",
+        name: name::CHANNEL_PREFIX,
         default: DEFAULT_CHANNEL_PREFIX,
         help: "prepended to every channel (Pub/Sub ignores database numbers)",
         secret: false,
@@ -142,7 +156,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| c.max_batch_payload.to_string(),
     },
     Setting {
-        name: "login_channel",
+        name: name::LOGIN_CHANNEL,
         default: DEFAULT_LOGIN_CHANNEL,
         help: "QrPush\\Login: channel of the login events (channel_prefix applies)",
         secret: false,
@@ -157,7 +171,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| c.login_channel.clone(),
     },
     Setting {
-        name: "login_channel_mode",
+        name: name::LOGIN_CHANNEL_MODE,
         default: DEFAULT_LOGIN_CHANNEL_MODE.as_str(),
         help: "QrPush\\Login: single (every event on login_channel, with sessionId) or per_login (login_channel:<id>)",
         secret: false,
@@ -205,7 +219,7 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| format_seconds(c.login_scan_window),
     },
     Setting {
-        name: "gateway_secret",
+        name: name::GATEWAY_SECRET,
         default: "",
         help: "QrPush\\Login: the secret (at least 16 bytes) shared with the WebSocket gateway; start() signs the gateway_token with it; empty: no token",
         secret: true,

@@ -286,7 +286,7 @@ impl Pool {
                         open.cause
                     ),
                 )
-                .with_hint("qrpush.breaker_cooldown"));
+                .with_hint(&format!("qrpush.{}", crate::config::name::BREAKER_COOLDOWN)));
             }
         };
         let connect_by = terms.connect_by();

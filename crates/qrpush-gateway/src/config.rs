@@ -12,8 +12,8 @@ use std::time::Duration;
 use axum::http::HeaderName;
 use clap::Parser;
 use qrpush_core::config::{
-    LoginChannelMode, DEFAULT_CHANNEL_PREFIX, DEFAULT_LOGIN_CHANNEL, DEFAULT_LOGIN_CHANNEL_MODE,
-    DEFAULT_URL, MIN_GATEWAY_SECRET_LEN,
+    name, LoginChannelMode, DEFAULT_CHANNEL_PREFIX, DEFAULT_LOGIN_CHANNEL,
+    DEFAULT_LOGIN_CHANNEL_MODE, DEFAULT_URL, MIN_GATEWAY_SECRET_LEN,
 };
 use qrpush_core::login::gateway_token::Key;
 use qrpush_core::Config;
@@ -288,11 +288,19 @@ impl Settings {
         };
         let mut core = Config::default();
         for (name, value, flag) in [
-            ("url", args.redis_url.as_str(), "--redis-url"),
-            ("channel_prefix", &args.channel_prefix, "--channel-prefix"),
-            ("login_channel", &args.login_channel, "--login-channel"),
-            ("login_channel_mode", &args.channel_mode, "--channel-mode"),
-            ("gateway_secret", &secret, "the secret"),
+            (name::URL, args.redis_url.as_str(), "--redis-url"),
+            (
+                name::CHANNEL_PREFIX,
+                &args.channel_prefix,
+                "--channel-prefix",
+            ),
+            (name::LOGIN_CHANNEL, &args.login_channel, "--login-channel"),
+            (
+                name::LOGIN_CHANNEL_MODE,
+                &args.channel_mode,
+                "--channel-mode",
+            ),
+            (name::GATEWAY_SECRET, &secret, "the secret"),
         ] {
             core.set(name, value)
                 .map_err(|e| anyhow::anyhow!("{flag}: {}", e.detail()))?;
@@ -317,8 +325,8 @@ impl Settings {
         }
         // Status reads go through the core's client: bound them like the Pub/Sub operations.
         let seconds = format!("{}", args.redis_timeout.as_secs_f64());
-        core.set("connect_timeout", &seconds)
-            .and_then(|()| core.set("timeout", &seconds))
+        core.set(name::CONNECT_TIMEOUT, &seconds)
+            .and_then(|()| core.set(name::TIMEOUT, &seconds))
             .map_err(|e| anyhow::anyhow!("--redis-timeout: {}", e.detail()))?;
         let mut allowed_origins = Vec::new();
         for origin in &args.allowed_origins {
