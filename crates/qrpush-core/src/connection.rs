@@ -242,6 +242,12 @@ impl Connection {
             && self.stream.is_alive()
     }
 
+    /// Keeps the connection from carrying another command: the pool closes it instead of lending
+    /// it again (after a reply in `RETIRING_CODES` read as a value, e.g. a Cluster redirect).
+    pub(crate) fn retire(&mut self) {
+        self.usable = false;
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -604,14 +610,23 @@ impl Packer<'_> {
     /// hot-path twin of `command`. `redis::Cmd` would copy every argument once more and cost ~700
     /// instructions per PUBLISH; a test checks that both pack the same bytes.
     pub fn publish(&mut self, prefix: &[u8], channel: &[u8], payload: &[u8]) {
-        const HEAD: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n";
+        self.publish_as(b"*3\r\n$7\r\nPUBLISH\r\n", prefix, channel, payload);
+    }
+
+    /// `SPUBLISH <prefix><channel> <payload>` (sharded Pub/Sub on Redis Cluster), packed the same way.
+    pub fn spublish(&mut self, prefix: &[u8], channel: &[u8], payload: &[u8]) {
+        self.publish_as(b"*3\r\n$8\r\nSPUBLISH\r\n", prefix, channel, payload);
+    }
+
+    /// `HEAD` is the array header and the command name, already packed.
+    fn publish_as(&mut self, head: &[u8], prefix: &[u8], channel: &[u8], payload: &[u8]) {
         let mut channel_len = itoa::Buffer::new();
         let channel_len = channel_len.format(prefix.len() + channel.len()).as_bytes();
         let mut payload_len = itoa::Buffer::new();
         let payload_len = payload_len.format(payload.len()).as_bytes();
         let out = &mut *self.out;
         out.reserve(
-            HEAD.len()
+            head.len()
                 + 2 * 5
                 + channel_len.len()
                 + prefix.len()
@@ -619,7 +634,7 @@ impl Packer<'_> {
                 + payload_len.len()
                 + payload.len(),
         );
-        out.extend_from_slice(HEAD);
+        out.extend_from_slice(head);
         out.push(b'$');
         out.extend_from_slice(channel_len);
         out.extend_from_slice(b"\r\n");
@@ -729,18 +744,24 @@ mod tests {
             (b"", b"x", b"hello", "x"),
         ];
         for (prefix, channel, payload, joined) in cases {
-            let mut scratch = redis::Cmd::new();
-            let mut out = Vec::new();
-            Packer {
-                cmd: &mut scratch,
-                out: &mut out,
+            for name in ["PUBLISH", "SPUBLISH"] {
+                let mut scratch = redis::Cmd::new();
+                let mut out = Vec::new();
+                let mut packer = Packer {
+                    cmd: &mut scratch,
+                    out: &mut out,
+                };
+                if name == "PUBLISH" {
+                    packer.publish(prefix, channel, payload);
+                } else {
+                    packer.spublish(prefix, channel, payload);
+                }
+                let want = redis::cmd(name)
+                    .arg(*joined)
+                    .arg(*payload)
+                    .get_packed_command();
+                assert_eq!(out, want, "{name}");
             }
-            .publish(prefix, channel, payload);
-            let want = redis::cmd("PUBLISH")
-                .arg(*joined)
-                .arg(*payload)
-                .get_packed_command();
-            assert_eq!(out, want);
         }
     }
 }

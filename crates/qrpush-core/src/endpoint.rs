@@ -32,6 +32,13 @@ pub enum Address {
     },
     /// `unix:///path/redis.sock` (Unix only: Windows builds reject it when parsing).
     Unix { path: String },
+    /// `redis-cluster://seed1:port,seed2:port` (`rediss-cluster://` with `tls`): where to ask for
+    /// a Redis Cluster's slot map. Not one server: the client routes each command to the node
+    /// owning its slot, through that node's own endpoint ([`Endpoint::cluster_node`]).
+    Cluster {
+        seeds: Vec<(String, u16)>,
+        tls: Option<TlsOptions>,
+    },
 }
 
 /// A parsed endpoint: address, credentials and database. Two equal values share a pool.
@@ -88,6 +95,12 @@ impl Endpoint {
         if url.is_empty() {
             return Err(Error::invalid("the Redis URL is empty"));
         }
+        if let Some(rest) = url.strip_prefix("redis-cluster://") {
+            return Self::parse_cluster(rest, false);
+        }
+        if let Some(rest) = url.strip_prefix("rediss-cluster://") {
+            return Self::parse_cluster(rest, true);
+        }
         let parsed = url::Url::parse(url).map_err(|e| {
             Error::invalid(format!(
                 "the Redis URL is not valid ({e}); expected redis://[user[:password]@]host[:port][/db] or unix:///path/redis.sock"
@@ -108,7 +121,7 @@ impl Endpoint {
             }
             "unix" | "redis+unix" => Self::parse_unix(&parsed),
             other => Err(Error::invalid(format!(
-                "unsupported URL scheme '{other}://'; expected redis://, rediss:// or unix://"
+                "unsupported URL scheme '{other}://'; expected redis://, rediss://, unix:// or redis-cluster://"
             ))),
         }
     }
@@ -154,6 +167,60 @@ impl Endpoint {
             password,
             db,
         })
+    }
+
+    /// `[[user]:password@]seed1[:port][,seed2[:port]…]` after `redis-cluster://`. Each seed is
+    /// checked as a `redis://` URL's host and port would be; the credentials and the rest are
+    /// parsed with the first seed, so they follow the same rules (and messages) as `redis://`.
+    fn parse_cluster(rest: &str, tls: bool) -> Result<Self> {
+        let (userinfo, hosts_and_tail) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let hosts_end = hosts_and_tail
+            .find(['/', '?', '#'])
+            .unwrap_or(hosts_and_tail.len());
+        let (hosts, tail) = hosts_and_tail.split_at(hosts_end);
+        let mut seeds = Vec::new();
+        let mut credentials = None;
+        for (i, seed) in hosts.split(',').enumerate() {
+            if seed.is_empty() {
+                return Err(Error::invalid(
+                    "the Redis Cluster URL has an empty seed; expected redis-cluster://[[user]:password@]host1[:port][,host2[:port]...]",
+                ));
+            }
+            let as_url = match (i, userinfo) {
+                (0, Some(userinfo)) => format!("redis://{userinfo}@{seed}{tail}"),
+                (0, None) => format!("redis://{seed}{tail}"),
+                _ => format!("redis://{seed}"),
+            };
+            let parsed = url::Url::parse(&as_url).map_err(|e| {
+                Error::invalid(format!(
+                    "the Redis Cluster URL is not valid ({e}); expected redis-cluster://[[user]:password@]host1[:port][,host2[:port]...]"
+                ))
+            })?;
+            let endpoint = Self::parse_tcp(&parsed)?;
+            if endpoint.db != 0 {
+                return Err(Error::invalid(
+                    "the Redis Cluster URL names a database; a Redis Cluster has only database 0",
+                ));
+            }
+            let Address::Tcp { host, port } = endpoint.address.clone() else {
+                unreachable!("parse_tcp makes a TCP address");
+            };
+            if !seeds.contains(&(host.clone(), port)) {
+                seeds.push((host, port));
+            }
+            if i == 0 {
+                credentials = Some(endpoint);
+            }
+        }
+        let mut endpoint = credentials.expect("split yields at least one seed");
+        endpoint.address = Address::Cluster {
+            seeds,
+            tls: tls.then(TlsOptions::default),
+        };
+        Ok(endpoint)
     }
 
     fn parse_unix(url: &url::Url) -> Result<Self> {
@@ -218,8 +285,12 @@ impl Endpoint {
     /// The same endpoint with `tls` as its TLS options when it is a `rediss://` one (other
     /// addresses ignore TLS settings).
     pub fn with_tls(mut self, tls: &TlsOptions) -> Self {
-        if let Address::Tls { tls: options, .. } = &mut self.address {
-            options.clone_from(tls);
+        match &mut self.address {
+            Address::Tls { tls: options, .. }
+            | Address::Cluster {
+                tls: Some(options), ..
+            } => options.clone_from(tls),
+            _ => {}
         }
         self
     }
@@ -228,6 +299,7 @@ impl Endpoint {
     pub fn tls(&self) -> Option<&TlsOptions> {
         match &self.address {
             Address::Tls { tls, .. } => Some(tls),
+            Address::Cluster { tls, .. } => tls.as_ref(),
             _ => None,
         }
     }
@@ -242,6 +314,38 @@ impl Endpoint {
                 format!("{host}:{port}")
             }
             Address::Unix { path } => format!("unix:{path}"),
+            Address::Cluster { seeds, .. } => seeds
+                .iter()
+                .map(|(host, port)| host_port(host, *port))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// Whether this is a Redis Cluster seed list (`redis-cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.address, Address::Cluster { .. })
+    }
+
+    /// The endpoint of one node of this Cluster: its address (TLS like the seeds), the Cluster
+    /// URL's credentials, database 0.
+    pub fn cluster_node(&self, host: &str, port: u16) -> Endpoint {
+        let address = match &self.address {
+            Address::Cluster { tls: Some(tls), .. } => Address::Tls {
+                host: host.to_string(),
+                port,
+                tls: tls.clone(),
+            },
+            _ => Address::Tcp {
+                host: host.to_string(),
+                port,
+            },
+        };
+        Endpoint {
+            address,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            db: 0,
         }
     }
 
@@ -257,6 +361,10 @@ impl Endpoint {
             Address::Tcp { .. } => format!("redis://{auth}{}/{}", self.label(), self.db),
             Address::Tls { .. } => format!("rediss://{auth}{}/{}", self.label(), self.db),
             Address::Unix { path } => format!("unix://{auth}{path}?db={}", self.db),
+            Address::Cluster { tls: None, .. } => format!("redis-cluster://{auth}{}", self.label()),
+            Address::Cluster { tls: Some(_), .. } => {
+                format!("rediss-cluster://{auth}{}", self.label())
+            }
         }
     }
 }
@@ -264,6 +372,14 @@ impl Endpoint {
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted_url())
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -312,6 +428,57 @@ mod tests {
         for _ in 0..2 {
             assert!(Endpoint::parse("redis://host:notaport").is_err());
         }
+    }
+
+    #[test]
+    fn cluster_urls() {
+        let seeds = |e: &Endpoint| match &e.address {
+            Address::Cluster { seeds, .. } => seeds.clone(),
+            other => panic!("not a Cluster address: {other:?}"),
+        };
+        let e =
+            Endpoint::parse("redis-cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002").unwrap();
+        assert_eq!(
+            seeds(&e),
+            vec![
+                ("10.0.0.1".to_string(), 7000),
+                ("10.0.0.2".to_string(), DEFAULT_PORT),
+                ("::1".to_string(), 7002)
+            ]
+        );
+        assert_eq!(e.username.as_deref(), Some("u"));
+        assert_eq!(e.password.as_ref().map(|p| p.expose()), Some("p@ss"));
+        assert!(e.is_cluster() && e.tls().is_none());
+        assert_eq!(
+            e.redacted_url(),
+            "redis-cluster://u:<redacted>@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002"
+        );
+        let node = e.cluster_node("10.0.0.3", 7003);
+        assert_eq!(node.address, tcp("10.0.0.3", 7003));
+        assert_eq!(node.password.as_ref().map(|p| p.expose()), Some("p@ss"));
+
+        let e = Endpoint::parse("rediss-cluster://:secret@h1:7000").unwrap();
+        assert!(e.tls().is_some());
+        assert!(matches!(
+            e.cluster_node("h2", 7001).address,
+            Address::Tls { .. }
+        ));
+        assert!(e
+            .redacted_url()
+            .starts_with("rediss-cluster://:<redacted>@h1:7000"));
+
+        for (bad, says) in [
+            ("redis-cluster://", "empty seed"),
+            ("redis-cluster://h1:7000,,h2:7001", "empty seed"),
+            ("redis-cluster://h1:7000/3", "only database 0"),
+            ("redis-cluster://h1:notaport", "not valid"),
+            ("redis-cluster://h1:7000?x=1", "unknown query parameter"),
+        ] {
+            let e = Endpoint::parse(bad).unwrap_err();
+            assert!(e.message().contains(says), "{bad}: {}", e.message());
+        }
+        let e = Endpoint::parse("redis-cluster://:hunter2@h1:0").unwrap_err();
+        assert!(!e.message().contains("hunter2"));
     }
 
     fn tcp(host: &str, port: u16) -> Address {
@@ -399,7 +566,7 @@ mod tests {
             ("", "the Redis URL is empty"),
             (
                 "http://h",
-                "unsupported URL scheme 'http://'; expected redis://, rediss:// or unix://",
+                "unsupported URL scheme 'http://'; expected redis://, rediss://, unix:// or redis-cluster://",
             ),
             (
                 "redis://h/x",

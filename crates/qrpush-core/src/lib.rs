@@ -18,6 +18,7 @@
 //! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
 //! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
+//! - [`cluster`]: Redis Cluster routing: hash slots, the slot map, a pool per node, redirects.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
 //! - [`formats`]: other servers' message formats: Laravel's broadcasts, Socket.IO's Redis adapter.
 //! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
@@ -46,6 +47,8 @@ mod resolve;
 pub mod stats;
 mod stream;
 
+pub mod cluster;
+
 pub mod client;
 
 pub mod formats;
@@ -56,7 +59,7 @@ pub mod channel_token;
 pub mod durable;
 
 pub use client::{Batch, Client};
-pub use config::{Config, Setting, SETTINGS};
+pub use config::{ClusterPublish, Config, Setting, SETTINGS};
 pub use durable::Durable;
 pub use endpoint::{Address, Endpoint};
 pub use error::{BatchOutcome, Error, ErrorKind, ItemPart, LoginError, Result, Subject};
