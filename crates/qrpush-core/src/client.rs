@@ -14,6 +14,7 @@ use crate::config::{validate_channel_part, ClusterPublish, Config};
 use crate::connection::{server_error, BatchReplies, Connection, Packer, Published};
 use crate::error::{BatchOutcome, Error, ErrorKind, ItemPart, Result, Subject};
 use crate::pool::{shared_pool, LeaseTerms, Pool};
+use crate::sentinel::{shared_sentinel, Sentinel};
 use crate::stats::{Stats, StatsSnapshot};
 
 /// Longest channel name accepted (after the prefix), far above any sane name.
@@ -24,10 +25,12 @@ pub struct Client {
     target: Target,
 }
 
-/// Where the commands go: one server's pool, or the node of a Redis Cluster owning each slot.
+/// Where the commands go: one server's pool, the node of a Redis Cluster owning each slot, or
+/// the primary the Sentinels name.
 enum Target {
     Single(Arc<Pool>),
     Cluster(Arc<Cluster>),
+    Sentinel(Arc<Sentinel>),
 }
 
 impl Client {
@@ -36,6 +39,8 @@ impl Client {
     pub fn new(config: Config) -> Self {
         let target = if config.endpoint.is_cluster() {
             Target::Cluster(shared_cluster(&config.endpoint, config.pool_size))
+        } else if config.endpoint.is_sentinel() {
+            Target::Sentinel(shared_sentinel(&config.endpoint, config.pool_size))
         } else {
             Target::Single(shared_pool(&config.endpoint, config.pool_size))
         };
@@ -131,7 +136,7 @@ impl Client {
             }
         };
         match &self.target {
-            Target::Single(_) => self.run(0, op),
+            Target::Single(_) | Target::Sentinel(_) => self.run(0, op),
             Target::Cluster(cluster) => {
                 let result = cluster
                     .owner(0, &self.config, start)
@@ -146,6 +151,7 @@ impl Client {
         match &self.target {
             Target::Single(pool) => pool.snapshot(),
             Target::Cluster(cluster) => cluster.snapshot(),
+            Target::Sentinel(sentinel) => sentinel.snapshot(),
         }
     }
 
@@ -158,6 +164,9 @@ impl Client {
     /// an idle one, resolving, connecting, logging in) ends by `connect_timeout` after the start,
     /// and `op` gets the deadline of its request: `timeout` after the connection was ready, never
     /// later than `connect_timeout + timeout` after the start. A retry shares both.
+    ///
+    /// With Sentinel it runs on the primary (see `on_primary`). On Redis Cluster there is no one
+    /// server to run it on: it is refused (publishes are routed by their channel instead).
     pub fn run<T>(
         &self,
         messages: u64,
@@ -165,6 +174,12 @@ impl Client {
     ) -> Result<T> {
         let pool = match &self.target {
             Target::Single(pool) => pool,
+            Target::Sentinel(sentinel) => {
+                let start = Instant::now();
+                let result = self.on_primary(sentinel, start, op);
+                record(&sentinel.stats, messages, &result, start);
+                return result;
+            }
             // No one server to run it on: publishes are routed by their channel instead.
             Target::Cluster(cluster) => {
                 return Err(Error::new(
@@ -180,6 +195,38 @@ impl Client {
         let result = self.on_pool(pool, start, op);
         record(&pool.stats, messages, &result, start);
         result
+    }
+
+    /// `op` on the primary the Sentinels name. The connection's own checks say whether it is the
+    /// primary (ROLE on a new connection, the primary check behind a publish: a `Replica` error)
+    /// and a reply in `RETIRING_CODES` (READONLY, MASTERDOWN, LOADING...) says the command did not
+    /// run there. After one of those, or a connection failure, the primary is forgotten; when
+    /// nothing can have run, the Sentinels are asked again and `op` retried once, on the same
+    /// deadline. A failure after bytes may have reached Redis is never retried.
+    fn on_primary<T>(
+        &self,
+        sentinel: &Sentinel,
+        start: Instant,
+        mut op: impl FnMut(&mut Connection, Instant) -> Result<T>,
+    ) -> Result<T> {
+        let mut asked_again = false;
+        loop {
+            let node = sentinel.primary(&self.config, start)?;
+            match self.on_pool(&sentinel.node_pool(&node), start, &mut op) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if e.breaks_connection() {
+                        sentinel.forget_primary();
+                    }
+                    let nothing_ran = !e.maybe_sent() && e.batch_outcome().is_none();
+                    if !asked_again && nothing_ran && e.breaks_connection() {
+                        asked_again = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// `op` on a connection of `pool`, within the deadline of the call that started at `start`,

@@ -91,6 +91,16 @@ impl Connection {
     /// Connects and logs in, all before `deadline` (the call's `connect_timeout`): the name lookup,
     /// the TCP or Unix connect, TLS, and the handshake replies.
     pub fn open(endpoint: &Endpoint, deadline: Instant) -> Result<Self> {
+        Self::open_checked(endpoint, deadline, true)
+    }
+
+    /// `open` without the role checks, for a server that is no data node: a Sentinel, which
+    /// answers ROLE with `sentinel` and is only asked where the primary is.
+    pub fn open_to_sentinel(endpoint: &Endpoint, deadline: Instant) -> Result<Self> {
+        Self::open_checked(endpoint, deadline, false)
+    }
+
+    fn open_checked(endpoint: &Endpoint, deadline: Instant, primary_only: bool) -> Result<Self> {
         let label = endpoint.label();
         let stream = Stream::connect(&endpoint.address, deadline).map_err(|e| {
             let err = Error::io(&e, "connecting to Redis at", &label);
@@ -136,14 +146,20 @@ impl Connection {
             .with_hint("qrpush.connect_timeout; is the server overloaded or stopped?"),
             _ => e,
         };
-        conn.handshake(endpoint, deadline, now)
+        conn.handshake(endpoint, deadline, now, primary_only)
             .map_err(handshake_error)?;
         Ok(conn)
     }
 
-    /// One round trip: AUTH, SELECT, CLIENT SETNAME, ROLE and WAIT 0 0; the replies come back in
-    /// order.
-    fn handshake(&mut self, endpoint: &Endpoint, deadline: Instant, now: Instant) -> Result<()> {
+    /// One round trip: AUTH, SELECT, CLIENT SETNAME, ROLE and WAIT 0 0 (the last two when
+    /// `primary_only`); the replies come back in order.
+    fn handshake(
+        &mut self,
+        endpoint: &Endpoint,
+        deadline: Instant,
+        now: Instant,
+        primary_only: bool,
+    ) -> Result<()> {
         let mut steps = Vec::with_capacity(5);
         if let Some(password) = &endpoint.password {
             let mut auth = redis::cmd("AUTH");
@@ -166,10 +182,12 @@ impl Connection {
             .arg(format!("qrpush-{}", self.pid))
             .write_packed_command(&mut self.out);
         steps.push(Step::SetName);
-        redis::cmd("ROLE").write_packed_command(&mut self.out);
-        steps.push(Step::Role);
-        self.out.extend_from_slice(PRIMARY_PROBE);
-        steps.push(Step::PrimaryProbe);
+        if primary_only {
+            redis::cmd("ROLE").write_packed_command(&mut self.out);
+            steps.push(Step::Role);
+            self.out.extend_from_slice(PRIMARY_PROBE);
+            steps.push(Step::PrimaryProbe);
+        }
 
         self.bound_io(deadline, now, Bound::Start)?;
         self.flush_out(deadline, true)?;

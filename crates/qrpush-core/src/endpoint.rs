@@ -34,12 +34,24 @@ pub enum Address {
     Unix { path: String },
     /// `redis-cluster://seed1:port,seed2:port` (`rediss-cluster://` with `tls`): where to ask for
     /// a Redis Cluster's slot map. Not one server: the client routes each command to the node
-    /// owning its slot, through that node's own endpoint ([`Endpoint::cluster_node`]).
+    /// owning its slot, through that node's own endpoint ([`Endpoint::member`]).
     Cluster {
         seeds: Vec<(String, u16)>,
         tls: Option<TlsOptions>,
     },
+    /// `redis-sentinel://host1[:26379][,host2[:port]…][/db]#service` (`rediss-sentinel://` with
+    /// `tls`): the Sentinels to ask for `service`'s primary. The credentials and database are the
+    /// data nodes'; the client talks to the primary through its own endpoint
+    /// ([`Endpoint::member`]).
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+        tls: Option<TlsOptions>,
+    },
 }
+
+/// The port of a Sentinel named without one.
+pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
 /// A parsed endpoint: address, credentials and database. Two equal values share a pool.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -100,6 +112,12 @@ impl Endpoint {
         }
         if let Some(rest) = url.strip_prefix("rediss-cluster://") {
             return Self::parse_cluster(rest, true);
+        }
+        if let Some(rest) = url.strip_prefix("redis-sentinel://") {
+            return Self::parse_sentinel(rest, false);
+        }
+        if let Some(rest) = url.strip_prefix("rediss-sentinel://") {
+            return Self::parse_sentinel(rest, true);
         }
         let parsed = url::Url::parse(url).map_err(|e| {
             Error::invalid(format!(
@@ -169,10 +187,60 @@ impl Endpoint {
         })
     }
 
-    /// `[[user]:password@]seed1[:port][,seed2[:port]…]` after `redis-cluster://`. Each seed is
-    /// checked as a `redis://` URL's host and port would be; the credentials and the rest are
-    /// parsed with the first seed, so they follow the same rules (and messages) as `redis://`.
+    /// `[[user]:password@]seed1[:port][,seed2[:port]…]` after `redis-cluster://`.
     fn parse_cluster(rest: &str, tls: bool) -> Result<Self> {
+        let (mut endpoint, seeds) = Self::parse_seed_list(rest, DEFAULT_PORT, "redis-cluster")?;
+        if endpoint.db != 0 {
+            return Err(Error::invalid(
+                "the Redis Cluster URL names a database; a Redis Cluster has only database 0",
+            ));
+        }
+        endpoint.address = Address::Cluster {
+            seeds,
+            tls: tls.then(TlsOptions::default),
+        };
+        Ok(endpoint)
+    }
+
+    /// `[[user]:password@]host1[:26379][,host2[:port]…][/db]#service` after `redis-sentinel://`.
+    fn parse_sentinel(rest: &str, tls: bool) -> Result<Self> {
+        let Some((rest, service)) = rest.rsplit_once('#') else {
+            return Err(Error::invalid(
+                "the Redis Sentinel URL names no service; expected redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#service",
+            ));
+        };
+        if service.is_empty()
+            || service.len() > 256
+            || !service
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'@')
+        {
+            return Err(Error::invalid(
+                "the Redis Sentinel URL's service name (after '#') must be 1 to 256 visible ASCII characters",
+            ));
+        }
+        let (mut endpoint, sentinels) =
+            Self::parse_seed_list(rest, DEFAULT_SENTINEL_PORT, "redis-sentinel")?;
+        endpoint.address = Address::Sentinel {
+            sentinels,
+            service: service.to_string(),
+            tls: tls.then(TlsOptions::default),
+        };
+        Ok(endpoint)
+    }
+
+    /// A comma-separated host list with credentials before it and a path after it. Each host is
+    /// checked as a `redis://` URL's host and port would be (`default_port` when it names none);
+    /// the credentials and the path are parsed with the first host, so they follow the same rules
+    /// (and messages) as `redis://`. Returns the first host's endpoint (credentials, db) and the
+    /// hosts, each once.
+    fn parse_seed_list(
+        rest: &str,
+        default_port: u16,
+        scheme: &str,
+    ) -> Result<(Self, Vec<(String, u16)>)> {
+        let expected =
+            format!("expected {scheme}://[[user]:password@]host1[:port][,host2[:port]...]");
         let (userinfo, hosts_and_tail) = match rest.rfind('@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
@@ -182,13 +250,22 @@ impl Endpoint {
             .unwrap_or(hosts_and_tail.len());
         let (hosts, tail) = hosts_and_tail.split_at(hosts_end);
         let mut seeds = Vec::new();
-        let mut credentials = None;
+        let mut first = None;
         for (i, seed) in hosts.split(',').enumerate() {
             if seed.is_empty() {
-                return Err(Error::invalid(
-                    "the Redis Cluster URL has an empty seed; expected redis-cluster://[[user]:password@]host1[:port][,host2[:port]...]",
-                ));
+                return Err(Error::invalid(format!(
+                    "the URL has an empty host; {expected}"
+                )));
             }
+            let has_port = match seed.strip_prefix('[') {
+                Some(bracketed) => bracketed.contains("]:"),
+                None => seed.contains(':'),
+            };
+            let seed = if has_port {
+                seed.to_string()
+            } else {
+                format!("{seed}:{default_port}")
+            };
             let as_url = match (i, userinfo) {
                 (0, Some(userinfo)) => format!("redis://{userinfo}@{seed}{tail}"),
                 (0, None) => format!("redis://{seed}{tail}"),
@@ -196,15 +273,10 @@ impl Endpoint {
             };
             let parsed = url::Url::parse(&as_url).map_err(|e| {
                 Error::invalid(format!(
-                    "the Redis Cluster URL is not valid ({e}); expected redis-cluster://[[user]:password@]host1[:port][,host2[:port]...]"
+                    "the {scheme}:// URL is not valid ({e}); {expected}"
                 ))
             })?;
             let endpoint = Self::parse_tcp(&parsed)?;
-            if endpoint.db != 0 {
-                return Err(Error::invalid(
-                    "the Redis Cluster URL names a database; a Redis Cluster has only database 0",
-                ));
-            }
             let Address::Tcp { host, port } = endpoint.address.clone() else {
                 unreachable!("parse_tcp makes a TCP address");
             };
@@ -212,15 +284,10 @@ impl Endpoint {
                 seeds.push((host, port));
             }
             if i == 0 {
-                credentials = Some(endpoint);
+                first = Some(endpoint);
             }
         }
-        let mut endpoint = credentials.expect("split yields at least one seed");
-        endpoint.address = Address::Cluster {
-            seeds,
-            tls: tls.then(TlsOptions::default),
-        };
-        Ok(endpoint)
+        Ok((first.expect("split yields at least one host"), seeds))
     }
 
     fn parse_unix(url: &url::Url) -> Result<Self> {
@@ -289,6 +356,9 @@ impl Endpoint {
             Address::Tls { tls: options, .. }
             | Address::Cluster {
                 tls: Some(options), ..
+            }
+            | Address::Sentinel {
+                tls: Some(options), ..
             } => options.clone_from(tls),
             _ => {}
         }
@@ -299,7 +369,7 @@ impl Endpoint {
     pub fn tls(&self) -> Option<&TlsOptions> {
         match &self.address {
             Address::Tls { tls, .. } => Some(tls),
-            Address::Cluster { tls, .. } => tls.as_ref(),
+            Address::Cluster { tls, .. } | Address::Sentinel { tls, .. } => tls.as_ref(),
             _ => None,
         }
     }
@@ -314,7 +384,10 @@ impl Endpoint {
                 format!("{host}:{port}")
             }
             Address::Unix { path } => format!("unix:{path}"),
-            Address::Cluster { seeds, .. } => seeds
+            Address::Cluster { seeds, .. }
+            | Address::Sentinel {
+                sentinels: seeds, ..
+            } => seeds
                 .iter()
                 .map(|(host, port)| host_port(host, *port))
                 .collect::<Vec<_>>()
@@ -327,15 +400,22 @@ impl Endpoint {
         matches!(self.address, Address::Cluster { .. })
     }
 
-    /// The endpoint of one node of this Cluster: its address (TLS like the seeds), the Cluster
-    /// URL's credentials, database 0.
-    pub fn cluster_node(&self, host: &str, port: u16) -> Endpoint {
+    /// Whether this is a Sentinel list (`redis-sentinel://`).
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self.address, Address::Sentinel { .. })
+    }
+
+    /// The endpoint of one data node of this Cluster or Sentinel-monitored service: its address
+    /// (TLS like the URL), the URL's credentials and database.
+    pub fn member(&self, host: &str, port: u16) -> Endpoint {
         let address = match &self.address {
-            Address::Cluster { tls: Some(tls), .. } => Address::Tls {
-                host: host.to_string(),
-                port,
-                tls: tls.clone(),
-            },
+            Address::Cluster { tls: Some(tls), .. } | Address::Sentinel { tls: Some(tls), .. } => {
+                Address::Tls {
+                    host: host.to_string(),
+                    port,
+                    tls: tls.clone(),
+                }
+            }
             _ => Address::Tcp {
                 host: host.to_string(),
                 port,
@@ -345,7 +425,18 @@ impl Endpoint {
             address,
             username: self.username.clone(),
             password: self.password.clone(),
+            db: self.db,
+        }
+    }
+
+    /// The endpoint of one Sentinel of a `redis-sentinel://` URL: no credentials (they are the
+    /// data nodes'), TLS like the URL.
+    pub fn sentinel(&self, host: &str, port: u16) -> Endpoint {
+        Endpoint {
+            username: None,
+            password: None,
             db: 0,
+            ..self.member(host, port)
         }
     }
 
@@ -365,6 +456,16 @@ impl Endpoint {
             Address::Cluster { tls: Some(_), .. } => {
                 format!("rediss-cluster://{auth}{}", self.label())
             }
+            Address::Sentinel { service, tls, .. } => format!(
+                "{}://{auth}{}/{}#{service}",
+                if tls.is_some() {
+                    "rediss-sentinel"
+                } else {
+                    "redis-sentinel"
+                },
+                self.label(),
+                self.db
+            ),
         }
     }
 }
@@ -453,23 +554,20 @@ mod tests {
             e.redacted_url(),
             "redis-cluster://u:<redacted>@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002"
         );
-        let node = e.cluster_node("10.0.0.3", 7003);
+        let node = e.member("10.0.0.3", 7003);
         assert_eq!(node.address, tcp("10.0.0.3", 7003));
         assert_eq!(node.password.as_ref().map(|p| p.expose()), Some("p@ss"));
 
         let e = Endpoint::parse("rediss-cluster://:secret@h1:7000").unwrap();
         assert!(e.tls().is_some());
-        assert!(matches!(
-            e.cluster_node("h2", 7001).address,
-            Address::Tls { .. }
-        ));
+        assert!(matches!(e.member("h2", 7001).address, Address::Tls { .. }));
         assert!(e
             .redacted_url()
             .starts_with("rediss-cluster://:<redacted>@h1:7000"));
 
         for (bad, says) in [
-            ("redis-cluster://", "empty seed"),
-            ("redis-cluster://h1:7000,,h2:7001", "empty seed"),
+            ("redis-cluster://", "empty host"),
+            ("redis-cluster://h1:7000,,h2:7001", "empty host"),
             ("redis-cluster://h1:7000/3", "only database 0"),
             ("redis-cluster://h1:notaport", "not valid"),
             ("redis-cluster://h1:7000?x=1", "unknown query parameter"),
@@ -479,6 +577,49 @@ mod tests {
         }
         let e = Endpoint::parse("redis-cluster://:hunter2@h1:0").unwrap_err();
         assert!(!e.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn sentinel_urls() {
+        let e = Endpoint::parse("redis-sentinel://:pw@10.0.0.1,10.0.0.2:26380/3#mymaster").unwrap();
+        match &e.address {
+            Address::Sentinel {
+                sentinels,
+                service,
+                tls: None,
+            } => {
+                assert_eq!(
+                    sentinels,
+                    &vec![
+                        ("10.0.0.1".to_string(), DEFAULT_SENTINEL_PORT),
+                        ("10.0.0.2".to_string(), 26380)
+                    ]
+                );
+                assert_eq!(service, "mymaster");
+            }
+            other => panic!("not a Sentinel address: {other:?}"),
+        }
+        assert_eq!(e.db, 3);
+        assert_eq!(
+            e.redacted_url(),
+            "redis-sentinel://:<redacted>@10.0.0.1:26379,10.0.0.2:26380/3#mymaster"
+        );
+        let primary = e.member("10.0.0.9", 6379);
+        assert_eq!((primary.db, primary.password.is_some()), (3, true));
+        let sentinel = e.sentinel("10.0.0.1", 26379);
+        assert_eq!((sentinel.db, sentinel.password.is_none()), (0, true));
+        let e = Endpoint::parse("rediss-sentinel://[::1]#s").unwrap();
+        assert!(e.tls().is_some() && e.is_sentinel());
+        assert_eq!(e.label(), "[::1]:26379");
+        for (bad, says) in [
+            ("redis-sentinel://h1:26379", "names no service"),
+            ("redis-sentinel://h1:26379#", "service name"),
+            ("redis-sentinel://h1,,h2#s", "empty host"),
+            ("redis-sentinel://h1/x#s", "database"),
+        ] {
+            let e = Endpoint::parse(bad).unwrap_err();
+            assert!(e.message().contains(says), "{bad}: {}", e.message());
+        }
     }
 
     fn tcp(host: &str, port: u16) -> Address {

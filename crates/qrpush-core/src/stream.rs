@@ -55,9 +55,9 @@ impl Stream {
                 "unix sockets are not available",
             )),
             // The client connects to the node owning a slot, never to the seed list itself.
-            Address::Cluster { .. } => Err(io::Error::new(
+            Address::Cluster { .. } | Address::Sentinel { .. } => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "a Redis Cluster seed list is not one server",
+                "a Redis Cluster or Sentinel list is not one server",
             )),
         }
     }

@@ -161,7 +161,12 @@ fn a_moved_slot_is_followed_without_duplicates() {
     after.nothing_more(QUIET);
     assert_eq!(routing.redirects.load(Ordering::Relaxed), 1);
     assert_eq!(routing.refreshes.load(Ordering::Relaxed), refreshes + 1);
-    assert_eq!(client.stats().published, 3);
+    let stats = client.stats();
+    assert_eq!(stats.published, 3);
+    assert_eq!(
+        (stats.topology.kind, stats.topology.redirects),
+        ("cluster", 1)
+    );
 }
 
 /// An unreachable Cluster fails with a typed error naming the slot map, within the time bound.

@@ -1,6 +1,6 @@
 //! Redis Cluster: which node a command goes to. A [`Cluster`] (one per seed list and process,
 //! shared like the pools) caches the slot map, asks for it again after a `MOVED` or a broken
-//! connection, and lends each node's own pool ([`shared_pool`] of [`Endpoint::cluster_node`]),
+//! connection, and lends each node's own pool ([`shared_pool`] of [`Endpoint::member`]),
 //! so every node gets the fork-aware, bounded, breaker-guarded pool a single server has.
 //!
 //! The slot map is read lazily, by the first call that needs a node, never at startup; reading
@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pool::{shared_pool, LeaseTerms, Pool};
-use crate::stats::{Stats, StatsSnapshot};
+use crate::stats::{Stats, StatsSnapshot, TopologySnapshot};
 
 pub use map::{Node, SlotMap};
 
@@ -92,10 +92,7 @@ impl Cluster {
 
     /// The pool of one node.
     pub fn node_pool(&self, node: &Node) -> Arc<Pool> {
-        shared_pool(
-            &self.endpoint.cluster_node(&node.host, node.port),
-            self.pool_size,
-        )
+        shared_pool(&self.endpoint.member(&node.host, node.port), self.pool_size)
     }
 
     /// The primary serving `slot`, reading the slot map first if there is none (within the
@@ -236,6 +233,11 @@ impl Cluster {
             endpoint: self.endpoint.redacted_url(),
             pid: crate::process::current_pid(),
             ..StatsSnapshot::default()
+        };
+        snapshot.topology = TopologySnapshot {
+            kind: "cluster",
+            redirects: self.redirects.load(Relaxed),
+            ..TopologySnapshot::default()
         };
         for node in nodes {
             let pool = self.node_pool(&node).snapshot();

@@ -1,0 +1,107 @@
+// Unix only: the test support uses signals, fork and Unix permissions.
+#![cfg(unix)]
+
+//! Publishing through Redis Sentinel (1 primary + 1 replica + 3 Sentinels on loopback): the
+//! client finds the primary through the Sentinels, verifies it with ROLE, and follows a
+//! `SENTINEL FAILOVER` to the new primary with every call either delivered once or failed, and
+//! nothing published to the demoted node.
+
+use qrpush_test_support as support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use qrpush_core::sentinel::shared_sentinel;
+use qrpush_core::{Client, Config, ErrorKind};
+use support::SentinelTopology;
+
+const WAIT: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(300);
+
+fn client(url: &str) -> Client {
+    let mut config = Config::default();
+    config.set("url", url).unwrap();
+    Client::new(config)
+}
+
+/// The first call asks the Sentinels; publishes reach the primary's subscriber exactly; after a
+/// failover the next call notices the demoted node (its connection killed by Sentinel, its ROLE
+/// now replica), asks again and publishes on the new primary: every message once, in order.
+#[test]
+fn a_sentinel_failover_is_followed_without_loss_or_duplicates() {
+    let topology = SentinelTopology::start();
+    let first = topology.primary().port();
+    let client = client(&topology.url());
+    let routing = shared_sentinel(&client.config().endpoint, client.config().pool_size);
+
+    let mut before = topology.primary().subscribe(&["events"]);
+    for i in 0..20 {
+        assert_eq!(
+            client
+                .publish(b"events", format!("before-{i}").as_bytes())
+                .unwrap(),
+            1
+        );
+    }
+    let want: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("before-{i}").into_bytes())
+        .collect();
+    assert_eq!(before.recv(20, WAIT), want);
+    assert_eq!(routing.current_primary().map(|n| n.port), Some(first));
+    let stats = client.stats();
+    assert!(
+        stats.endpoint.starts_with("redis-sentinel://127.0.0.1:"),
+        "{}",
+        stats.endpoint
+    );
+    assert!(stats.endpoint.ends_with("/0#qrpush"), "{}", stats.endpoint);
+
+    let second = topology.failover();
+    let mut after = topology.primary().subscribe(&["events"]);
+    for i in 0..20 {
+        assert_eq!(
+            client
+                .publish(b"events", format!("after-{i}").as_bytes())
+                .unwrap(),
+            1,
+            "publish #{i} after the failover"
+        );
+    }
+    let want: Vec<Vec<u8>> = (0..20).map(|i| format!("after-{i}").into_bytes()).collect();
+    assert_eq!(after.recv(20, WAIT), want);
+    after.nothing_more(QUIET);
+    assert_eq!(routing.current_primary().map(|n| n.port), Some(second));
+    assert_eq!(routing.failovers.load(Ordering::Relaxed), 1);
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed), (40, 0));
+    assert_eq!(stats.topology.kind, "sentinel");
+    assert_eq!(stats.topology.service.as_deref(), Some("qrpush"));
+    assert_eq!(stats.topology.primary, Some(format!("127.0.0.1:{second}")));
+    assert_eq!(stats.topology.failovers, 1);
+}
+
+/// A Sentinel list where nothing answers fails typed and within the time bound; an unknown
+/// service is named in the error.
+#[test]
+fn no_sentinel_or_an_unknown_service_fails_typed() {
+    let port = support::free_port();
+    let mut config = Config::default();
+    config
+        .set("url", &format!("redis-sentinel://127.0.0.1:{port}#qrpush"))
+        .unwrap();
+    config.set("connect_timeout", "0.2").unwrap();
+    config.set("timeout", "0.2").unwrap();
+    let start = std::time::Instant::now();
+    let e = Client::new(config).publish(b"c", b"m").unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(e.kind(), ErrorKind::Connection, "{}", e.message());
+
+    let topology = SentinelTopology::start();
+    let url = topology.url().replace("#qrpush", "#nosuch");
+    let e = client(&url).publish(b"c", b"m").unwrap_err();
+    assert!(e.message().contains("'nosuch'"), "{}", e.message());
+}
