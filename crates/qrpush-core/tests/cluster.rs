@@ -169,6 +169,35 @@ fn a_moved_slot_is_followed_without_duplicates() {
     );
 }
 
+/// While a slot is migrating (MIGRATING on its owner, IMPORTING on the target), Redis 8 still
+/// serves SPUBLISH for it on the owner (no ASK: a shard channel is no key to look up): the
+/// publishes keep reaching the owner's subscribers, with no redirect and no map refresh.
+#[test]
+fn a_migrating_slot_keeps_delivering_on_its_owner() {
+    let cluster = ClusterTopology::start();
+    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let channel = cluster.name_on(primaries[0], "migrating-");
+    let mut sub = cluster.subscribe_sharded(&channel);
+    let client = client(&cluster, &[]);
+    let config = client.config().clone();
+    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    assert_eq!(client.publish(channel.as_bytes(), b"before").unwrap(), 1);
+    let refreshes = routing.refreshes.load(Ordering::Relaxed);
+
+    cluster.begin_move(cluster.slot_of(&channel), primaries[1]);
+    assert_eq!(client.publish(channel.as_bytes(), b"during").unwrap(), 1);
+    let many = [(channel.as_str(), "a"), (channel.as_str(), "b")];
+    assert_eq!(client.publish_many(&many).unwrap(), vec![1, 1]);
+    let want: Vec<Vec<u8>> = ["before", "during", "a", "b"]
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    assert_eq!(sub.recv(4, WAIT), want);
+    sub.nothing_more(QUIET);
+    assert_eq!(routing.redirects.load(Ordering::Relaxed), 0);
+    assert_eq!(routing.refreshes.load(Ordering::Relaxed), refreshes);
+}
+
 /// An unreachable Cluster fails with a typed error naming the slot map, within the time bound.
 #[test]
 fn unroutable_and_unreachable_fail_typed() {

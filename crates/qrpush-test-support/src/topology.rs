@@ -420,17 +420,11 @@ impl ClusterTopology {
         if from == to {
             return;
         }
+        self.begin_move(slot, to);
         let slot_text = slot.to_string();
         let source = self.node(from);
         let target = self.node(to);
-        let source_id = text(&source.cmd(&["CLUSTER", "MYID"]));
         let target_id = text(&target.cmd(&["CLUSTER", "MYID"]));
-        target
-            .admin()
-            .ok(&["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id]);
-        source
-            .admin()
-            .ok(&["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id]);
         loop {
             let keys = items(source.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot_text, "100"]));
             if keys.is_empty() {
@@ -460,6 +454,22 @@ impl ClusterTopology {
             to,
             "slot {slot} did not move"
         );
+    }
+
+    /// The first half of a slot move: `slot` MIGRATING on its owner, IMPORTING on the primary on
+    /// `to`. Until the move ends, the owner answers ASK for names it does not hold.
+    pub fn begin_move(&self, slot: u16, to: u16) {
+        let slot_text = slot.to_string();
+        let source = self.owner_of_slot(slot);
+        let target = self.node(to);
+        let source_id = text(&source.cmd(&["CLUSTER", "MYID"]));
+        let target_id = text(&target.cmd(&["CLUSTER", "MYID"]));
+        target
+            .admin()
+            .ok(&["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &source_id]);
+        source
+            .admin()
+            .ok(&["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &target_id]);
     }
 
     /// Waits until every live node says `cluster_state:ok`, knows every node, and reports the
