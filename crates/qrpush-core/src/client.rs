@@ -275,8 +275,10 @@ impl Client {
     /// one pipeline per node, counts in input order, all within one call's deadline. A MOVED or
     /// ASK reply means that command did not run (the connection is retired, as after any reply
     /// in `RETIRING_CODES`), so it alone is sent once more to the node named (after ASKING for
-    /// an ASK); a MOVED also drops the cached slot map. Nothing that may have run is sent again.
-    /// When some nodes published and others did not, the error carries the [`BatchOutcome`].
+    /// an ASK); a MOVED also drops the cached slot map. A node that cannot be reached before
+    /// anything was sent to it (or turns out a replica) gets its items re-routed once through a
+    /// fresh slot map (a failover). Nothing that may have run is sent again. When some nodes
+    /// published and others did not, the error carries the [`BatchOutcome`].
     fn publish_routed(&self, cluster: &Cluster, items: &[(&[u8], &[u8])]) -> Result<Vec<i64>> {
         let start = Instant::now();
         let result = self.publish_routed_unrecorded(cluster, items, start);
@@ -301,8 +303,22 @@ impl Client {
         for (node, indexes, _) in &groups {
             let replies = match self.send_group(cluster, node, indexes, false, items, start) {
                 Ok(replies) => replies,
+                // The node could not be reached or is no primary, and nothing was sent (it may
+                // have failed over): these items go, once, to their owners in a fresh slot map.
+                Err(e) if !e.maybe_sent() && e.breaks_connection() => {
+                    for &i in indexes {
+                        match cluster.owner(prefixed_slot(prefix, items[i].0), &self.config, start)
+                        {
+                            Ok(owner) => add_to_group(&mut redirected, owner, i, false),
+                            Err(e) => outcome.failed.push((i, e)),
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
-                    outcome.failed.extend(indexes.iter().map(|&i| (i, e.clone())));
+                    outcome
+                        .failed
+                        .extend(indexes.iter().map(|&i| (i, e.clone())));
                     continue;
                 }
             };
@@ -329,7 +345,9 @@ impl Client {
                         self.settle_item(&mut outcome, reply, items, i);
                     }
                 }
-                Err(e) => outcome.failed.extend(indexes.iter().map(|&i| (i, e.clone()))),
+                Err(e) => outcome
+                    .failed
+                    .extend(indexes.iter().map(|&i| (i, e.clone()))),
             }
         }
         outcome.published.sort_unstable_by_key(|(i, _)| *i);

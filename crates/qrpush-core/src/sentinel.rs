@@ -137,7 +137,8 @@ impl Sentinel {
 
     fn ask(&self, host: &str, port: u16, config: &Config, deadline: Instant) -> Result<Node> {
         let connect_by = (Instant::now() + config.connect_timeout).min(deadline);
-        let mut conn = Connection::open_to_sentinel(&self.endpoint.sentinel(host, port), connect_by)?;
+        let mut conn =
+            Connection::open_to_sentinel(&self.endpoint.sentinel(host, port), connect_by)?;
         let request_by = (Instant::now() + config.timeout).min(deadline);
         let service = self.service();
         let reply = conn.request_one(request_by, |p| {

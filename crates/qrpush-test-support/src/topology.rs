@@ -473,7 +473,7 @@ impl ClusterTopology {
     }
 
     /// Waits until every live node says `cluster_state:ok`, knows every node, and reports the
-    /// same slot map.
+    /// same slot map, and every live replica is in sync with its primary.
     pub fn wait_settled(&self) {
         let live: Vec<&RedisServer> = self.live_nodes().collect();
         let expected_nodes = self.nodes.len().to_string();
@@ -487,6 +487,13 @@ impl ClusterTopology {
                         "port {}: cluster_state {state:?}, known nodes {known:?}",
                         node.port()
                     ));
+                }
+                // A replica still in its first sync could not be promoted if its primary died.
+                if info_field(node, "replication", "role").as_deref() == Some("slave") {
+                    let link = info_field(node, "replication", "master_link_status");
+                    if link.as_deref() != Some("up") {
+                        return Err(format!("replica {}: link {link:?}", node.port()));
+                    }
                 }
                 let map = Self::slot_map_of(node)?;
                 match &first {

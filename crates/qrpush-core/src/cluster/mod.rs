@@ -95,24 +95,30 @@ impl Cluster {
         shared_pool(&self.endpoint.member(&node.host, node.port), self.pool_size)
     }
 
-    /// The primary serving `slot`, reading the slot map first if there is none (within the
-    /// deadline of the call that started at `start`).
+    /// The primary serving `slot`, reading the slot map first if there is none or it has no
+    /// primary for `slot` (within the deadline of the call that started at `start`).
     pub fn owner(&self, slot: u16, config: &Config, start: Instant) -> Result<Node> {
         // Copied out first: a guard held across `refresh` would deadlock with its write.
         let cached = self.map.read().clone();
-        let map = match cached {
-            Some(map) => map,
-            None => self.refresh(config, start)?,
-        };
-        map.owner(slot).cloned().ok_or_else(|| {
-            Error::new(
-                ErrorKind::Server,
-                format!(
-                    "no node of the Redis Cluster at {} serves slot {slot} (CLUSTERDOWN)",
-                    self.endpoint.label()
-                ),
-            )
-        })
+        if let Some(node) = cached.as_ref().and_then(|map| map.owner(slot)) {
+            return Ok(node.clone());
+        }
+        // No map yet, or one with this slot unserved (its primary failed and no replica was
+        // promoted yet when it was read): read it again.
+        let map = self.refresh(config, start)?;
+        match map.owner(slot) {
+            Some(node) => Ok(node.clone()),
+            None => {
+                self.forget_map();
+                Err(Error::new(
+                    ErrorKind::Server,
+                    format!(
+                        "no node of the Redis Cluster at {} serves slot {slot} (CLUSTERDOWN)",
+                        self.endpoint.label()
+                    ),
+                ))
+            }
+        }
     }
 
     /// Drops the cached slot map (after a MOVED, or a connection lost to a node that may have
