@@ -80,6 +80,67 @@ fn a_sentinel_failover_is_followed_without_loss_or_duplicates() {
     assert_eq!(stats.topology.failovers, 1);
 }
 
+/// kill -9 of the primary: calls fail typed until the Sentinels have promoted the replica; then
+/// the client asks them again and every message reaches the new primary exactly once.
+#[test]
+fn a_killed_primary_is_replaced_through_the_sentinels() {
+    let mut topology = SentinelTopology::start();
+    let first = topology.primary().port();
+    let mut config = Config::default();
+    config.set("url", &topology.url()).unwrap();
+    config.set("connect_timeout", "0.3").unwrap();
+    config.set("timeout", "0.3").unwrap();
+    config.set("breaker_cooldown", "0").unwrap();
+    let client = Client::new(config);
+    assert_eq!(client.publish(b"events", b"before").unwrap(), 0);
+
+    let victim = topology
+        .nodes()
+        .iter()
+        .position(|n| n.port() == first)
+        .unwrap();
+    topology.nodes_mut()[victim].stop();
+    let start = std::time::Instant::now();
+    let mut failed = 0;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no publish succeeded within 30 s ({failed} failed)"
+        );
+        match client.publish(b"events", b"probe") {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout),
+                    "{:?}: {}",
+                    e.kind(),
+                    e.message()
+                );
+                failed += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    let window = start.elapsed();
+    let second = topology.nodes()[1 - victim].port();
+    let mut sub = topology.node(second).subscribe(&["events"]);
+    for i in 0..10 {
+        assert_eq!(
+            client
+                .publish(b"events", format!("after-{i}").as_bytes())
+                .unwrap(),
+            1
+        );
+    }
+    let want: Vec<Vec<u8>> = (0..10).map(|i| format!("after-{i}").into_bytes()).collect();
+    assert_eq!(sub.recv(10, WAIT), want);
+    sub.nothing_more(QUIET);
+    let stats = client.stats();
+    assert_eq!(stats.topology.primary, Some(format!("127.0.0.1:{second}")));
+    assert_eq!(stats.topology.failovers, 1);
+    eprintln!("publish unavailable for {failed} calls ({window:?}) after kill -9 of the primary");
+}
+
 /// A Sentinel list where nothing answers fails typed and within the time bound; an unknown
 /// service is named in the error.
 #[test]
