@@ -141,6 +141,21 @@ fn a_killed_primary_is_replaced_through_the_sentinels() {
     eprintln!("publish unavailable for {failed} calls ({window:?}) after kill -9 of the primary");
 }
 
+/// With the first Sentinel of the URL down, the primary is found through the next one.
+#[test]
+fn a_sentinel_down_is_skipped() {
+    let mut topology = SentinelTopology::start();
+    topology.sentinels_mut()[0].stop();
+    let mut sub = topology.primary().subscribe(&["events"]);
+    let client = client(&topology.url());
+    assert_eq!(client.publish(b"events", b"via the second").unwrap(), 1);
+    assert_eq!(sub.recv(1, WAIT), vec![b"via the second".to_vec()]);
+    assert_eq!(
+        client.stats().topology.primary,
+        Some(format!("127.0.0.1:{}", topology.primary().port()))
+    );
+}
+
 /// A Sentinel list where nothing answers fails typed and within the time bound; an unknown
 /// service is named in the error.
 #[test]

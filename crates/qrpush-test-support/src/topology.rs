@@ -113,6 +113,10 @@ impl SentinelTopology {
         &self.sentinels
     }
 
+    pub fn sentinels_mut(&mut self) -> &mut [RedisServer] {
+        &mut self.sentinels
+    }
+
     /// Both data nodes, in start order (the first started as the primary).
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
