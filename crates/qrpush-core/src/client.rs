@@ -254,7 +254,14 @@ impl Client {
                 }
             };
             match op(lease.connection(), request_by) {
-                Ok(v) => return Ok(v),
+                Ok(v) => {
+                    // Retired by its request (a Cluster redirect, a primary check in doubt):
+                    // closed now rather than kept idle until the next lease finds it unusable.
+                    if lease.connection().is_retired() {
+                        lease.discard();
+                    }
+                    return Ok(v);
+                }
                 Err(e) => {
                     let fresh = lease.fresh;
                     if e.breaks_connection() {

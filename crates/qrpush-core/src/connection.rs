@@ -266,6 +266,11 @@ impl Connection {
         self.usable = false;
     }
 
+    /// True once the connection must not carry another command (see `retire`); no syscall.
+    pub(crate) fn is_retired(&self) -> bool {
+        !self.usable
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }
