@@ -313,3 +313,65 @@ fn unroutable_and_unreachable_fail_typed() {
     let e = client.ping().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Connection, "{}", e.message());
 }
+
+/// A publishMany over two nodes, one of them just killed (before the Cluster noticed: the
+/// node timeout is 2 s): the live node publishes its message, the dead node's fail without
+/// having been sent (a fresh slot map still names the dead node, so the one re-route fails
+/// too), and the error carries the per-message outcome, as a partly published batch on one
+/// server does.
+#[test]
+fn a_batch_over_a_live_and_a_dead_node_reports_its_partial_outcome() {
+    let mut cluster = ClusterTopology::start();
+    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let dead = cluster.name_on(primaries[0], "dead-");
+    let live = cluster.name_on(primaries[1], "live-");
+    let client = client(
+        &cluster,
+        &[
+            ("connect_timeout", "0.3"),
+            ("timeout", "0.3"),
+            ("breaker_cooldown", "0"),
+        ],
+    );
+    let mut sub = cluster.subscribe_sharded(&live);
+    assert_eq!(client.publish(live.as_bytes(), b"warm").unwrap(), 1);
+    assert_eq!(sub.recv(1, WAIT), vec![b"warm".to_vec()]);
+
+    let victim = cluster
+        .nodes()
+        .iter()
+        .position(|n| n.port() == primaries[0])
+        .unwrap();
+    cluster.nodes_mut()[victim].stop();
+    let batch: [(&[u8], &[u8]); 3] = [
+        (dead.as_bytes(), b"a"),
+        (live.as_bytes(), b"b"),
+        (dead.as_bytes(), b"c"),
+    ];
+    let e = client.publish_many(&batch).unwrap_err();
+    let outcome = e.batch_outcome().expect("a partial outcome");
+    assert_eq!(outcome.published, vec![(1, 1)]);
+    let failed: Vec<(usize, ErrorKind, bool)> = outcome
+        .failed
+        .iter()
+        .map(|(i, e)| (*i, e.kind(), e.maybe_sent()))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            (0, ErrorKind::Connection, false),
+            (2, ErrorKind::Connection, false)
+        ],
+        "{}",
+        e.message()
+    );
+    assert!(
+        e.message().starts_with("1 of 3 messages were published"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(sub.recv(1, WAIT), vec![b"b".to_vec()]);
+    sub.nothing_more(QUIET);
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed), (2, 2));
+}
