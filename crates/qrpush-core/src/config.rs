@@ -82,7 +82,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: name::URL,
         default: DEFAULT_URL,
-        help: "redis://[user[:password]@]host[:port][/db], unix:///path/redis.sock or redis-cluster://[[user]:password@]seed1:port[,seed2:port...] (rediss:// and rediss-cluster:// for TLS)",
+        help: "redis://[user[:password]@]host[:port][/db], unix:///path/redis.sock, redis-cluster://[[user]:password@]seed1:port[,seed2:port...] or redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#service (rediss://, rediss-cluster://, rediss-sentinel:// for TLS)",
         secret: true,
         parse: |c, v| c.set_url(v),
         show: |c| c.endpoint.redacted_url(),
@@ -696,7 +696,7 @@ mod tests {
             ("login_scan_limit", "101", "login_scan_limit: expected a whole number from 0 to 100, got '101'"),
             ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
-            ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss://, unix:// or redis-cluster://"),
+            ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://"),
             ("colour", "red", "unknown option 'colour'; known options: url, cluster_publish, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),

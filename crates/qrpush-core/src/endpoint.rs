@@ -139,7 +139,7 @@ impl Endpoint {
             }
             "unix" | "redis+unix" => Self::parse_unix(&parsed),
             other => Err(Error::invalid(format!(
-                "unsupported URL scheme '{other}://'; expected redis://, rediss://, unix:// or redis-cluster://"
+                "unsupported URL scheme '{other}://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://"
             ))),
         }
     }
@@ -707,7 +707,7 @@ mod tests {
             ("", "the Redis URL is empty"),
             (
                 "http://h",
-                "unsupported URL scheme 'http://'; expected redis://, rediss://, unix:// or redis-cluster://",
+                "unsupported URL scheme 'http://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://",
             ),
             (
                 "redis://h/x",
