@@ -114,5 +114,12 @@ pub fn stats_array(s: &StatsSnapshot) -> ext_php_rs::error::Result<ZBox<ZendHash
     breaker.insert("fast_failures", s.breaker.fast_failures as i64)?;
     breaker.insert("trips", s.breaker.trips as i64)?;
     a.insert("breaker", breaker)?;
+    let mut topology = ZendHashTable::new();
+    topology.insert("kind", s.topology.kind)?;
+    topology.insert("service", s.topology.service.clone())?;
+    topology.insert("primary", s.topology.primary.clone())?;
+    topology.insert("failovers", s.topology.failovers as i64)?;
+    topology.insert("redirects", s.topology.redirects as i64)?;
+    a.insert("topology", topology)?;
     Ok(a)
 }

@@ -67,6 +67,22 @@ fn print_info() {
             )
         );
         info_table_row!("last error", s.last_error.unwrap_or_else(|| "none".into()));
+        let t = &s.topology;
+        info_table_row!("topology", t.kind);
+        if t.kind == "sentinel" {
+            info_table_row!(
+                "service / current primary",
+                format!(
+                    "{} / {}",
+                    t.service.as_deref().unwrap_or(""),
+                    t.primary.as_deref().unwrap_or("not asked yet")
+                )
+            );
+            info_table_row!("failovers followed", t.failovers.to_string());
+        }
+        if t.kind == "cluster" {
+            info_table_row!("redirects followed (MOVED/ASK)", t.redirects.to_string());
+        }
         let b = &s.breaker;
         let since = b
             .opened_at

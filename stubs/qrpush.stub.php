@@ -90,13 +90,16 @@ namespace {
          *     pool_size: int, pool_idle: int, pool_in_use: int, last_error: ?string,
          *     latency_us: array{p50: int, p90: int, p99: int, max: int, count: int},
          *     endpoint: string, pid: int,
-         *     breaker: array{state: string, opened_at: ?float, fast_failures: int, trips: int}}
+         *     breaker: array{state: string, opened_at: ?float, fast_failures: int, trips: int},
+         *     topology: array{kind: string, service: ?string, primary: ?string, failovers: int, redirects: int}}
          *     `last_error` and `endpoint` never contain a password. `breaker` is the circuit breaker in front of
          *     new connections: `state` is `closed`, `open` (a connection attempt timed out less than
          *     `qrpush.breaker_cooldown` ago: calls that need a new connection fail fast) or `half-open` (the
          *     cool-down is over: the next such call tries once); `opened_at` is when it last opened (Unix time,
          *     null while closed); `fast_failures` counts the calls it failed without trying; `trips` how often
-         *     it opened.
+         *     it opened. `topology.kind` is `standalone`, `cluster` (`redis-cluster://`: `redirects` counts the
+         *     MOVED/ASK replies followed) or `sentinel` (`redis-sentinel://`: the `service`, the `primary` in use
+         *     as host:port, null until first asked, and the `failovers` followed).
          * @example var_dump(QrPush::stats()['published']);
          */
         public static function stats(): array {}
@@ -187,11 +190,13 @@ namespace QrPush {
         /**
          * Validates the configuration; connects lazily, on the first call that needs Redis.
          *
-         * @param string|null $url `redis://[user[:password]@]host[:port][/db]` or `unix:///path/redis.sock`
-         *     (Unix only); null means `qrpush.url`.
+         * @param string|null $url `redis://[user[:password]@]host[:port][/db]`, `unix:///path/redis.sock`
+         *     (Unix only), `redis-cluster://[[user]:password@]seed1:port[,seed2:port...]` for Redis Cluster, or
+         *     `redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#service` for Sentinel
+         *     (`rediss://`, `rediss-cluster://`, `rediss-sentinel://` with TLS); null means `qrpush.url`.
          * @param array $options Keys are the php.ini directive names without `qrpush.`: `connect_timeout`,
          *     `timeout`, `pool_size`, `channel_prefix`, `max_payload`, `max_batch_payload`, `breaker_cooldown`,
-         *     `idle_check_after`, ... Unset keys come from php.ini.
+         *     `idle_check_after`, `cluster_publish`, ... Unset keys come from php.ini.
          * @throws \ValueError A malformed URL, an unknown option key or an invalid option value.
          * @example $c = new QrPush\Client('redis://app:secret@127.0.0.1:6380/0', ['timeout' => 0.5]);
          */

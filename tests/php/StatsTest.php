@@ -13,7 +13,7 @@ final class StatsTest extends TestCase
 {
     private const KEYS = [
         'published', 'failed', 'reconnects', 'connections_created', 'pool_size', 'pool_idle', 'pool_in_use',
-        'last_error', 'latency_us', 'endpoint', 'pid', 'breaker',
+        'last_error', 'latency_us', 'endpoint', 'pid', 'breaker', 'topology',
     ];
 
     private static function assertShape(array $stats): void
@@ -31,6 +31,8 @@ final class StatsTest extends TestCase
         }
         self::assertSame(getmypid(), $stats['pid']);
         self::assertSame(['state', 'opened_at', 'fast_failures', 'trips'], array_keys($stats['breaker']));
+        self::assertSame(['kind', 'service', 'primary', 'failovers', 'redirects'], array_keys($stats['topology']));
+        self::assertContains($stats['topology']['kind'], ['standalone', 'cluster', 'sentinel']);
         self::assertContains($stats['breaker']['state'], ['closed', 'open', 'half-open']);
         self::assertSame($stats['breaker']['state'] === 'closed', $stats['breaker']['opened_at'] === null, 'opened_at is null only while closed');
         if ($stats['breaker']['opened_at'] !== null) {

@@ -58,6 +58,8 @@ require __DIR__ . '/Support/Processes.php';
 require __DIR__ . '/Support/ExternalServers.php';
 require __DIR__ . '/Support/Resp.php';
 require __DIR__ . '/Support/RedisServer.php';
+require __DIR__ . '/Support/RedisCluster.php';
+require __DIR__ . '/Support/RedisSentinel.php';
 require __DIR__ . '/Support/Subscriber.php';
 require __DIR__ . '/Support/PhpProcess.php';
 require __DIR__ . '/Support/Fpm.php';

@@ -8,25 +8,43 @@ use std::time::{Duration, Instant};
 
 use redis::Value;
 
-use crate::config::{validate_channel_part, Config};
+use crate::cluster::slot::prefixed_slot;
+use crate::cluster::{shared_cluster, Cluster, Node, Redirect};
+use crate::config::{validate_channel_part, ClusterPublish, Config};
 use crate::connection::{server_error, BatchReplies, Connection, Packer, Published};
 use crate::error::{BatchOutcome, Error, ErrorKind, ItemPart, Result, Subject};
 use crate::pool::{shared_pool, LeaseTerms, Pool};
-use crate::stats::StatsSnapshot;
+use crate::sentinel::{shared_sentinel, Sentinel};
+use crate::stats::{Stats, StatsSnapshot};
 
 /// Longest channel name accepted (after the prefix), far above any sane name.
 pub const MAX_CHANNEL_LEN: usize = 1024;
 
 pub struct Client {
     config: Config,
-    pool: Arc<Pool>,
+    target: Target,
+}
+
+/// Where the commands go: one server's pool, the node of a Redis Cluster owning each slot, or
+/// the primary the Sentinels name.
+enum Target {
+    Single(Arc<Pool>),
+    Cluster(Arc<Cluster>),
+    Sentinel(Arc<Sentinel>),
 }
 
 impl Client {
-    /// A client over the process-wide pool of `config.endpoint`. Does not connect.
+    /// A client over the process-wide pool of `config.endpoint` (for a Redis Cluster, the
+    /// process-wide slot map and node pools). Does not connect.
     pub fn new(config: Config) -> Self {
-        let pool = shared_pool(&config.endpoint, config.pool_size);
-        Client { config, pool }
+        let target = if config.endpoint.is_cluster() {
+            Target::Cluster(shared_cluster(&config.endpoint, config.pool_size))
+        } else if config.endpoint.is_sentinel() {
+            Target::Sentinel(shared_sentinel(&config.endpoint, config.pool_size))
+        } else {
+            Target::Single(shared_pool(&config.endpoint, config.pool_size))
+        };
+        Client { config, target }
     }
 
     pub fn config(&self) -> &Config {
@@ -57,6 +75,11 @@ impl Client {
             .checked_payload(encode, self.config.max_payload)
             .map_err(|e| e.about(Subject::Message))?;
         let payload = payload.as_ref();
+        if let Target::Cluster(cluster) = &self.target {
+            return self
+                .publish_routed(cluster, &[(channel, payload)])
+                .map(|counts| counts[0]);
+        }
         // The reply is interpreted inside the request so that an error reply (NOPERM, ...)
         // counts as a failure in the stats.
         self.run(1, |conn, deadline| {
@@ -93,10 +116,11 @@ impl Client {
         }
     }
 
-    /// One PING round trip, timed.
+    /// One PING round trip, timed. On Redis Cluster: to the primary serving slot 0 (reading the
+    /// slot map first if needed, so it also proves the Cluster answers).
     pub fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
-        self.run(0, |conn, deadline| {
+        let op = |conn: &mut Connection, deadline| {
             let reply = conn.request_one(deadline, |p| {
                 p.command(|cmd| {
                     cmd.arg("PING");
@@ -110,11 +134,25 @@ impl Client {
                     format!("unexpected reply to PING: {other:?}"),
                 )),
             }
-        })
+        };
+        match &self.target {
+            Target::Single(_) | Target::Sentinel(_) => self.run(0, op),
+            Target::Cluster(cluster) => {
+                let result = cluster
+                    .owner(0, &self.config, start)
+                    .and_then(|node| self.on_pool(&cluster.node_pool(&node), start, op));
+                record(&cluster.stats, 0, &result, start);
+                result
+            }
+        }
     }
 
     pub fn stats(&self) -> StatsSnapshot {
-        self.pool.snapshot()
+        match &self.target {
+            Target::Single(pool) => pool.snapshot(),
+            Target::Cluster(cluster) => cluster.snapshot(),
+            Target::Sentinel(sentinel) => sentinel.snapshot(),
+        }
     }
 
     /// Runs one request on a pooled connection, with the pool's stats, and one silent retry on a
@@ -126,12 +164,79 @@ impl Client {
     /// an idle one, resolving, connecting, logging in) ends by `connect_timeout` after the start,
     /// and `op` gets the deadline of its request: `timeout` after the connection was ready, never
     /// later than `connect_timeout + timeout` after the start. A retry shares both.
+    ///
+    /// With Sentinel it runs on the primary (see `on_primary`). On Redis Cluster there is no one
+    /// server to run it on: it is refused (publishes are routed by their channel instead).
     pub fn run<T>(
         &self,
         messages: u64,
+        op: impl FnMut(&mut Connection, Instant) -> Result<T>,
+    ) -> Result<T> {
+        let pool = match &self.target {
+            Target::Single(pool) => pool,
+            Target::Sentinel(sentinel) => {
+                let start = Instant::now();
+                let result = self.on_primary(sentinel, start, op);
+                record(&sentinel.stats, messages, &result, start);
+                return result;
+            }
+            // No one server to run it on: publishes are routed by their channel instead.
+            Target::Cluster(cluster) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "this operation is not available on Redis Cluster ({}) yet",
+                        cluster.endpoint().label()
+                    ),
+                ))
+            }
+        };
+        let start = Instant::now();
+        let result = self.on_pool(pool, start, op);
+        record(&pool.stats, messages, &result, start);
+        result
+    }
+
+    /// `op` on the primary the Sentinels name. The connection's own checks say whether it is the
+    /// primary (ROLE on a new connection, the primary check behind a publish: a `Replica` error)
+    /// and a reply in `RETIRING_CODES` (READONLY, MASTERDOWN, LOADING...) says the command did not
+    /// run there. After one of those, or a connection failure, the primary is forgotten; when
+    /// nothing can have run, the Sentinels are asked again and `op` retried once, on the same
+    /// deadline. A failure after bytes may have reached Redis is never retried.
+    fn on_primary<T>(
+        &self,
+        sentinel: &Sentinel,
+        start: Instant,
         mut op: impl FnMut(&mut Connection, Instant) -> Result<T>,
     ) -> Result<T> {
-        let start = Instant::now();
+        let mut asked_again = false;
+        loop {
+            let node = sentinel.primary(&self.config, start)?;
+            match self.on_pool(&sentinel.node_pool(&node), start, &mut op) {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    if e.breaks_connection() {
+                        sentinel.forget_primary();
+                    }
+                    let nothing_ran = !e.maybe_sent() && e.batch_outcome().is_none();
+                    if !asked_again && nothing_ran && e.breaks_connection() {
+                        asked_again = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// `op` on a connection of `pool`, within the deadline of the call that started at `start`,
+    /// with the silent retry `run` describes; no stats.
+    fn on_pool<T>(
+        &self,
+        pool: &Pool,
+        start: Instant,
+        mut op: impl FnMut(&mut Connection, Instant) -> Result<T>,
+    ) -> Result<T> {
         let terms = LeaseTerms {
             now: start,
             connect_timeout: self.config.connect_timeout,
@@ -139,11 +244,8 @@ impl Client {
             idle_check_after: self.config.idle_check_after,
         };
         let mut retried = false;
-        let result = loop {
-            let mut lease = match self.pool.lease_within(&terms) {
-                Ok(lease) => lease,
-                Err(e) => break Err(e),
-            };
+        loop {
+            let mut lease = pool.lease_within(&terms)?;
             let request_by = match lease.ready_at {
                 // Lent at once: the request's time starts with the call.
                 None => start + self.config.timeout,
@@ -152,7 +254,14 @@ impl Client {
                 }
             };
             match op(lease.connection(), request_by) {
-                Ok(v) => break Ok(v),
+                Ok(v) => {
+                    // Retired by its request (a Cluster redirect, a primary check in doubt):
+                    // closed now rather than kept idle until the next lease finds it unusable.
+                    if lease.connection().is_retired() {
+                        lease.discard();
+                    }
+                    return Ok(v);
+                }
                 Err(e) => {
                     let fresh = lease.fresh;
                     if e.breaks_connection() {
@@ -163,23 +272,166 @@ impl Client {
                         retried = true;
                         continue;
                     }
-                    break Err(e);
+                    return Err(e);
                 }
             }
-        };
-        let stats = &self.pool.stats;
-        match &result {
-            Ok(_) => stats.record_success(messages, start.elapsed()),
-            Err(e) => match e.batch_outcome() {
-                Some(outcome) => stats.record_partial(
-                    outcome.published.len() as u64,
-                    outcome.failed.len() as u64,
-                    e.message(),
-                ),
-                None => stats.record_failure(messages.max(1), e.message()),
-            },
         }
+    }
+
+    /// Publishes `items` on a Redis Cluster: grouped by the primary owning each channel's slot,
+    /// one pipeline per node, counts in input order, all within one call's deadline. A MOVED or
+    /// ASK reply means that command did not run (the connection is retired, as after any reply
+    /// in `RETIRING_CODES`), so it alone is sent once more to the node named (after ASKING for
+    /// an ASK); a MOVED also drops the cached slot map. A node that cannot be reached before
+    /// anything was sent to it (or turns out a replica) gets its items re-routed once through a
+    /// fresh slot map (a failover). Nothing that may have run is sent again. When some nodes
+    /// published and others did not, the error carries the [`BatchOutcome`].
+    fn publish_routed(&self, cluster: &Cluster, items: &[(&[u8], &[u8])]) -> Result<Vec<i64>> {
+        let start = Instant::now();
+        let result = self.publish_routed_unrecorded(cluster, items, start);
+        record(&cluster.stats, items.len() as u64, &result, start);
         result
+    }
+
+    fn publish_routed_unrecorded(
+        &self,
+        cluster: &Cluster,
+        items: &[(&[u8], &[u8])],
+        start: Instant,
+    ) -> Result<Vec<i64>> {
+        let prefix = self.config.channel_prefix.as_bytes();
+        let mut groups: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        for (i, (channel, _)) in items.iter().enumerate() {
+            let node = cluster.owner(prefixed_slot(prefix, channel), &self.config, start)?;
+            add_to_group(&mut groups, node, i, false);
+        }
+        let mut outcome = BatchOutcome::default();
+        let mut redirected: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        for (node, indexes, _) in &groups {
+            let replies = match self.send_group(cluster, node, indexes, false, items, start) {
+                Ok(replies) => replies,
+                // The node could not be reached or is no primary, and nothing was sent (it may
+                // have failed over): these items go, once, to their owners in a fresh slot map.
+                Err(e) if !e.maybe_sent() && e.breaks_connection() => {
+                    for &i in indexes {
+                        match cluster.owner(prefixed_slot(prefix, items[i].0), &self.config, start)
+                        {
+                            Ok(owner) => add_to_group(&mut redirected, owner, i, false),
+                            Err(e) => outcome.failed.push((i, e)),
+                        }
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    outcome
+                        .failed
+                        .extend(indexes.iter().map(|&i| (i, e.clone())));
+                    continue;
+                }
+            };
+            for (i, reply) in replies {
+                match Redirect::of(&reply) {
+                    Some(redirect) => {
+                        cluster
+                            .redirects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if !redirect.ask {
+                            cluster.forget_map();
+                        }
+                        add_to_group(&mut redirected, redirect.node, i, redirect.ask);
+                    }
+                    None => self.settle_item(&mut outcome, reply, items, i),
+                }
+            }
+        }
+        for (node, indexes, ask) in &redirected {
+            match self.send_group(cluster, node, indexes, *ask, items, start) {
+                // A second redirect is reported as the server error it is: the slot moves again.
+                Ok(replies) => {
+                    for (i, reply) in replies {
+                        self.settle_item(&mut outcome, reply, items, i);
+                    }
+                }
+                Err(e) => outcome
+                    .failed
+                    .extend(indexes.iter().map(|&i| (i, e.clone()))),
+            }
+        }
+        outcome.published.sort_unstable_by_key(|(i, _)| *i);
+        outcome.failed.sort_by_key(|(i, _)| *i);
+        settle(outcome, items.len(), None)
+    }
+
+    /// Item `i`'s reply, as published or failed.
+    fn settle_item(
+        &self,
+        outcome: &mut BatchOutcome,
+        reply: Value,
+        items: &[(&[u8], &[u8])],
+        i: usize,
+    ) {
+        let index = (items.len() > 1).then_some(i);
+        match self.receivers(reply, index) {
+            Ok(n) => outcome.published.push((i, n)),
+            Err(e) => outcome.failed.push((i, e)),
+        }
+    }
+
+    /// Sends the items at `indexes` to `node` in one pipeline (each after ASKING when `ask`);
+    /// returns (index, reply) pairs. A broken connection drops the cached slot map: the node
+    /// may have failed over.
+    ///
+    /// No `WAIT 0 0` rides behind these publishes: a demoted node answers SPUBLISH with MOVED,
+    /// and a PUBLISH on any node of a Cluster reaches the whole Cluster's subscribers.
+    fn send_group(
+        &self,
+        cluster: &Cluster,
+        node: &Node,
+        indexes: &[usize],
+        ask: bool,
+        items: &[(&[u8], &[u8])],
+        start: Instant,
+    ) -> Result<Vec<(usize, Value)>> {
+        let pool = cluster.node_pool(node);
+        let sharded = self.config.cluster_publish == ClusterPublish::Sharded;
+        let prefix = self.config.channel_prefix.as_bytes();
+        let per_item = if ask { 2 } else { 1 };
+        let result = self.on_pool(&pool, start, |conn, deadline| {
+            let replies = conn.request(deadline, indexes.len() * per_item, |p| {
+                for &i in indexes {
+                    let (channel, payload) = items[i];
+                    if ask {
+                        p.command(|cmd| {
+                            cmd.arg("ASKING");
+                        });
+                    }
+                    if sharded {
+                        p.spublish(prefix, channel, payload);
+                    } else {
+                        p.publish(prefix, channel, payload);
+                    }
+                }
+            })?;
+            if replies.iter().any(|r| Redirect::of(r).is_some()) {
+                conn.retire();
+            }
+            Ok(replies)
+        });
+        let replies = match result {
+            Ok(replies) => replies,
+            Err(e) => {
+                if e.breaks_connection() {
+                    cluster.forget_map();
+                }
+                return Err(e);
+            }
+        };
+        // After ASKING, only every second reply is the publish's (ASKING answers OK).
+        Ok(indexes
+            .iter()
+            .copied()
+            .zip(replies.into_iter().skip(per_item - 1).step_by(per_item))
+            .collect())
     }
 
     /// A channel name: non-empty, bounded, no control characters. The error names no subject.
@@ -253,50 +505,55 @@ impl Client {
             on_primary,
         } = published;
         let demoted = failure.is_none() && !on_primary;
-        let mut counts = Vec::with_capacity(count);
         let mut outcome = BatchOutcome::default();
         for (i, reply) in values.into_iter().enumerate() {
             match self.receivers(reply, Some(i)) {
                 // On a demoted primary, 0 receivers means it reached nobody: not published.
                 Ok(0) if demoted => outcome.failed.push((i, no_longer_primary(conn))),
-                Ok(n) => {
-                    counts.push(n);
-                    outcome.published.push((i, n));
-                }
+                Ok(n) => outcome.published.push((i, n)),
                 Err(e) => outcome.failed.push((i, e)),
             }
         }
         if let Some(e) = &failure {
-            let read = counts.len() + outcome.failed.len();
+            let read = outcome.published.len() + outcome.failed.len();
             outcome.failed.extend((read..count).map(|i| (i, e.clone())));
         }
-        if outcome.failed.is_empty() {
-            return Ok(counts);
-        }
-        if outcome.published.is_empty() {
-            // Nothing was published: the connection's failure (whose outcome is unknown) says
-            // most, else the first refusal.
-            return Err(match failure {
-                Some(e) => e,
-                None if demoted => no_longer_primary(conn),
-                None => outcome.failed.swap_remove(0).1,
-            });
-        }
-        let first = &outcome.failed[0].1;
-        let message = format!(
-            "{} of {count} messages were published, {} were not or may not have been; the first: {}",
-            outcome.published.len(),
-            outcome.failed.len(),
-            first.message()
-        );
-        let err = Error::new(first.kind(), message);
-        let err = if outcome.failed.iter().any(|(_, e)| e.maybe_sent()) {
-            err.mark_maybe_sent()
-        } else {
-            err
+        let lead = match failure {
+            Some(e) => Some(e),
+            None if demoted => Some(no_longer_primary(conn)),
+            None => None,
         };
-        Err(err.with_batch_outcome(outcome))
+        settle(outcome, count, lead)
     }
+}
+
+/// The receiver counts of a batch whose every message was published, or the error that says
+/// what happened to each (`outcome` in input order). When nothing was published: `lead` (the
+/// failure that says most) or else the first failure, as for one publish.
+fn settle(mut outcome: BatchOutcome, count: usize, lead: Option<Error>) -> Result<Vec<i64>> {
+    if outcome.failed.is_empty() {
+        return Ok(outcome.published.into_iter().map(|(_, n)| n).collect());
+    }
+    if outcome.published.is_empty() {
+        return Err(match lead {
+            Some(e) => e,
+            None => outcome.failed.swap_remove(0).1,
+        });
+    }
+    let first = &outcome.failed[0].1;
+    let message = format!(
+        "{} of {count} messages were published, {} were not or may not have been; the first: {}",
+        outcome.published.len(),
+        outcome.failed.len(),
+        first.message()
+    );
+    let err = Error::new(first.kind(), message);
+    let err = if outcome.failed.iter().any(|(_, e)| e.maybe_sent()) {
+        err.mark_maybe_sent()
+    } else {
+        err
+    };
+    Err(err.with_batch_outcome(outcome))
 }
 
 /// A PUBLISH that a connection's server ran as a replica, for nobody.
@@ -363,6 +620,13 @@ impl<C: AsRef<[u8]>, P: AsRef<[u8]>> Batch<'_, C, P> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        if let Target::Cluster(cluster) = &client.target {
+            let items: Vec<(&[u8], &[u8])> = items
+                .iter()
+                .map(|(c, p)| (c.as_ref(), p.as_ref()))
+                .collect();
+            return client.publish_routed(cluster, &items);
+        }
         client.run(items.len() as u64, |conn, deadline| {
             let published = conn.publish_batch(deadline, items.len(), |p, i| {
                 let (channel, payload) = &items[i];
@@ -370,5 +634,27 @@ impl<C: AsRef<[u8]>, P: AsRef<[u8]>> Batch<'_, C, P> {
             })?;
             client.batch_result(conn, published, items.len())
         })
+    }
+}
+
+fn record<T>(stats: &Stats, messages: u64, result: &Result<T>, start: Instant) {
+    match result {
+        Ok(_) => stats.record_success(messages, start.elapsed()),
+        Err(e) => match e.batch_outcome() {
+            Some(outcome) => stats.record_partial(
+                outcome.published.len() as u64,
+                outcome.failed.len() as u64,
+                e.message(),
+            ),
+            None => stats.record_failure(messages.max(1), e.message()),
+        },
+    }
+}
+
+/// Adds item `i` to `node`'s group (groups keep the order nodes were first seen in).
+fn add_to_group(groups: &mut Vec<(Node, Vec<usize>, bool)>, node: Node, i: usize, ask: bool) {
+    match groups.iter_mut().find(|(n, _, a)| *n == node && *a == ask) {
+        Some((_, indexes, _)) => indexes.push(i),
+        None => groups.push((node, vec![i], ask)),
     }
 }

@@ -82,10 +82,18 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: name::URL,
         default: DEFAULT_URL,
-        help: "redis://[user[:password]@]host[:port][/db] or unix:///path/redis.sock",
+        help: "redis://[user[:password]@]host[:port][/db], unix:///path/redis.sock, redis-cluster://[[user]:password@]seed1:port[,seed2:port...] or redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#service (rediss://, rediss-cluster://, rediss-sentinel:// for TLS)",
         secret: true,
         parse: |c, v| c.set_url(v),
         show: |c| c.endpoint.redacted_url(),
+    },
+    Setting {
+        name: "cluster_publish",
+        default: "sharded",
+        help: "on Redis Cluster: sharded (SPUBLISH on the node owning the channel's slot) or global (PUBLISH, for SUBSCRIBE subscribers)",
+        secret: false,
+        parse: |c, v| ClusterPublish::parse(v).map(|mode| c.cluster_publish = mode),
+        show: |c| c.cluster_publish.as_str().to_string(),
     },
     Setting {
         name: name::POOL_SIZE,
@@ -323,10 +331,41 @@ impl LoginChannelMode {
     }
 }
 
+/// How a publish travels on Redis Cluster (`cluster_publish`; ignored elsewhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterPublish {
+    /// SPUBLISH on the primary owning the channel's slot: the message stays on that shard.
+    Sharded,
+    /// Classic PUBLISH (sent to the slot's owner too), which the Cluster bus copies to every
+    /// node: for subscribers that cannot SSUBSCRIBE.
+    Global,
+}
+
+impl ClusterPublish {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClusterPublish::Sharded => "sharded",
+            ClusterPublish::Global => "global",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        match text {
+            "sharded" => Ok(ClusterPublish::Sharded),
+            "global" => Ok(ClusterPublish::Global),
+            other => Err(Error::invalid(format!(
+                "expected sharded or global, got '{}'",
+                excerpt(other, 32)
+            ))),
+        }
+    }
+}
+
 /// Everything a client needs, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub endpoint: Endpoint,
+    pub cluster_publish: ClusterPublish,
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub timeout: Duration,
@@ -362,6 +401,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut config = Config {
             endpoint: Endpoint::parse(DEFAULT_URL).expect("the default URL is valid"),
+            cluster_publish: ClusterPublish::Sharded,
             pool_size: 0,
             connect_timeout: Duration::ZERO,
             timeout: Duration::ZERO,
@@ -656,10 +696,11 @@ mod tests {
             ("login_scan_limit", "101", "login_scan_limit: expected a whole number from 0 to 100, got '101'"),
             ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
-            ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss:// or unix://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name"),
+            ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://"),
+            ("colour", "red", "unknown option 'colour'; known options: url, cluster_publish, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
+            ("cluster_publish", "broadcast", "cluster_publish: expected sharded or global, got 'broadcast'"),
             ("login_pending_ttl", "0", "login_pending_ttl: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
         ];
         for (name, value, message) in cases {

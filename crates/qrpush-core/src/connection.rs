@@ -91,6 +91,16 @@ impl Connection {
     /// Connects and logs in, all before `deadline` (the call's `connect_timeout`): the name lookup,
     /// the TCP or Unix connect, TLS, and the handshake replies.
     pub fn open(endpoint: &Endpoint, deadline: Instant) -> Result<Self> {
+        Self::open_checked(endpoint, deadline, true)
+    }
+
+    /// `open` without the role checks, for a server that is no data node: a Sentinel, which
+    /// answers ROLE with `sentinel` and is only asked where the primary is.
+    pub fn open_to_sentinel(endpoint: &Endpoint, deadline: Instant) -> Result<Self> {
+        Self::open_checked(endpoint, deadline, false)
+    }
+
+    fn open_checked(endpoint: &Endpoint, deadline: Instant, primary_only: bool) -> Result<Self> {
         let label = endpoint.label();
         let stream = Stream::connect(&endpoint.address, deadline).map_err(|e| {
             let err = Error::io(&e, "connecting to Redis at", &label);
@@ -136,14 +146,20 @@ impl Connection {
             .with_hint("qrpush.connect_timeout; is the server overloaded or stopped?"),
             _ => e,
         };
-        conn.handshake(endpoint, deadline, now)
+        conn.handshake(endpoint, deadline, now, primary_only)
             .map_err(handshake_error)?;
         Ok(conn)
     }
 
-    /// One round trip: AUTH, SELECT, CLIENT SETNAME, ROLE and WAIT 0 0; the replies come back in
-    /// order.
-    fn handshake(&mut self, endpoint: &Endpoint, deadline: Instant, now: Instant) -> Result<()> {
+    /// One round trip: AUTH, SELECT, CLIENT SETNAME, ROLE and WAIT 0 0 (the last two when
+    /// `primary_only`); the replies come back in order.
+    fn handshake(
+        &mut self,
+        endpoint: &Endpoint,
+        deadline: Instant,
+        now: Instant,
+        primary_only: bool,
+    ) -> Result<()> {
         let mut steps = Vec::with_capacity(5);
         if let Some(password) = &endpoint.password {
             let mut auth = redis::cmd("AUTH");
@@ -166,10 +182,12 @@ impl Connection {
             .arg(format!("qrpush-{}", self.pid))
             .write_packed_command(&mut self.out);
         steps.push(Step::SetName);
-        redis::cmd("ROLE").write_packed_command(&mut self.out);
-        steps.push(Step::Role);
-        self.out.extend_from_slice(PRIMARY_PROBE);
-        steps.push(Step::PrimaryProbe);
+        if primary_only {
+            redis::cmd("ROLE").write_packed_command(&mut self.out);
+            steps.push(Step::Role);
+            self.out.extend_from_slice(PRIMARY_PROBE);
+            steps.push(Step::PrimaryProbe);
+        }
 
         self.bound_io(deadline, now, Bound::Start)?;
         self.flush_out(deadline, true)?;
@@ -240,6 +258,17 @@ impl Connection {
             && self.pid == crate::process::current_pid()
             && !self.input.has_unread()
             && self.stream.is_alive()
+    }
+
+    /// Keeps the connection from carrying another command: the pool closes it instead of lending
+    /// it again (after a reply in `RETIRING_CODES` read as a value, e.g. a Cluster redirect).
+    pub(crate) fn retire(&mut self) {
+        self.usable = false;
+    }
+
+    /// True once the connection must not carry another command (see `retire`); no syscall.
+    pub(crate) fn is_retired(&self) -> bool {
+        !self.usable
     }
 
     pub fn pid(&self) -> u32 {
@@ -604,14 +633,23 @@ impl Packer<'_> {
     /// hot-path twin of `command`. `redis::Cmd` would copy every argument once more and cost ~700
     /// instructions per PUBLISH; a test checks that both pack the same bytes.
     pub fn publish(&mut self, prefix: &[u8], channel: &[u8], payload: &[u8]) {
-        const HEAD: &[u8] = b"*3\r\n$7\r\nPUBLISH\r\n";
+        self.publish_as(b"*3\r\n$7\r\nPUBLISH\r\n", prefix, channel, payload);
+    }
+
+    /// `SPUBLISH <prefix><channel> <payload>` (sharded Pub/Sub on Redis Cluster), packed the same way.
+    pub fn spublish(&mut self, prefix: &[u8], channel: &[u8], payload: &[u8]) {
+        self.publish_as(b"*3\r\n$8\r\nSPUBLISH\r\n", prefix, channel, payload);
+    }
+
+    /// `HEAD` is the array header and the command name, already packed.
+    fn publish_as(&mut self, head: &[u8], prefix: &[u8], channel: &[u8], payload: &[u8]) {
         let mut channel_len = itoa::Buffer::new();
         let channel_len = channel_len.format(prefix.len() + channel.len()).as_bytes();
         let mut payload_len = itoa::Buffer::new();
         let payload_len = payload_len.format(payload.len()).as_bytes();
         let out = &mut *self.out;
         out.reserve(
-            HEAD.len()
+            head.len()
                 + 2 * 5
                 + channel_len.len()
                 + prefix.len()
@@ -619,7 +657,7 @@ impl Packer<'_> {
                 + payload_len.len()
                 + payload.len(),
         );
-        out.extend_from_slice(HEAD);
+        out.extend_from_slice(head);
         out.push(b'$');
         out.extend_from_slice(channel_len);
         out.extend_from_slice(b"\r\n");
@@ -729,18 +767,24 @@ mod tests {
             (b"", b"x", b"hello", "x"),
         ];
         for (prefix, channel, payload, joined) in cases {
-            let mut scratch = redis::Cmd::new();
-            let mut out = Vec::new();
-            Packer {
-                cmd: &mut scratch,
-                out: &mut out,
+            for name in ["PUBLISH", "SPUBLISH"] {
+                let mut scratch = redis::Cmd::new();
+                let mut out = Vec::new();
+                let mut packer = Packer {
+                    cmd: &mut scratch,
+                    out: &mut out,
+                };
+                if name == "PUBLISH" {
+                    packer.publish(prefix, channel, payload);
+                } else {
+                    packer.spublish(prefix, channel, payload);
+                }
+                let want = redis::cmd(name)
+                    .arg(*joined)
+                    .arg(*payload)
+                    .get_packed_command();
+                assert_eq!(out, want, "{name}");
             }
-            .publish(prefix, channel, payload);
-            let want = redis::cmd("PUBLISH")
-                .arg(*joined)
-                .arg(*payload)
-                .get_packed_command();
-            assert_eq!(out, want);
         }
     }
 }

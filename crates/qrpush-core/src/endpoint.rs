@@ -32,7 +32,26 @@ pub enum Address {
     },
     /// `unix:///path/redis.sock` (Unix only: Windows builds reject it when parsing).
     Unix { path: String },
+    /// `redis-cluster://seed1:port,seed2:port` (`rediss-cluster://` with `tls`): where to ask for
+    /// a Redis Cluster's slot map. Not one server: the client routes each command to the node
+    /// owning its slot, through that node's own endpoint ([`Endpoint::member`]).
+    Cluster {
+        seeds: Vec<(String, u16)>,
+        tls: Option<TlsOptions>,
+    },
+    /// `redis-sentinel://host1[:26379][,host2[:port]…][/db]#service` (`rediss-sentinel://` with
+    /// `tls`): the Sentinels to ask for `service`'s primary. The credentials and database are the
+    /// data nodes'; the client talks to the primary through its own endpoint
+    /// ([`Endpoint::member`]).
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+        tls: Option<TlsOptions>,
+    },
 }
+
+/// The port of a Sentinel named without one.
+pub const DEFAULT_SENTINEL_PORT: u16 = 26379;
 
 /// A parsed endpoint: address, credentials and database. Two equal values share a pool.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -88,6 +107,18 @@ impl Endpoint {
         if url.is_empty() {
             return Err(Error::invalid("the Redis URL is empty"));
         }
+        if let Some(rest) = url.strip_prefix("redis-cluster://") {
+            return Self::parse_cluster(rest, false);
+        }
+        if let Some(rest) = url.strip_prefix("rediss-cluster://") {
+            return Self::parse_cluster(rest, true);
+        }
+        if let Some(rest) = url.strip_prefix("redis-sentinel://") {
+            return Self::parse_sentinel(rest, false);
+        }
+        if let Some(rest) = url.strip_prefix("rediss-sentinel://") {
+            return Self::parse_sentinel(rest, true);
+        }
         let parsed = url::Url::parse(url).map_err(|e| {
             Error::invalid(format!(
                 "the Redis URL is not valid ({e}); expected redis://[user[:password]@]host[:port][/db] or unix:///path/redis.sock"
@@ -108,7 +139,7 @@ impl Endpoint {
             }
             "unix" | "redis+unix" => Self::parse_unix(&parsed),
             other => Err(Error::invalid(format!(
-                "unsupported URL scheme '{other}://'; expected redis://, rediss:// or unix://"
+                "unsupported URL scheme '{other}://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://"
             ))),
         }
     }
@@ -154,6 +185,109 @@ impl Endpoint {
             password,
             db,
         })
+    }
+
+    /// `[[user]:password@]seed1[:port][,seed2[:port]…]` after `redis-cluster://`.
+    fn parse_cluster(rest: &str, tls: bool) -> Result<Self> {
+        let (mut endpoint, seeds) = Self::parse_seed_list(rest, DEFAULT_PORT, "redis-cluster")?;
+        if endpoint.db != 0 {
+            return Err(Error::invalid(
+                "the Redis Cluster URL names a database; a Redis Cluster has only database 0",
+            ));
+        }
+        endpoint.address = Address::Cluster {
+            seeds,
+            tls: tls.then(TlsOptions::default),
+        };
+        Ok(endpoint)
+    }
+
+    /// `[[user]:password@]host1[:26379][,host2[:port]…][/db]#service` after `redis-sentinel://`.
+    fn parse_sentinel(rest: &str, tls: bool) -> Result<Self> {
+        let Some((rest, service)) = rest.rsplit_once('#') else {
+            return Err(Error::invalid(
+                "the Redis Sentinel URL names no service; expected redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#service",
+            ));
+        };
+        if service.is_empty()
+            || service.len() > 256
+            || !service
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'#' && b != b'@')
+        {
+            return Err(Error::invalid(
+                "the Redis Sentinel URL's service name (after '#') must be 1 to 256 visible ASCII characters",
+            ));
+        }
+        let (mut endpoint, sentinels) =
+            Self::parse_seed_list(rest, DEFAULT_SENTINEL_PORT, "redis-sentinel")?;
+        endpoint.address = Address::Sentinel {
+            sentinels,
+            service: service.to_string(),
+            tls: tls.then(TlsOptions::default),
+        };
+        Ok(endpoint)
+    }
+
+    /// A comma-separated host list with credentials before it and a path after it. Each host is
+    /// checked as a `redis://` URL's host and port would be (`default_port` when it names none);
+    /// the credentials and the path are parsed with the first host, so they follow the same rules
+    /// (and messages) as `redis://`. Returns the first host's endpoint (credentials, db) and the
+    /// hosts, each once.
+    fn parse_seed_list(
+        rest: &str,
+        default_port: u16,
+        scheme: &str,
+    ) -> Result<(Self, Vec<(String, u16)>)> {
+        let expected =
+            format!("expected {scheme}://[[user]:password@]host1[:port][,host2[:port]...]");
+        let (userinfo, hosts_and_tail) = match rest.rfind('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let hosts_end = hosts_and_tail
+            .find(['/', '?', '#'])
+            .unwrap_or(hosts_and_tail.len());
+        let (hosts, tail) = hosts_and_tail.split_at(hosts_end);
+        let mut seeds = Vec::new();
+        let mut first = None;
+        for (i, seed) in hosts.split(',').enumerate() {
+            if seed.is_empty() {
+                return Err(Error::invalid(format!(
+                    "the URL has an empty host; {expected}"
+                )));
+            }
+            let has_port = match seed.strip_prefix('[') {
+                Some(bracketed) => bracketed.contains("]:"),
+                None => seed.contains(':'),
+            };
+            let seed = if has_port {
+                seed.to_string()
+            } else {
+                format!("{seed}:{default_port}")
+            };
+            let as_url = match (i, userinfo) {
+                (0, Some(userinfo)) => format!("redis://{userinfo}@{seed}{tail}"),
+                (0, None) => format!("redis://{seed}{tail}"),
+                _ => format!("redis://{seed}"),
+            };
+            let parsed = url::Url::parse(&as_url).map_err(|e| {
+                Error::invalid(format!(
+                    "the {scheme}:// URL is not valid ({e}); {expected}"
+                ))
+            })?;
+            let endpoint = Self::parse_tcp(&parsed)?;
+            let Address::Tcp { host, port } = endpoint.address.clone() else {
+                unreachable!("parse_tcp makes a TCP address");
+            };
+            if !seeds.contains(&(host.clone(), port)) {
+                seeds.push((host, port));
+            }
+            if i == 0 {
+                first = Some(endpoint);
+            }
+        }
+        Ok((first.expect("split yields at least one host"), seeds))
     }
 
     fn parse_unix(url: &url::Url) -> Result<Self> {
@@ -218,8 +352,15 @@ impl Endpoint {
     /// The same endpoint with `tls` as its TLS options when it is a `rediss://` one (other
     /// addresses ignore TLS settings).
     pub fn with_tls(mut self, tls: &TlsOptions) -> Self {
-        if let Address::Tls { tls: options, .. } = &mut self.address {
-            options.clone_from(tls);
+        match &mut self.address {
+            Address::Tls { tls: options, .. }
+            | Address::Cluster {
+                tls: Some(options), ..
+            }
+            | Address::Sentinel {
+                tls: Some(options), ..
+            } => options.clone_from(tls),
+            _ => {}
         }
         self
     }
@@ -228,6 +369,7 @@ impl Endpoint {
     pub fn tls(&self) -> Option<&TlsOptions> {
         match &self.address {
             Address::Tls { tls, .. } => Some(tls),
+            Address::Cluster { tls, .. } | Address::Sentinel { tls, .. } => tls.as_ref(),
             _ => None,
         }
     }
@@ -242,6 +384,59 @@ impl Endpoint {
                 format!("{host}:{port}")
             }
             Address::Unix { path } => format!("unix:{path}"),
+            Address::Cluster { seeds, .. }
+            | Address::Sentinel {
+                sentinels: seeds, ..
+            } => seeds
+                .iter()
+                .map(|(host, port)| host_port(host, *port))
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    /// Whether this is a Redis Cluster seed list (`redis-cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.address, Address::Cluster { .. })
+    }
+
+    /// Whether this is a Sentinel list (`redis-sentinel://`).
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self.address, Address::Sentinel { .. })
+    }
+
+    /// The endpoint of one data node of this Cluster or Sentinel-monitored service: its address
+    /// (TLS like the URL), the URL's credentials and database.
+    pub fn member(&self, host: &str, port: u16) -> Endpoint {
+        let address = match &self.address {
+            Address::Cluster { tls: Some(tls), .. } | Address::Sentinel { tls: Some(tls), .. } => {
+                Address::Tls {
+                    host: host.to_string(),
+                    port,
+                    tls: tls.clone(),
+                }
+            }
+            _ => Address::Tcp {
+                host: host.to_string(),
+                port,
+            },
+        };
+        Endpoint {
+            address,
+            username: self.username.clone(),
+            password: self.password.clone(),
+            db: self.db,
+        }
+    }
+
+    /// The endpoint of one Sentinel of a `redis-sentinel://` URL: no credentials (they are the
+    /// data nodes'), TLS like the URL.
+    pub fn sentinel(&self, host: &str, port: u16) -> Endpoint {
+        Endpoint {
+            username: None,
+            password: None,
+            db: 0,
+            ..self.member(host, port)
         }
     }
 
@@ -257,6 +452,20 @@ impl Endpoint {
             Address::Tcp { .. } => format!("redis://{auth}{}/{}", self.label(), self.db),
             Address::Tls { .. } => format!("rediss://{auth}{}/{}", self.label(), self.db),
             Address::Unix { path } => format!("unix://{auth}{path}?db={}", self.db),
+            Address::Cluster { tls: None, .. } => format!("redis-cluster://{auth}{}", self.label()),
+            Address::Cluster { tls: Some(_), .. } => {
+                format!("rediss-cluster://{auth}{}", self.label())
+            }
+            Address::Sentinel { service, tls, .. } => format!(
+                "{}://{auth}{}/{}#{service}",
+                if tls.is_some() {
+                    "rediss-sentinel"
+                } else {
+                    "redis-sentinel"
+                },
+                self.label(),
+                self.db
+            ),
         }
     }
 }
@@ -264,6 +473,14 @@ impl Endpoint {
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted_url())
+    }
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 
@@ -311,6 +528,97 @@ mod tests {
         // Failures are not remembered: the same bad URL fails the same way every time.
         for _ in 0..2 {
             assert!(Endpoint::parse("redis://host:notaport").is_err());
+        }
+    }
+
+    #[test]
+    fn cluster_urls() {
+        let seeds = |e: &Endpoint| match &e.address {
+            Address::Cluster { seeds, .. } => seeds.clone(),
+            other => panic!("not a Cluster address: {other:?}"),
+        };
+        let e =
+            Endpoint::parse("redis-cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002").unwrap();
+        assert_eq!(
+            seeds(&e),
+            vec![
+                ("10.0.0.1".to_string(), 7000),
+                ("10.0.0.2".to_string(), DEFAULT_PORT),
+                ("::1".to_string(), 7002)
+            ]
+        );
+        assert_eq!(e.username.as_deref(), Some("u"));
+        assert_eq!(e.password.as_ref().map(|p| p.expose()), Some("p@ss"));
+        assert!(e.is_cluster() && e.tls().is_none());
+        assert_eq!(
+            e.redacted_url(),
+            "redis-cluster://u:<redacted>@10.0.0.1:7000,10.0.0.2:6379,[::1]:7002"
+        );
+        let node = e.member("10.0.0.3", 7003);
+        assert_eq!(node.address, tcp("10.0.0.3", 7003));
+        assert_eq!(node.password.as_ref().map(|p| p.expose()), Some("p@ss"));
+
+        let e = Endpoint::parse("rediss-cluster://:secret@h1:7000").unwrap();
+        assert!(e.tls().is_some());
+        assert!(matches!(e.member("h2", 7001).address, Address::Tls { .. }));
+        assert!(e
+            .redacted_url()
+            .starts_with("rediss-cluster://:<redacted>@h1:7000"));
+
+        for (bad, says) in [
+            ("redis-cluster://", "empty host"),
+            ("redis-cluster://h1:7000,,h2:7001", "empty host"),
+            ("redis-cluster://h1:7000/3", "only database 0"),
+            ("redis-cluster://h1:notaport", "not valid"),
+            ("redis-cluster://h1:7000?x=1", "unknown query parameter"),
+        ] {
+            let e = Endpoint::parse(bad).unwrap_err();
+            assert!(e.message().contains(says), "{bad}: {}", e.message());
+        }
+        let e = Endpoint::parse("redis-cluster://:hunter2@h1:0").unwrap_err();
+        assert!(!e.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn sentinel_urls() {
+        let e = Endpoint::parse("redis-sentinel://:pw@10.0.0.1,10.0.0.2:26380/3#mymaster").unwrap();
+        match &e.address {
+            Address::Sentinel {
+                sentinels,
+                service,
+                tls: None,
+            } => {
+                assert_eq!(
+                    sentinels,
+                    &vec![
+                        ("10.0.0.1".to_string(), DEFAULT_SENTINEL_PORT),
+                        ("10.0.0.2".to_string(), 26380)
+                    ]
+                );
+                assert_eq!(service, "mymaster");
+            }
+            other => panic!("not a Sentinel address: {other:?}"),
+        }
+        assert_eq!(e.db, 3);
+        assert_eq!(
+            e.redacted_url(),
+            "redis-sentinel://:<redacted>@10.0.0.1:26379,10.0.0.2:26380/3#mymaster"
+        );
+        let primary = e.member("10.0.0.9", 6379);
+        assert_eq!((primary.db, primary.password.is_some()), (3, true));
+        let sentinel = e.sentinel("10.0.0.1", 26379);
+        assert_eq!((sentinel.db, sentinel.password.is_none()), (0, true));
+        let e = Endpoint::parse("rediss-sentinel://[::1]#s").unwrap();
+        assert!(e.tls().is_some() && e.is_sentinel());
+        assert_eq!(e.label(), "[::1]:26379");
+        for (bad, says) in [
+            ("redis-sentinel://h1:26379", "names no service"),
+            ("redis-sentinel://h1:26379#", "service name"),
+            ("redis-sentinel://h1,,h2#s", "empty host"),
+            ("redis-sentinel://h1/x#s", "database"),
+        ] {
+            let e = Endpoint::parse(bad).unwrap_err();
+            assert!(e.message().contains(says), "{bad}: {}", e.message());
         }
     }
 
@@ -399,7 +707,7 @@ mod tests {
             ("", "the Redis URL is empty"),
             (
                 "http://h",
-                "unsupported URL scheme 'http://'; expected redis://, rediss:// or unix://",
+                "unsupported URL scheme 'http://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://",
             ),
             (
                 "redis://h/x",

@@ -18,6 +18,8 @@
 //! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
 //! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
+//! - [`cluster`]: Redis Cluster routing: hash slots, the slot map, a pool per node, redirects.
+//! - [`sentinel`]: Redis Sentinel: the service's primary, asked of the Sentinels, verified with ROLE.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
 //! - [`formats`]: other servers' message formats: Laravel's broadcasts, Socket.IO's Redis adapter.
 //! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
@@ -46,6 +48,9 @@ mod resolve;
 pub mod stats;
 mod stream;
 
+pub mod cluster;
+pub mod sentinel;
+
 pub mod client;
 
 pub mod formats;
@@ -56,13 +61,13 @@ pub mod channel_token;
 pub mod durable;
 
 pub use client::{Batch, Client};
-pub use config::{Config, Setting, SETTINGS};
+pub use config::{ClusterPublish, Config, Setting, SETTINGS};
 pub use durable::Durable;
 pub use endpoint::{Address, Endpoint};
 pub use error::{BatchOutcome, Error, ErrorKind, ItemPart, LoginError, Result, Subject};
 pub use login::Login;
 pub use secret::Secret;
-pub use stats::{LatencySummary, StatsSnapshot};
+pub use stats::{LatencySummary, StatsSnapshot, TopologySnapshot};
 pub use tls::{TlsOptions, TlsVerify};
 
 /// The crate version, shown by `php --ri qrpush` and `QrPush::VERSION`.

@@ -393,6 +393,10 @@ impl Pool {
             endpoint: self.endpoint.redacted_url(),
             pid: crate::process::current_pid(),
             breaker: self.breaker.snapshot(Instant::now()),
+            topology: crate::stats::TopologySnapshot {
+                kind: "standalone",
+                ..Default::default()
+            },
         }
     }
 }

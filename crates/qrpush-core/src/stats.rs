@@ -39,6 +39,23 @@ pub struct StatsSnapshot {
     pub pid: u32,
     /// The circuit breaker in front of new connections.
     pub breaker: crate::breaker::BreakerSnapshot,
+    /// Where the calls go: one server, a Redis Cluster or a Sentinel service.
+    pub topology: TopologySnapshot,
+}
+
+/// The topology part of `stats()` and `php --ri`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TopologySnapshot {
+    /// `standalone`, `cluster` or `sentinel`.
+    pub kind: &'static str,
+    /// Sentinel: the service name.
+    pub service: Option<String>,
+    /// Sentinel: the primary in use (`host:port`), once found.
+    pub primary: Option<String>,
+    /// Sentinel: changes of primary followed (failovers).
+    pub failovers: u64,
+    /// Cluster: MOVED/ASK replies followed.
+    pub redirects: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

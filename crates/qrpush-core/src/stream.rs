@@ -54,6 +54,11 @@ impl Stream {
                 io::ErrorKind::Unsupported,
                 "unix sockets are not available",
             )),
+            // The client connects to the node owning a slot, never to the seed list itself.
+            Address::Cluster { .. } | Address::Sentinel { .. } => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a Redis Cluster or Sentinel list is not one server",
+            )),
         }
     }
 

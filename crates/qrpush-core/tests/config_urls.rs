@@ -145,11 +145,11 @@ fn invalid_urls_have_exact_messages() {
         ("   ", "url: the Redis URL is empty".into()),
         (
             "http://h",
-            "url: unsupported URL scheme 'http://'; expected redis://, rediss:// or unix://".into(),
+            "url: unsupported URL scheme 'http://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://".into(),
         ),
         (
             "localhost:6379",
-            "url: unsupported URL scheme 'localhost://'; expected redis://, rediss:// or unix://".into(),
+            "url: unsupported URL scheme 'localhost://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://".into(),
         ),
         (
             // TLS options are settings (tls_ca_file, ...), not URL parameters.

@@ -11,7 +11,9 @@
 //! - [`tls`]: [`TlsServer`], the same with a TLS port and a per-test CA ([`Pki`]);
 //! - [`admin`]: [`Admin`], a raw RESP connection for assertions, and CLIENT LIST rows;
 //! - [`subscriber`]: [`Subscriber`], a raw Pub/Sub connection that counts what arrives;
-//! - [`proxy`]: [`Proxy`], a TCP proxy that can lose replies or inject bytes.
+//! - [`proxy`]: [`Proxy`], a TCP proxy that can lose replies or inject bytes;
+//! - [`topology`]: [`SentinelTopology`] (1 primary + 1 replica + 3 Sentinels) and
+//!   [`ClusterTopology`] (3 primaries + 3 replicas), formed and settled before use.
 //!
 //! `redis-server` is found through `REDIS_SERVER` or `PATH`; when it is missing a test fails (it
 //! does not skip), because a silently skipped suite proves nothing.
@@ -22,15 +24,17 @@ pub mod proxy;
 pub mod server;
 pub mod subscriber;
 pub mod tls;
+pub mod topology;
 
 use std::time::Duration;
 
 pub use admin::{client_list, text, Admin, ClientInfo};
 pub use ports::{free_port, reserved_ports};
 pub use proxy::Proxy;
-pub use server::{qrpush_name, redis_server_binary, Login, RedisServer};
+pub use server::{qrpush_name, redis_cli_binary, redis_server_binary, Login, RedisServer};
 pub use subscriber::{Next, Subscriber};
 pub use tls::{Pki, TlsServer};
+pub use topology::{ClusterTopology, SentinelTopology, SlotRange, SERVICE};
 
 /// Asserts `elapsed` lies within `[min, max]`.
 #[track_caller]

@@ -53,6 +53,30 @@ pub fn redis_server_binary() -> PathBuf {
         })
 }
 
+/// The redis-cli binary (`redis-cli --cluster create`): `$REDIS_CLI`, else the `redis-cli` beside
+/// the redis-server in use, else the first on `PATH`.
+pub fn redis_cli_binary() -> PathBuf {
+    let name = if cfg!(windows) {
+        "redis-cli.exe"
+    } else {
+        "redis-cli"
+    };
+    if let Some(path) = std::env::var_os("REDIS_CLI").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    let beside = redis_server_binary().with_file_name(name);
+    if is_executable(&beside) {
+        return beside;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+        .unwrap_or_else(|| {
+            panic!("redis-cli is not beside redis-server nor on PATH; set REDIS_CLI")
+        })
+}
+
 #[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -78,6 +102,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// A config file given before the other arguments (a Sentinel needs one it can rewrite).
+    config_file: Option<PathBuf>,
     login: Login,
     child: Option<Child>,
     frozen: bool,
@@ -120,6 +146,17 @@ impl RedisServer {
         server
     }
 
+    /// A Sentinel (`redis-server CONFIG --sentinel`) whose config file holds `config`; Sentinel
+    /// rewrites that file as it learns the topology, so it lives in the server's own directory.
+    pub fn start_sentinel(config: &str) -> Self {
+        let mut server = Self::prepare(&["--sentinel"]);
+        let file = server.dir.join("sentinel.conf");
+        std::fs::write(&file, config).expect("write the Sentinel's config file");
+        server.config_file = Some(file);
+        server.launch_on_free_port();
+        server
+    }
+
     fn prepare(extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "qrpush-test-{}-{}",
@@ -131,6 +168,7 @@ impl RedisServer {
             port: 0,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            config_file: None,
             login: Login::default(),
             child: None,
             frozen: false,
@@ -156,6 +194,9 @@ impl RedisServer {
         let log = self.log_path();
         let _ = std::fs::remove_file(&log);
         let mut cmd = Command::new(redis_server_binary());
+        if let Some(file) = &self.config_file {
+            cmd.arg(file);
+        }
         cmd.arg("--port")
             .arg(self.port.to_string())
             .args(["--bind", "127.0.0.1"])
@@ -209,6 +250,11 @@ impl RedisServer {
             }
             thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// The server's own directory (its log, a Cluster node's nodes.conf, a Sentinel's config).
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn log_path(&self) -> PathBuf {
@@ -297,6 +343,16 @@ impl RedisServer {
             "kill({pid}, {sig}): {}",
             std::io::Error::last_os_error()
         );
+    }
+
+    /// Whether the child is running (not stopped by `stop`; it may be frozen).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// An admin connection, or why there is none (the server may be down on purpose).
+    pub fn try_admin(&self) -> std::io::Result<Admin> {
+        Admin::connect(self.port, &self.login)
     }
 
     /// A raw RESP connection logged in as the admin (default user).

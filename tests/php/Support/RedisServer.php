@@ -24,11 +24,14 @@ final class RedisServer
     /**
      * @param list<string> $extraArgs more redis-server arguments (`--name value` pairs)
      * @param bool $unixSocket also listen on a Unix socket (see unixSocket())
+     * @param string|null $sentinelConfig run as a Sentinel with this config (written to the server's own
+     *     directory, where Sentinel rewrites it)
      */
     public function __construct(
         private readonly ?string $password = null,
         private readonly array $extraArgs = [],
         private readonly bool $unixSocket = false,
+        private readonly ?string $sentinelConfig = null,
     ) {
         $this->owner = getmypid();
         $this->dir = Processes::tempDir('redis');
@@ -196,8 +199,14 @@ final class RedisServer
     private function start(): void
     {
         $log = "{$this->dir}/redis.log";
+        $sentinel = [];
+        if ($this->sentinelConfig !== null) {
+            file_put_contents("{$this->dir}/sentinel.conf", $this->sentinelConfig);
+            $sentinel = ["{$this->dir}/sentinel.conf", '--sentinel'];
+        }
         $command = [
             getenv('REDIS_SERVER') ?: 'redis-server',
+            ...$sentinel,
             '--port', (string) $this->port,
             '--bind', '127.0.0.1',
             '--save', '',

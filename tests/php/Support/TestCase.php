@@ -12,7 +12,7 @@ use QrPush\Client;
  */
 abstract class TestCase extends \PHPUnit\Framework\TestCase
 {
-    /** @var list<RedisServer|Fpm|Subscriber> */
+    /** @var list<RedisServer|RedisCluster|RedisSentinel|Fpm|Subscriber> */
     private array $owned = [];
 
     protected function tearDown(): void
@@ -38,6 +38,24 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     protected function subscribe(RedisServer $server, string $channel, bool $pattern = false, bool $sharded = false): Subscriber
     {
         return $this->owned[] = new Subscriber($server, $channel, $pattern, $sharded);
+    }
+
+    /** A Redis Cluster of 3 primaries + 3 replicas, stopped in tearDown. */
+    protected function redisCluster(): RedisCluster
+    {
+        if (ExternalServers::enabled()) {
+            self::markTestSkipped('redis-cli --cluster create runs only where the tests run redis-server themselves');
+        }
+        return $this->owned[] = new RedisCluster();
+    }
+
+    /** 1 primary + 1 replica + 3 Sentinels, stopped in tearDown. */
+    protected function redisSentinel(): RedisSentinel
+    {
+        if (ExternalServers::enabled()) {
+            self::markTestSkipped('Sentinels need a config file on the side that runs redis-server');
+        }
+        return $this->owned[] = new RedisSentinel();
     }
 
     /**

@@ -1,0 +1,93 @@
+<?php
+
+declare(strict_types=1);
+
+namespace QrPush\Tests;
+
+use QrPush\Client;
+
+/**
+ * Redis Cluster from PHP: the redis-cluster:// and rediss-cluster:// URL forms in `new Client()`
+ * and php.ini (validated without connecting, the password never shown), and publishes through a
+ * real Cluster of 3 primaries + 3 replicas: sharded (SPUBLISH, seen by an SSUBSCRIBE on the node
+ * owning the slot) and global (PUBLISH, seen by a SUBSCRIBE on another node).
+ */
+final class ClusterTest extends TestCase
+{
+    private const OPTIONS = ['connect_timeout' => 1.0, 'timeout' => 1.0];
+
+    public function testClusterUrlsAreValidatedWithoutConnecting(): void
+    {
+        // Nothing listens on ports 1 and 2: a Client does not connect before it is used.
+        $client = new Client('redis-cluster://app:s3cret%40pw@127.0.0.1:1,127.0.0.1:2', ['cluster_publish' => 'global']);
+        self::assertSame('redis-cluster://app:<redacted>@127.0.0.1:1,127.0.0.1:2', $client->stats()['endpoint']);
+        $tls = new Client('rediss-cluster://:s3cret@127.0.0.1:1');
+        self::assertSame('rediss-cluster://:<redacted>@127.0.0.1:1', $tls->stats()['endpoint']);
+
+        $bad = [
+            'redis-cluster://127.0.0.1:7000,,127.0.0.1:7001' => 'empty host',
+            'redis-cluster://127.0.0.1:7000/2' => 'only database 0',
+            'redis-cluster://:s3cret@127.0.0.1:notaport' => 'not valid',
+        ];
+        foreach ($bad as $url => $says) {
+            $e = self::assertThrowsExactly(\ValueError::class, fn () => new Client($url), $says);
+            self::assertStringNotContainsString('s3cret', $e->getMessage());
+        }
+        self::assertThrowsExactly(
+            \ValueError::class,
+            fn () => new Client('redis-cluster://127.0.0.1:7000', ['cluster_publish' => 'fanout']),
+            'cluster_publish: expected sharded or global',
+        );
+    }
+
+    public function testPhpIniTakesAClusterUrlAndRiShowsIt(): void
+    {
+        $result = PhpProcess::run(
+            ['qrpush.url' => 'redis-cluster://app:s3cretpw@127.0.0.1:7000,127.0.0.1:7001', 'qrpush.cluster_publish' => 'global'],
+            ['--ri', 'qrpush'],
+        );
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertStringContainsString('redis-cluster://app:<redacted>@127.0.0.1:7000,127.0.0.1:7001', $result->stdout);
+        self::assertMatchesRegularExpression('/qrpush\.cluster_publish => global/', $result->stdout);
+        self::assertStringNotContainsString('s3cretpw', $result->stdout . $result->stderr);
+    }
+
+    public function testPublishesGoToTheOwnerOfTheChannelsSlot(): void
+    {
+        $cluster = $this->redisCluster();
+        $channel = self::channel('cluster');
+        $other = self::channel('cluster-other');
+        $sharded = $this->subscribe($cluster->ownerOf($channel), $channel, sharded: true);
+        $shardedOther = $this->subscribe($cluster->ownerOf($other), $other, sharded: true);
+
+        $client = new Client($cluster->url(), self::OPTIONS);
+        self::assertSame(1, $client->publish($channel, ['n' => 1]));
+        self::assertSame([1, 1, 1], $client->publishMany([[$channel, 'a'], [$other, 'b'], [$channel, 'c']]));
+        self::assertSame(['{"n":1}', 'a', 'c'], $sharded->messages(3));
+        self::assertSame(['b'], $shardedOther->messages(1));
+        $sharded->assertNothingMore();
+        $shardedOther->assertNothingMore();
+        self::assertSame(4, $client->stats()['published']);
+
+        // Global mode: a classic SUBSCRIBE on a node that does not own the slot receives it.
+        $classic = $this->subscribe($cluster->notOwnerOf($channel), $channel);
+        $global = new Client($cluster->url(), self::OPTIONS + ['cluster_publish' => 'global']);
+        $global->publish($channel, 'everywhere');
+        self::assertSame(['everywhere'], $classic->messages(1));
+        $sharded->assertNothingMore(0.2, 'a global publish is not a sharded message');
+    }
+
+    public function testTheFacadePublishesThroughAClusterFromPhpIni(): void
+    {
+        $cluster = $this->redisCluster();
+        $channel = self::channel('cluster-ini');
+        $sharded = $this->subscribe($cluster->ownerOf($channel), $channel, sharded: true);
+        $result = PhpProcess::code(
+            ['qrpush.url' => $cluster->url()],
+            'echo QrPush::publish(' . var_export($channel, true) . ', "from php.ini");',
+        );
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertSame('1', $result->stdout, $result->describe());
+        self::assertSame(['from php.ini'], $sharded->messages(1));
+    }
+}

@@ -1,0 +1,63 @@
+<?php
+
+declare(strict_types=1);
+
+namespace QrPush\Tests;
+
+use QrPush\Client;
+
+/**
+ * Redis Sentinel from PHP: the redis-sentinel:// URL forms in `new Client()` (validated without
+ * connecting, the password never shown), and a publish through 1 primary + 1 replica + 3
+ * Sentinels, with stats() and phpinfo showing the service, the primary in use and the failovers
+ * followed.
+ */
+final class SentinelTest extends TestCase
+{
+    public function testSentinelUrlsAreValidatedWithoutConnecting(): void
+    {
+        $client = new Client('redis-sentinel://:s3cret@127.0.0.1:1,127.0.0.1/2#mymaster');
+        $stats = $client->stats();
+        self::assertSame('redis-sentinel://:<redacted>@127.0.0.1:1,127.0.0.1:26379/2#mymaster', $stats['endpoint']);
+        self::assertSame(['kind' => 'sentinel', 'service' => 'mymaster', 'primary' => null, 'failovers' => 0, 'redirects' => 0], $stats['topology']);
+        new Client('rediss-sentinel://127.0.0.1#mymaster');
+
+        $bad = [
+            'redis-sentinel://:s3cret@127.0.0.1:26379' => 'names no service',
+            'redis-sentinel://:s3cret@127.0.0.1:26379#' => 'service name',
+            'redis-sentinel://:s3cret@127.0.0.1,,127.0.0.2#s' => 'empty host',
+        ];
+        foreach ($bad as $url => $says) {
+            $e = self::assertThrowsExactly(\ValueError::class, fn () => new Client($url), $says);
+            self::assertStringNotContainsString('s3cret', $e->getMessage());
+        }
+    }
+
+    public function testPublishGoesToThePrimaryTheSentinelsName(): void
+    {
+        $sentinel = $this->redisSentinel();
+        $channel = self::channel('sentinel');
+        $subscriber = $this->subscribe($sentinel->primary, $channel);
+
+        $client = new Client($sentinel->url(), ['connect_timeout' => 1.0, 'timeout' => 1.0]);
+        self::assertSame(1, $client->publish($channel, ['n' => 1]));
+        self::assertSame([1, 1], $client->publishMany([[$channel, 'a'], [$channel, 'b']]));
+        self::assertSame(['{"n":1}', 'a', 'b'], $subscriber->messages(3));
+        $subscriber->assertNothingMore();
+        $topology = $client->stats()['topology'];
+        self::assertSame('sentinel', $topology['kind']);
+        self::assertSame('127.0.0.1:' . $sentinel->primary->port(), $topology['primary']);
+        self::assertSame(0, $topology['failovers']);
+
+        $result = PhpProcess::code(
+            ['qrpush.url' => $sentinel->url()],
+            'echo QrPush::publish(' . var_export($channel, true) . ', "from php.ini"), "\n"; phpinfo(INFO_MODULES);',
+        );
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertStringStartsWith("1\n", $result->stdout, $result->describe());
+        self::assertSame(['from php.ini'], $subscriber->messages(1));
+        self::assertMatchesRegularExpression('/topology => sentinel/', $result->stdout);
+        self::assertStringContainsString('qrpush / 127.0.0.1:' . $sentinel->primary->port(), $result->stdout);
+        self::assertMatchesRegularExpression('/failovers followed => 0/', $result->stdout);
+    }
+}
