@@ -6,6 +6,9 @@
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test bounds"`.
 
+mod common;
+
+use common::{next_json, now_ms, wait_for, Ws, BOUND};
 use qrpush_test_support as support;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,19 +20,13 @@ use qrpush_core::login::gateway_token::{self, Key};
 use qrpush_core::login::{Login, Started};
 use qrpush_core::Client;
 use qrpush_gateway::{Gateway, Settings};
-use serde_json::Value as Json;
 use support::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECRET: &str = "gateway-test-secret-0123456789";
-/// Bound of every wait in these tests.
-const BOUND: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -112,22 +109,6 @@ async fn open(gw: &Gateway, token: &str, forwarded_for: Option<&str>, state: &st
     ws
 }
 
-/// The next text message as JSON (pings are answered by tungstenite while reading).
-async fn next_json(ws: &mut Ws) -> Json {
-    loop {
-        let message = tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("no error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
-
 /// The next message must be the close frame: its code and reason.
 async fn next_close(ws: &mut Ws) -> (u16, String) {
     loop {
@@ -142,21 +123,6 @@ async fn next_close(ws: &mut Ws) -> (u16, String) {
             other => panic!("expected a close frame, got {other:?}"),
         }
     }
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 // ---- a socket lives as long as its token and its login ----------------------------------------

@@ -6,6 +6,9 @@
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test channels"`.
 
+mod common;
+
+use common::{close_code, next_json, now_ms, Ws, BOUND};
 use qrpush_test_support as support;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,14 +22,9 @@ use qrpush_core::{Client, Durable};
 use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
 use support::RedisServer;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECRET: &str = "gateway-test-secret-0123456789";
-const BOUND: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn gateway(redis: &RedisServer) -> Gateway {
     let url = redis.url();
@@ -75,13 +73,6 @@ fn token(client: &Client, channels: &[&str], user: Option<&str>) -> String {
     .to_string()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 async fn connect(gw: &Gateway, token: &str, since: &[String]) -> Ws {
     let mut url = format!("ws://{}/ws?token={token}", gw.local_addr());
     for s in since {
@@ -93,34 +84,6 @@ async fn connect(gw: &Gateway, token: &str, since: &[String]) -> Ws {
         .expect("connect in time")
         .expect("connect");
     ws
-}
-
-async fn next_json(ws: &mut Ws) -> Json {
-    loop {
-        let message = tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("no error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
-
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return None,
-        }
-    }
 }
 
 /// Nothing arrives within `wait`.

@@ -5,6 +5,9 @@
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway"` (redis-server on PATH).
 
+mod common;
+
+use common::{close_code, next_json, now_ms, wait_for, Ws, BOUND};
 use qrpush_test_support as support;
 
 use std::io::{Read, Write};
@@ -19,17 +22,11 @@ use qrpush_core::Client;
 use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
 use support::RedisServer;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const SECRET: &str = "gateway-test-secret-0123456789";
-/// Bound of every wait in these tests.
-const BOUND: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -112,44 +109,6 @@ async fn connect(gw: &Gateway, token: &str) -> Ws {
     ws
 }
 
-/// The next text message as JSON (pings are answered by tungstenite while reading).
-async fn next_json(ws: &mut Ws) -> Json {
-    loop {
-        let message = tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("no error");
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).expect("JSON"),
-            Message::Close(frame) => panic!("closed: {frame:?}"),
-            _ => continue,
-        }
-    }
-}
-
-/// Reads until the socket closes; returns the close code.
-async fn close_code(ws: &mut Ws) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("closed in time")
-        {
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return None,
-        }
-    }
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn state_of(message: &Json) -> String {
     if message["type"] == "status" {
         message["data"]["state"].as_str().unwrap().to_string()
@@ -166,13 +125,6 @@ fn numsub(redis: &RedisServer, channel: &str) -> i64 {
         },
         other => panic!("NUMSUB: {other:?}"),
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// A plain HTTP GET (the tests have no HTTP client): status code and body.

@@ -5,12 +5,14 @@
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test token_keys"`.
 
+mod common;
+
+use common::{now_ms, wait_for, Ws, BOUND};
 use qrpush_test_support as support;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use qrpush_core::login::gateway_token::{self, Key};
@@ -19,16 +21,10 @@ use qrpush_core::Client;
 use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
 use support::RedisServer;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 const OLD: &str = "the-old-gateway-secret-0123456789";
 const NEW: &str = "the-new-gateway-secret-9876543210";
-/// Bound of every wait in these tests.
-const BOUND: Duration = Duration::from_secs(10);
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 // ---- helpers ----------------------------------------------------------------------------------
 
@@ -124,21 +120,6 @@ async fn next(ws: &mut Ws) -> Result<Json, (u16, String)> {
 async fn accepted(ws: &mut Ws) {
     let status = next(ws).await.expect("the status, not a close");
     assert_eq!(status["type"], "status");
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + BOUND;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 // ---- tests ------------------------------------------------------------------------------------
