@@ -34,20 +34,7 @@ pub fn publish_many(client: &Client, func: &str, messages: &ZendHashTable) -> Ph
     let publish = || {
         let mut batch = client.batch(messages.len());
         for (index, pair) in messages.values().enumerate() {
-            let about = |part| Subject::Item { index, part };
-            let Some((channel, message)) = pair_parts(pair) else {
-                return Err(
-                    Error::invalid("must be a [string $channel, $message] pair").about(about(None))
-                );
-            };
-            let Some(channel) = HeldString::new(channel) else {
-                return Err(Error::invalid_type(format!(
-                    "must be of type string, {} given",
-                    type_name(channel)
-                ))
-                .about(about(Some(ItemPart::Channel))));
-            };
-            let message = message.dereference().shallow_clone();
+            let (channel, message) = held_pair(index, pair)?;
             batch.push_encoded(channel, || to_held_payload(message, max_payload))?;
         }
         batch.publish()
@@ -55,8 +42,26 @@ pub fn publish_many(client: &Client, func: &str, messages: &ZendHashTable) -> Ph
     publish().map_err(|e| to_php(e, func, PUBLISH_MANY))
 }
 
+/// Item `index` of a publishMany batch, a `[string $channel, $message]` pair: its channel and its
+/// message, each held by a counted reference, so nothing of the pair is borrowed while the
+/// message is encoded (encoding can run user code that reassigns what the pair refers to).
+pub fn held_pair(index: usize, pair: &Zval) -> Result<(HeldString, Zval), Error> {
+    let about = |part| Subject::Item { index, part };
+    let Some((channel, message)) = pair_parts(pair) else {
+        return Err(Error::invalid("must be a [string $channel, $message] pair").about(about(None)));
+    };
+    let Some(channel) = HeldString::new(channel) else {
+        return Err(Error::invalid_type(format!(
+            "must be of type string, {} given",
+            type_name(channel)
+        ))
+        .about(about(Some(ItemPart::Channel))));
+    };
+    Ok((channel, message.dereference().shallow_clone()))
+}
+
 /// The channel and message of a `[string $channel, $message]` pair, dereferenced.
-pub(crate) fn pair_parts(pair: &Zval) -> Option<(&Zval, &Zval)> {
+fn pair_parts(pair: &Zval) -> Option<(&Zval, &Zval)> {
     let pair = pair.dereference().array()?;
     match (pair.get_index(0), pair.get_index(1), pair.len()) {
         (Some(channel), Some(message), 2) => Some((channel.dereference(), message)),

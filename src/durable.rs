@@ -10,10 +10,9 @@ use ext_php_rs::exception::PhpResult;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use qrpush_core::channel_token;
 use qrpush_core::durable::Published;
-use qrpush_core::{Client, Durable, Error, ItemPart, Subject};
+use qrpush_core::{Client, Durable, Error, Subject};
 
-use crate::api::pair_parts;
-use crate::engine::HeldString;
+use crate::api::held_pair;
 use crate::exceptions::{to_php, Argument, Holds};
 use crate::message::{to_held_payload, to_payload, type_name};
 
@@ -58,20 +57,7 @@ pub fn publish_many(
     let publish = || {
         let mut batch = durable.batch(messages.len());
         for (index, pair) in messages.values().enumerate() {
-            let about = |part| Subject::Item { index, part };
-            let Some((channel, message)) = pair_parts(pair) else {
-                return Err(
-                    Error::invalid("must be a [string $channel, $message] pair").about(about(None))
-                );
-            };
-            let Some(channel) = HeldString::new(channel) else {
-                return Err(Error::invalid_type(format!(
-                    "must be of type string, {} given",
-                    type_name(channel)
-                ))
-                .about(about(Some(ItemPart::Channel))));
-            };
-            let message = message.dereference().shallow_clone();
+            let (channel, message) = held_pair(index, pair)?;
             batch.push_encoded(channel.as_ref(), || to_held_payload(message, max_payload))?;
         }
         batch.publish()
