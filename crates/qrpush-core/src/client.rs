@@ -197,6 +197,77 @@ impl Client {
         result
     }
 
+    /// True for a Redis Cluster: keys and channels a script touches must share one slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// Runs one request that touches one hash slot (a script whose keys and sharded channel
+    /// share `slot`): on Redis Cluster on the primary owning `slot`, anywhere else as
+    /// [`Client::run`]. `op` gets the deadline and `asking`: true when the node is importing the
+    /// slot and the command must follow ASKING (see [`Connection::request_one_asking`]).
+    ///
+    /// A MOVED or ASK reply means the command did not run: it is sent once more, to the node
+    /// named (after a MOVED with a fresh slot map next time). A node that cannot be reached
+    /// before anything was sent to it, or answers that it cannot run the command (a replica's
+    /// READONLY, CLUSTERDOWN, TRYAGAIN), is replaced once by the owner in a fresh slot map: it
+    /// may have failed over. Nothing that may have run is sent again.
+    pub fn run_in_slot<T>(
+        &self,
+        slot: u16,
+        messages: u64,
+        mut op: impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+    ) -> Result<T> {
+        let Target::Cluster(cluster) = &self.target else {
+            return self.run(messages, |conn, deadline| op(conn, deadline, false));
+        };
+        let start = Instant::now();
+        let result = self.in_slot(cluster, slot, start, &mut op);
+        record(&cluster.stats, messages, &result, start);
+        result
+    }
+
+    fn in_slot<T>(
+        &self,
+        cluster: &Cluster,
+        slot: u16,
+        start: Instant,
+        op: &mut impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+    ) -> Result<T> {
+        let mut node = cluster.owner(slot, &self.config, start)?;
+        let mut asking = false;
+        let mut rerouted = false;
+        loop {
+            let result = self.on_pool(&cluster.node_pool(&node), start, |conn, deadline| {
+                op(conn, deadline, asking)
+            });
+            let e = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if e.breaks_connection() && e.redirect().is_none() {
+                cluster.forget_map();
+            }
+            if rerouted || e.maybe_sent() || !e.breaks_connection() {
+                return Err(e);
+            }
+            rerouted = true;
+            match e.redirect() {
+                Some(redirect) => {
+                    cluster
+                        .redirects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !redirect.ask {
+                        cluster.forget_map();
+                    }
+                    node = redirect.node.clone();
+                    asking = redirect.ask;
+                }
+                None => node = cluster.owner(slot, &self.config, start)?,
+            }
+        }
+    }
+
     /// `op` on the primary the Sentinels name. The connection's own checks say whether it is the
     /// primary (ROLE on a new connection, the primary check behind a publish: a `Replica` error)
     /// and a reply in `RETIRING_CODES` (READONLY, MASTERDOWN, LOADING...) says the command did not
@@ -268,7 +339,9 @@ impl Client {
                         lease.discard();
                     }
                     let nothing_ran = !e.maybe_sent() && e.batch_outcome().is_none();
-                    if !fresh && !retried && nothing_ran && e.breaks_connection() {
+                    // A Cluster redirect names another node: the caller follows it.
+                    let here = e.redirect().is_none();
+                    if !fresh && !retried && nothing_ran && here && e.breaks_connection() {
                         retried = true;
                         continue;
                     }
