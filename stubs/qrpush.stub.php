@@ -136,7 +136,9 @@ namespace {
          *
          * The stream is `qrpush:stream:{<prefix><channel>}`, trimmed to about `qrpush.stream_maxlen` entries
          * (and `qrpush.stream_max_age`); it expires `qrpush.stream_ttl` after its last publish. Never sent twice:
-         * a script that may have run is not retried.
+         * a script that may have run is not retried. On Redis Cluster it runs on the primary owning the
+         * channel's slot and publishes with SPUBLISH (PUBLISH with qrpush.cluster_publish = global); there, in
+         * the sharded mode, a channel with braces (whose stream key would hash to another slot) is a \ValueError.
          *
          * @param string $channel Channel name: non-empty, no ASCII control characters.
          * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum (see the file header).

@@ -11,7 +11,8 @@ use QrPush\Client;
  * and php.ini (validated without connecting, the password never shown), and publishes through a
  * real Cluster of 3 primaries + 3 replicas: sharded (SPUBLISH, seen by an SSUBSCRIBE on the node
  * owning the slot) and global (PUBLISH, seen by a SUBSCRIBE on another node); a whole QR login through
- * the Cluster, whose events reach the SSUBSCRIBE on the owner of the login's channel exactly once.
+ * the Cluster, whose events reach the SSUBSCRIBE on the owner of the login's channel exactly once;
+ * durable publishes stored and SPUBLISHed on the owner of each channel's slot.
  */
 final class ClusterTest extends TestCase
 {
@@ -139,5 +140,37 @@ final class ClusterTest extends TestCase
             $owner->command('CLUSTER', 'KEYSLOT', $login['channel']),
             $owner->command('CLUSTER', 'KEYSLOT', $keys[0]),
         );
+    }
+
+    public function testDurablePublishesAreStoredAndPublishedOnTheOwnerOfTheirChannel(): void
+    {
+        $cluster = $this->redisCluster();
+        $a = self::channel('durable-a');
+        $b = null;
+        for ($i = 0; $b === null; $i++) {
+            $candidate = self::channel("durable-b{$i}");
+            if ($cluster->ownerOf($candidate)->port() !== $cluster->ownerOf($a)->port()) {
+                $b = $candidate;
+            }
+        }
+        $subA = $this->subscribe($cluster->ownerOf($a), $a, sharded: true);
+        $subB = $this->subscribe($cluster->ownerOf($b), $b, sharded: true);
+        $client = new Client($cluster->url(), self::OPTIONS);
+
+        $one = $client->publishDurable($a, ['n' => 1]);
+        self::assertSame(1, $one['receivers']);
+        $many = $client->publishManyDurable([[$a, 'x'], [$b, 'y'], [$a, 'z']]);
+        self::assertSame([1, 1, 1], array_column($many, 'receivers'));
+        self::assertSame($one['epoch'], $many[0]['epoch']);
+        self::assertSame($many[0]['epoch'], $many[2]['epoch']);
+        $frame = static fn (array $at, string $m): string => "qrpush-durable/1 {$at['epoch']} {$at['offset']}\n{$m}";
+        self::assertSame([$frame($one, '{"n":1}'), $frame($many[0], 'x'), $frame($many[2], 'z')], $subA->messages(3));
+        self::assertSame([$frame($many[1], 'y')], $subB->messages(1));
+        $subA->assertNothingMore();
+        $subB->assertNothingMore();
+        // Each stream is on its channel's owner (the key shares the channel's slot).
+        self::assertSame(3, $cluster->ownerOf($a)->command('XLEN', "qrpush:stream:{{$a}}"));
+        self::assertSame(1, $cluster->ownerOf($b)->command('XLEN', "qrpush:stream:{{$b}}"));
+        self::assertSame(4, $client->stats()['published']);
     }
 }

@@ -268,6 +268,136 @@ impl Client {
         }
     }
 
+    /// Runs one command per item (each on keys of one slot, `slots[i]`) and returns each item's
+    /// reply, in input order. On Redis Cluster the items are grouped by the primary owning their
+    /// slot, one pipeline per node (`send` packs and reads the items it is given, each after
+    /// ASKING when its flag says so, and returns their replies in that order), all within one
+    /// call's deadline; anywhere else all go in one pipeline, as [`Client::run`].
+    ///
+    /// Redirects and failures as [`Client::run_in_slot`], per item: an item answered MOVED or ASK
+    /// (it did not run) is sent once more to the node named; a node unreachable before anything
+    /// was sent to it has its items re-routed once through a fresh slot map. A second redirect
+    /// is returned as the reply it is. When any node failed, the call fails with the first
+    /// failure, marked `maybe_sent` when any item may have run.
+    pub fn run_per_slot(
+        &self,
+        slots: &[u16],
+        messages: u64,
+        mut send: impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let Target::Cluster(cluster) = &self.target else {
+            let all: Vec<(usize, bool)> = (0..slots.len()).map(|i| (i, false)).collect();
+            return self.run(messages, |conn, deadline| send(conn, deadline, &all));
+        };
+        let start = Instant::now();
+        let result = self.per_slot(cluster, slots, start, &mut send);
+        record(&cluster.stats, messages, &result, start);
+        result
+    }
+
+    fn per_slot(
+        &self,
+        cluster: &Cluster,
+        slots: &[u16],
+        start: Instant,
+        send: &mut impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let mut replies: Vec<Option<Value>> = vec![None; slots.len()];
+        let mut failed: Vec<(usize, Error)> = Vec::new();
+        let mut groups: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        for (i, &slot) in slots.iter().enumerate() {
+            add_to_group(
+                &mut groups,
+                cluster.owner(slot, &self.config, start)?,
+                i,
+                false,
+            );
+        }
+        let mut again: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        for (node, indexes, _) in &groups {
+            match self.send_items(cluster, node, indexes, false, start, send) {
+                Ok(values) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        match Redirect::of(&value) {
+                            Some(redirect) => {
+                                cluster
+                                    .redirects
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if !redirect.ask {
+                                    cluster.forget_map();
+                                }
+                                add_to_group(&mut again, redirect.node, i, redirect.ask);
+                            }
+                            None => replies[i] = Some(value),
+                        }
+                    }
+                }
+                // Nothing was sent to it (it may have failed over): its items go, once, to
+                // their owners in a fresh slot map.
+                Err(e) if !e.maybe_sent() && e.breaks_connection() => {
+                    for &i in indexes {
+                        match cluster.owner(slots[i], &self.config, start) {
+                            Ok(owner) => add_to_group(&mut again, owner, i, false),
+                            Err(e) => failed.push((i, e)),
+                        }
+                    }
+                }
+                Err(e) => failed.extend(indexes.iter().map(|&i| (i, e.clone()))),
+            }
+        }
+        for (node, indexes, ask) in &again {
+            match self.send_items(cluster, node, indexes, *ask, start, send) {
+                Ok(values) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        replies[i] = Some(value);
+                    }
+                }
+                Err(e) => failed.extend(indexes.iter().map(|&i| (i, e.clone()))),
+            }
+        }
+        failed.sort_by_key(|(i, _)| *i);
+        if let Some((_, first)) = failed.first() {
+            let ran =
+                replies.iter().any(Option::is_some) || failed.iter().any(|(_, e)| e.maybe_sent());
+            return Err(if ran {
+                first.clone().mark_maybe_sent()
+            } else {
+                first.clone()
+            });
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.unwrap_or(Value::Nil))
+            .collect())
+    }
+
+    /// The items at `indexes` to `node` in one `send` (each after ASKING when `ask`); a reply
+    /// that redirects retires the connection, a broken one drops the slot map.
+    fn send_items(
+        &self,
+        cluster: &Cluster,
+        node: &Node,
+        indexes: &[usize],
+        ask: bool,
+        start: Instant,
+        send: &mut impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let items: Vec<(usize, bool)> = indexes.iter().map(|&i| (i, ask)).collect();
+        let result = self.on_pool(&cluster.node_pool(node), start, |conn, deadline| {
+            let values = send(conn, deadline, &items)?;
+            if values.iter().any(|r| Redirect::of(r).is_some()) {
+                conn.retire();
+            }
+            Ok(values)
+        });
+        if let Err(e) = &result {
+            if e.breaks_connection() {
+                cluster.forget_map();
+            }
+        }
+        result
+    }
+
     /// `op` on the primary the Sentinels name. The connection's own checks say whether it is the
     /// primary (ROLE on a new connection, the primary check behind a publish: a `Replica` error)
     /// and a reply in `RETIRING_CODES` (READONLY, MASTERDOWN, LOADING...) says the command did not
