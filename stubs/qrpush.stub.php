@@ -136,7 +136,9 @@ namespace {
          *
          * The stream is `qrpush:stream:{<prefix><channel>}`, trimmed to about `qrpush.stream_maxlen` entries
          * (and `qrpush.stream_max_age`); it expires `qrpush.stream_ttl` after its last publish. Never sent twice:
-         * a script that may have run is not retried.
+         * a script that may have run is not retried. On Redis Cluster it runs on the primary owning the
+         * channel's slot and publishes with SPUBLISH (PUBLISH with qrpush.cluster_publish = global); there, in
+         * the sharded mode, a channel with braces (whose stream key would hash to another slot) is a \ValueError.
          *
          * @param string $channel Channel name: non-empty, no ASCII control characters.
          * @param mixed $message string|array|\stdClass|\JsonSerializable|\BackedEnum (see the file header).
@@ -458,10 +460,13 @@ namespace QrPush {
      * wins. A refused call throws a \QrPush\LoginException subclass and changes nothing, publishes nothing
      * (except that a wrong confirmation code is counted).
      *
-     * Redis stores, per login, one hash `qrpush:login:<sha256(id)>`: state, version, times, the scanning user,
+     * Redis stores, per login, one hash `qrpush:login:<sha256(id)>` (on Redis Cluster
+     * `qrpush:login:{<tag>}<sha256(id)>`, in the slot of the login's event channel; the script then
+     * publishes with SPUBLISH, or PUBLISH with qrpush.cluster_publish = global): state, version, times, the scanning user,
      * device and display name, the browser's IP and user agent, and SHA-256 hashes of the QR token, browser
      * secret, ticket and confirmation code — never a secret, nor the login id itself; per scanning user, one
-     * hash `qrpush:login:scans:<sha256(user id)>` with the times of their recent scans. Exception messages
+     * hash `qrpush:login:scans:<sha256(user id)>` with the times of their recent scans (a scan is
+     * reserved there under the limit before the login moves, and given back when the move is refused). Exception messages
      * never contain a secret.
      *
      * Events (JSON) go to `qrpush.login_channel` (mode `single`, the default, the single-channel format:

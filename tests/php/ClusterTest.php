@@ -10,7 +10,9 @@ use QrPush\Client;
  * Redis Cluster from PHP: the redis-cluster:// and rediss-cluster:// URL forms in `new Client()`
  * and php.ini (validated without connecting, the password never shown), and publishes through a
  * real Cluster of 3 primaries + 3 replicas: sharded (SPUBLISH, seen by an SSUBSCRIBE on the node
- * owning the slot) and global (PUBLISH, seen by a SUBSCRIBE on another node).
+ * owning the slot) and global (PUBLISH, seen by a SUBSCRIBE on another node); a whole QR login through
+ * the Cluster, whose events reach the SSUBSCRIBE on the owner of the login's channel exactly once;
+ * durable publishes stored and SPUBLISHed on the owner of each channel's slot.
  */
 final class ClusterTest extends TestCase
 {
@@ -89,5 +91,86 @@ final class ClusterTest extends TestCase
         self::assertSame(0, $result->exitCode, $result->describe());
         self::assertSame('1', $result->stdout, $result->describe());
         self::assertSame(['from php.ini'], $sharded->messages(1));
+    }
+
+    public function testAWholeLoginFlowPublishesOnTheOwnerOfItsChannel(): void
+    {
+        $cluster = $this->redisCluster();
+        $ini = ['qrpush.url' => $cluster->url(), 'qrpush.login_channel_mode' => 'per_login'];
+        // Two PHP processes, as two requests: the browser's start, then (once the test listens on
+        // the login's channel) the phone's scan and approve and the browser's redeem.
+        $start = PhpProcess::code($ini, <<<'PHP'
+            $s = QrPush\Login::start('198.51.100.7', 'DesktopBrowser/1.0');
+            echo json_encode(['id' => $s['id'], 'qr' => $s['qr'], 'secret' => $s['browser_secret'], 'channel' => $s['channel']]);
+            PHP);
+        self::assertSame(0, $start->exitCode, $start->describe());
+        $login = json_decode($start->stdout, true, flags: JSON_THROW_ON_ERROR);
+        $id = $login['id'];
+        self::assertSame("qr-login-events:{$id}", $login['channel'], 'channel names as on one server');
+        $owner = $cluster->ownerOf($login['channel']);
+        $sharded = $this->subscribe($owner, $login['channel'], sharded: true);
+        $classic = $this->subscribe($cluster->notOwnerOf($login['channel']), $login['channel']);
+
+        $flow = PhpProcess::code($ini, sprintf(<<<'PHP'
+            [$id, $qr, $secret] = [%s, %s, %s];
+            $scan = QrPush\Login::scan($qr, 'alice', 'PhoneApp/2.0');
+            $approve = QrPush\Login::approve($id, 'alice', 'Alice');
+            $status = QrPush\Login::status($id, $secret);
+            $user = QrPush\Login::redeem($id, $status['ticket'], $secret, $approve['confirmation_code']);
+            echo json_encode([$scan['state'], $scan['browser_ip'], $approve['state'], $status['approver_name'], $user]);
+            PHP, var_export($id, true), var_export($login['qr'], true), var_export($login['secret'], true)));
+        self::assertSame(0, $flow->exitCode, $flow->describe());
+        self::assertSame(['scanned', '198.51.100.7', 'approved', 'Alice', 'alice'], json_decode($flow->stdout, true));
+
+        $events = array_map(
+            static fn (string $m): array => json_decode($m, true, flags: JSON_THROW_ON_ERROR),
+            $sharded->messages(3),
+        );
+        self::assertSame(
+            [['scanned', 2, $id], ['approved', 3, $id], ['redeemed', 4, $id]],
+            array_map(static fn (array $e): array => [$e['type'], $e['seq'], $e['loginId']], $events),
+        );
+        $sharded->assertNothingMore();
+        $classic->assertNothingMore(0.1, 'sharded events stay on their shard');
+        // The login's one key is on the channel's owner, in the channel's slot, without the id.
+        $keys = $owner->command('KEYS', 'qrpush:login:{*');
+        self::assertCount(1, $keys);
+        self::assertStringNotContainsString($id, $keys[0]);
+        self::assertSame(
+            $owner->command('CLUSTER', 'KEYSLOT', $login['channel']),
+            $owner->command('CLUSTER', 'KEYSLOT', $keys[0]),
+        );
+    }
+
+    public function testDurablePublishesAreStoredAndPublishedOnTheOwnerOfTheirChannel(): void
+    {
+        $cluster = $this->redisCluster();
+        $a = self::channel('durable-a');
+        $b = null;
+        for ($i = 0; $b === null; $i++) {
+            $candidate = self::channel("durable-b{$i}");
+            if ($cluster->ownerOf($candidate)->port() !== $cluster->ownerOf($a)->port()) {
+                $b = $candidate;
+            }
+        }
+        $subA = $this->subscribe($cluster->ownerOf($a), $a, sharded: true);
+        $subB = $this->subscribe($cluster->ownerOf($b), $b, sharded: true);
+        $client = new Client($cluster->url(), self::OPTIONS);
+
+        $one = $client->publishDurable($a, ['n' => 1]);
+        self::assertSame(1, $one['receivers']);
+        $many = $client->publishManyDurable([[$a, 'x'], [$b, 'y'], [$a, 'z']]);
+        self::assertSame([1, 1, 1], array_column($many, 'receivers'));
+        self::assertSame($one['epoch'], $many[0]['epoch']);
+        self::assertSame($many[0]['epoch'], $many[2]['epoch']);
+        $frame = static fn (array $at, string $m): string => "qrpush-durable/1 {$at['epoch']} {$at['offset']}\n{$m}";
+        self::assertSame([$frame($one, '{"n":1}'), $frame($many[0], 'x'), $frame($many[2], 'z')], $subA->messages(3));
+        self::assertSame([$frame($many[1], 'y')], $subB->messages(1));
+        $subA->assertNothingMore();
+        $subB->assertNothingMore();
+        // Each stream is on its channel's owner (the key shares the channel's slot).
+        self::assertSame(3, $cluster->ownerOf($a)->command('XLEN', "qrpush:stream:{{$a}}"));
+        self::assertSame(1, $cluster->ownerOf($b)->command('XLEN', "qrpush:stream:{{$b}}"));
+        self::assertSame(4, $client->stats()['published']);
     }
 }

@@ -197,6 +197,207 @@ impl Client {
         result
     }
 
+    /// True for a Redis Cluster: keys and channels a script touches must share one slot.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
+    /// Runs one request that touches one hash slot (a script whose keys and sharded channel
+    /// share `slot`): on Redis Cluster on the primary owning `slot`, anywhere else as
+    /// [`Client::run`]. `op` gets the deadline and `asking`: true when the node is importing the
+    /// slot and the command must follow ASKING (see [`Connection::request_one_asking`]).
+    ///
+    /// A MOVED or ASK reply means the command did not run: it is sent once more, to the node
+    /// named (after a MOVED with a fresh slot map next time). A node that cannot be reached
+    /// before anything was sent to it, or answers that it cannot run the command (a replica's
+    /// READONLY, CLUSTERDOWN, TRYAGAIN), is replaced once by the owner in a fresh slot map: it
+    /// may have failed over. Nothing that may have run is sent again.
+    pub fn run_in_slot<T>(
+        &self,
+        slot: u16,
+        messages: u64,
+        mut op: impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+    ) -> Result<T> {
+        let Target::Cluster(cluster) = &self.target else {
+            return self.run(messages, |conn, deadline| op(conn, deadline, false));
+        };
+        let start = Instant::now();
+        let result = self.in_slot(cluster, slot, start, &mut op);
+        record(&cluster.stats, messages, &result, start);
+        result
+    }
+
+    fn in_slot<T>(
+        &self,
+        cluster: &Cluster,
+        slot: u16,
+        start: Instant,
+        op: &mut impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+    ) -> Result<T> {
+        let mut node = cluster.owner(slot, &self.config, start)?;
+        let mut asking = false;
+        let mut rerouted = false;
+        loop {
+            let result = self.on_pool(&cluster.node_pool(&node), start, |conn, deadline| {
+                op(conn, deadline, asking)
+            });
+            let e = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if e.breaks_connection() && e.redirect().is_none() {
+                cluster.forget_map();
+            }
+            if rerouted || e.maybe_sent() || !e.breaks_connection() {
+                return Err(e);
+            }
+            rerouted = true;
+            match e.redirect() {
+                Some(redirect) => {
+                    cluster
+                        .redirects
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if !redirect.ask {
+                        cluster.forget_map();
+                    }
+                    node = redirect.node.clone();
+                    asking = redirect.ask;
+                }
+                None => node = cluster.owner(slot, &self.config, start)?,
+            }
+        }
+    }
+
+    /// Runs one command per item (each on keys of one slot, `slots[i]`) and returns each item's
+    /// reply, in input order. On Redis Cluster the items are grouped by the primary owning their
+    /// slot, one pipeline per node (`send` packs and reads the items it is given, each after
+    /// ASKING when its flag says so, and returns their replies in that order), all within one
+    /// call's deadline; anywhere else all go in one pipeline, as [`Client::run`].
+    ///
+    /// Redirects and failures as [`Client::run_in_slot`], per item: an item answered MOVED or ASK
+    /// (it did not run) is sent once more to the node named; a node unreachable before anything
+    /// was sent to it has its items re-routed once through a fresh slot map. A second redirect
+    /// is returned as the reply it is. When any node failed, the call fails with the first
+    /// failure, marked `maybe_sent` when any item may have run.
+    pub fn run_per_slot(
+        &self,
+        slots: &[u16],
+        messages: u64,
+        mut send: impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let Target::Cluster(cluster) = &self.target else {
+            let all: Vec<(usize, bool)> = (0..slots.len()).map(|i| (i, false)).collect();
+            return self.run(messages, |conn, deadline| send(conn, deadline, &all));
+        };
+        let start = Instant::now();
+        let result = self.per_slot(cluster, slots, start, &mut send);
+        record(&cluster.stats, messages, &result, start);
+        result
+    }
+
+    fn per_slot(
+        &self,
+        cluster: &Cluster,
+        slots: &[u16],
+        start: Instant,
+        send: &mut impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let mut replies: Vec<Option<Value>> = vec![None; slots.len()];
+        let mut failed: Vec<(usize, Error)> = Vec::new();
+        let mut groups: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        for (i, &slot) in slots.iter().enumerate() {
+            add_to_group(
+                &mut groups,
+                cluster.owner(slot, &self.config, start)?,
+                i,
+                false,
+            );
+        }
+        let mut again: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        for (node, indexes, _) in &groups {
+            match self.send_items(cluster, node, indexes, false, start, send) {
+                Ok(values) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        match Redirect::of(&value) {
+                            Some(redirect) => {
+                                cluster
+                                    .redirects
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                if !redirect.ask {
+                                    cluster.forget_map();
+                                }
+                                add_to_group(&mut again, redirect.node, i, redirect.ask);
+                            }
+                            None => replies[i] = Some(value),
+                        }
+                    }
+                }
+                // Nothing was sent to it (it may have failed over): its items go, once, to
+                // their owners in a fresh slot map.
+                Err(e) if !e.maybe_sent() && e.breaks_connection() => {
+                    for &i in indexes {
+                        match cluster.owner(slots[i], &self.config, start) {
+                            Ok(owner) => add_to_group(&mut again, owner, i, false),
+                            Err(e) => failed.push((i, e)),
+                        }
+                    }
+                }
+                Err(e) => failed.extend(indexes.iter().map(|&i| (i, e.clone()))),
+            }
+        }
+        for (node, indexes, ask) in &again {
+            match self.send_items(cluster, node, indexes, *ask, start, send) {
+                Ok(values) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        replies[i] = Some(value);
+                    }
+                }
+                Err(e) => failed.extend(indexes.iter().map(|&i| (i, e.clone()))),
+            }
+        }
+        failed.sort_by_key(|(i, _)| *i);
+        if let Some((_, first)) = failed.first() {
+            let ran =
+                replies.iter().any(Option::is_some) || failed.iter().any(|(_, e)| e.maybe_sent());
+            return Err(if ran {
+                first.clone().mark_maybe_sent()
+            } else {
+                first.clone()
+            });
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.unwrap_or(Value::Nil))
+            .collect())
+    }
+
+    /// The items at `indexes` to `node` in one `send` (each after ASKING when `ask`); a reply
+    /// that redirects retires the connection, a broken one drops the slot map.
+    fn send_items(
+        &self,
+        cluster: &Cluster,
+        node: &Node,
+        indexes: &[usize],
+        ask: bool,
+        start: Instant,
+        send: &mut impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        let items: Vec<(usize, bool)> = indexes.iter().map(|&i| (i, ask)).collect();
+        let result = self.on_pool(&cluster.node_pool(node), start, |conn, deadline| {
+            let values = send(conn, deadline, &items)?;
+            if values.iter().any(|r| Redirect::of(r).is_some()) {
+                conn.retire();
+            }
+            Ok(values)
+        });
+        if let Err(e) = &result {
+            if e.breaks_connection() {
+                cluster.forget_map();
+            }
+        }
+        result
+    }
+
     /// `op` on the primary the Sentinels name. The connection's own checks say whether it is the
     /// primary (ROLE on a new connection, the primary check behind a publish: a `Replica` error)
     /// and a reply in `RETIRING_CODES` (READONLY, MASTERDOWN, LOADING...) says the command did not
@@ -268,7 +469,9 @@ impl Client {
                         lease.discard();
                     }
                     let nothing_ran = !e.maybe_sent() && e.batch_outcome().is_none();
-                    if !fresh && !retried && nothing_ran && e.breaks_connection() {
+                    // A Cluster redirect names another node: the caller follows it.
+                    let here = e.redirect().is_none();
+                    if !fresh && !retried && nothing_ran && here && e.breaks_connection() {
                         retried = true;
                         continue;
                     }

@@ -320,6 +320,27 @@ impl Connection {
             .map_err(Error::mark_maybe_sent)
     }
 
+    /// [`Connection::request_one`], after `ASKING` when `asking`: a Redis Cluster node importing
+    /// a slot runs a command on it only right after ASKING (an ASK redirect). ASKING's own
+    /// reply (OK) is dropped; the command's is returned.
+    pub fn request_one_asking(
+        &mut self,
+        deadline: Instant,
+        asking: bool,
+        pack: impl FnOnce(&mut Packer<'_>),
+    ) -> Result<Value> {
+        if !asking {
+            return self.request_one(deadline, pack);
+        }
+        let mut replies = self.request(deadline, 2, |p| {
+            p.command(|cmd| {
+                cmd.arg("ASKING");
+            });
+            pack(p);
+        })?;
+        Ok(replies.pop().unwrap_or(Value::Nil))
+    }
+
     /// One PUBLISH (`pack` adds it), with the primary check behind it when the server allows it.
     pub fn publish_one(
         &mut self,
@@ -697,6 +718,10 @@ pub fn server_error(e: &redis::ServerError, context: &str) -> Error {
         ErrorKind::Server,
         format!("{}{detail} ({context})", e.code()),
     );
+    let err = match crate::cluster::Redirect::of_error(e) {
+        Some(redirect) => err.with_redirect(redirect),
+        None => err,
+    };
     if RETIRING_CODES.contains(&e.code()) {
         err.mark_retire()
     } else {

@@ -211,6 +211,8 @@ pub struct Error {
     retire: bool,
     /// For a batch that was partly published: what happened to each message.
     batch: Option<Box<BatchOutcome>>,
+    /// A Redis Cluster's MOVED or ASK reply: the command did not run, this node should be asked.
+    redirect: Option<Box<crate::cluster::Redirect>>,
 }
 
 /// The per-message outcome of a batch of publishes that Redis partly carried out. Redis runs
@@ -238,6 +240,7 @@ impl Error {
             maybe_sent: false,
             retire: false,
             batch: None,
+            redirect: None,
         }
     }
 
@@ -320,6 +323,16 @@ impl Error {
 
     pub(crate) fn with_batch_outcome(mut self, outcome: BatchOutcome) -> Self {
         self.batch = Some(Box::new(outcome));
+        self
+    }
+
+    /// A Redis Cluster redirect (MOVED/ASK): the command did not run and goes to its node.
+    pub fn redirect(&self) -> Option<&crate::cluster::Redirect> {
+        self.redirect.as_deref()
+    }
+
+    pub(crate) fn with_redirect(mut self, redirect: crate::cluster::Redirect) -> Self {
+        self.redirect = Some(Box::new(redirect));
         self
     }
 

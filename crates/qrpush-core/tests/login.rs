@@ -928,6 +928,7 @@ const APP_ACL: &[&str] = &[
     "+exists",
     "+hgetall",
     "+hset",
+    "+hdel",
     "+pexpire",
     "+client|setname",
 ];

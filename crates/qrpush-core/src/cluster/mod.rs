@@ -69,9 +69,14 @@ pub struct Redirect {
 impl Redirect {
     /// The redirect an error reply asks for, if it is one.
     pub fn of(reply: &Value) -> Option<Redirect> {
-        let Value::ServerError(e) = reply else {
-            return None;
-        };
+        match reply {
+            Value::ServerError(e) => Self::of_error(e),
+            _ => None,
+        }
+    }
+
+    /// The redirect an error reply asks for, if it is one.
+    pub fn of_error(e: &redis::ServerError) -> Option<Redirect> {
         let ask = match e.code() {
             "MOVED" => false,
             "ASK" => true,

@@ -53,6 +53,48 @@ pub fn prefixed_slot(prefix: &[u8], name: &[u8]) -> u16 {
     slot(&key)
 }
 
+/// A short name whose slot is `slot`: the first of "0", "1", ... "z", "10", ... (counting in
+/// base 36) that hashes to it. It lets a key land in the slot of a name it cannot contain (a
+/// login key in the slot of its event channel, which carries the login id the key must not):
+/// `{tag}` in the key makes the key's slot `slot`.
+///
+/// The rule is fixed forever: every process, version and machine must derive the same key.
+pub fn tag_for_slot(slot: u16) -> String {
+    static TABLE: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        // Every slot is reached before 87 573 (checked by a test): about a millisecond, once
+        // per process.
+        let mut table = vec![u32::MAX; usize::from(SLOTS)];
+        let mut missing = usize::from(SLOTS);
+        let mut n = 0u32;
+        while missing > 0 {
+            let entry = &mut table[usize::from(crc16(base36(n).as_bytes()) % SLOTS)];
+            if *entry == u32::MAX {
+                *entry = n;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        table
+    });
+    base36(table[usize::from(slot % SLOTS)])
+}
+
+/// `n` in base 36, lowercase digits and letters.
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::with_capacity(4);
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +130,20 @@ mod tests {
         assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
         assert_eq!(prefixed_slot(b"env:", b"chan"), slot(b"env:chan"));
         assert_eq!(prefixed_slot(b"", b"chan"), slot(b"chan"));
+    }
+
+    #[test]
+    fn every_slot_has_a_short_tag_of_its_own() {
+        for s in 0..SLOTS {
+            let tag = tag_for_slot(s);
+            assert!((1..=4).contains(&tag.len()), "{s}: {tag}");
+            assert_eq!(slot(format!("qrpush:login:{{{tag}}}x").as_bytes()), s);
+        }
+        // The rule never changes (keys of logins in flight depend on it).
+        assert_eq!(tag_for_slot(0), "1bz");
+        assert_eq!(slot(b"qr-login-events"), 11805);
+        assert_eq!(tag_for_slot(11805), "86l");
+        assert_eq!(tag_for_slot(16383), "hia");
+        assert_eq!(base36(87_572).len(), 4);
     }
 }

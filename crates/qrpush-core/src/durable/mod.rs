@@ -39,7 +39,8 @@ pub mod wire;
 use redis::Value;
 
 use crate::client::{Client, MAX_CHANNEL_LEN};
-use crate::config::validate_channel_part;
+use crate::cluster::slot;
+use crate::config::{validate_channel_part, ClusterPublish};
 use crate::connection::server_error;
 use crate::error::{Error, ErrorKind, ItemPart, Result, Subject};
 pub use offset::Offset;
@@ -156,21 +157,43 @@ impl<'a> Durable<'a> {
         channel: &[u8],
         encode: impl FnOnce() -> Result<P>,
     ) -> Result<Published> {
-        check_channel(channel).map_err(|e| e.about(Subject::Channel))?;
+        check_channel(channel)
+            .and_then(|()| self.check_slot(channel))
+            .map_err(|e| e.about(Subject::Channel))?;
         let message = self
             .checked_message(encode)
             .map_err(|e| e.about(Subject::Message))?;
         let item = self.item(channel, message.as_ref());
-        self.client.run(1, |conn, timeout| {
-            let reply = conn.request_one(timeout, |p| item.pack(p, &PUBLISH, true))?;
-            let reply = match reply {
-                Value::ServerError(e) if e.code() == "NOSCRIPT" => {
-                    conn.request_one(timeout, |p| item.pack(p, &PUBLISH, false))?
-                }
-                other => other,
-            };
-            published(reply, None)
-        })
+        let in_slot = slot::slot(&item.stream);
+        self.client
+            .run_in_slot(in_slot, 1, |conn, timeout, asking| {
+                let reply =
+                    conn.request_one_asking(timeout, asking, |p| item.pack(p, &PUBLISH, true))?;
+                let reply = match reply {
+                    Value::ServerError(e) if e.code() == "NOSCRIPT" => {
+                        conn.request_one_asking(timeout, asking, |p| item.pack(p, &PUBLISH, false))?
+                    }
+                    other => other,
+                };
+                published(reply, None)
+            })
+    }
+
+    /// On Redis Cluster in the `sharded` mode the script's SPUBLISH must be in its keys' slot:
+    /// a channel whose stream key hashes elsewhere (a `{…}` tag or a `}` in the name) is refused
+    /// before anything is sent. The error names no subject.
+    fn check_slot(&self, channel: &[u8]) -> Result<()> {
+        let config = self.client.config();
+        if !self.client.is_cluster() || config.cluster_publish != ClusterPublish::Sharded {
+            return Ok(());
+        }
+        let key = self.stream_key(channel);
+        if slot::slot(&key) == slot::prefixed_slot(config.channel_prefix.as_bytes(), channel) {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "has braces that would put its stream key in another Redis Cluster hash slot than the channel (durable publishes need both in one slot with qrpush.cluster_publish = sharded)",
+        ))
     }
 
     /// An empty batch of durable publishes for up to `capacity` messages (see [`DurableBatch`]).
@@ -201,14 +224,22 @@ impl<'a> Durable<'a> {
         let pack = |p: &mut crate::connection::Packer<'_>, by_sha: bool| {
             REPLAY.pack(p, by_sha, [&keys[0], &keys[1]], &args)
         };
-        let reply = self.client.run(0, |conn, timeout| {
-            match conn.request_one(timeout, |p| pack(p, true))? {
-                Value::ServerError(e) if e.code() == "NOSCRIPT" => {
-                    conn.request_one(timeout, |p| pack(p, false))
+        // Both keys share the channel's `{tag}`: one slot, on Redis Cluster its owner's.
+        let reply = self
+            .client
+            .run_in_slot(slot::slot(&keys[0]), 0, |conn, timeout, asking| {
+                let reply = match conn.request_one_asking(timeout, asking, |p| pack(p, true))? {
+                    Value::ServerError(e) if e.code() == "NOSCRIPT" => {
+                        conn.request_one_asking(timeout, asking, |p| pack(p, false))?
+                    }
+                    other => other,
+                };
+                // An error reply fails inside the request: a Cluster redirect is then followed.
+                match reply {
+                    Value::ServerError(e) => Err(server_error(&e, "durable replay read")),
+                    other => Ok(other),
                 }
-                other => Ok(other),
-            }
-        })?;
+            })?;
         read_outcome(reply)
     }
 
@@ -239,6 +270,13 @@ impl<'a> Durable<'a> {
             maxlen: config.stream_maxlen.to_string(),
             max_age: ms(config.stream_max_age),
             ttl: ms(config.stream_ttl),
+            publish: if self.client.is_cluster()
+                && config.cluster_publish == ClusterPublish::Sharded
+            {
+                b"SPUBLISH"
+            } else {
+                b"PUBLISH"
+            },
         }
     }
 }
@@ -263,7 +301,9 @@ impl<P: AsRef<[u8]>> DurableBatch<'_, '_, P> {
             index,
             part: Some(part),
         };
-        check_channel(channel).map_err(|e| e.about(about(ItemPart::Channel)))?;
+        check_channel(channel)
+            .and_then(|()| self.durable.check_slot(channel))
+            .map_err(|e| e.about(about(ItemPart::Channel)))?;
         let message = self
             .durable
             .checked_message(encode)
@@ -284,40 +324,80 @@ impl<P: AsRef<[u8]>> DurableBatch<'_, '_, P> {
             .iter()
             .map(|(channel, message)| self.durable.item(channel, message.as_ref()))
             .collect();
-        self.durable
-            .client
-            .run(items.len() as u64, |conn, timeout| {
-                let mut replies = conn.request(timeout, items.len(), |p| {
-                    for item in &items {
-                        item.pack(p, &PUBLISH, true);
-                    }
-                })?;
-                let unknown: Vec<usize> = (0..replies.len())
-                    .filter(
-                        |&i| matches!(&replies[i], Value::ServerError(e) if e.code() == "NOSCRIPT"),
-                    )
-                    .collect();
-                if !unknown.is_empty() {
-                    // The first one loads the script (EVAL), the rest name it again. Items of the
-                    // first round trip may have run: whatever happens now must never be retried.
-                    let again = conn
-                        .request(timeout, unknown.len(), |p| {
-                            for (n, &i) in unknown.iter().enumerate() {
-                                items[i].pack(p, &PUBLISH, n > 0);
-                            }
-                        })
-                        .map_err(Error::mark_maybe_sent)?;
-                    for (i, reply) in unknown.into_iter().zip(again) {
-                        replies[i] = reply;
-                    }
-                }
-                replies
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, reply)| published(reply, Some(i)).map_err(Error::mark_maybe_sent))
-                    .collect()
-            })
+        // One slot per item (its stream's): on Redis Cluster, one pipeline per owning node.
+        let slots: Vec<u16> = items.iter().map(|item| slot::slot(&item.stream)).collect();
+        let replies = self.durable.client.run_per_slot(
+            &slots,
+            items.len() as u64,
+            |conn, timeout, which| send_publishes(conn, timeout, &items, which),
+        )?;
+        replies
+            .into_iter()
+            .enumerate()
+            .map(|(i, reply)| published(reply, Some(i)).map_err(Error::mark_maybe_sent))
+            .collect()
     }
+}
+
+/// Sends the publishes `which` names (index into `items`, and whether ASKING goes first) in one
+/// pipeline and returns their replies in that order. When Redis does not know the script, the
+/// items it refused with NOSCRIPT (which did not run) are sent again with the script's source,
+/// in their order; after that round trip nothing is ever retried (the first one may have run).
+fn send_publishes(
+    conn: &mut crate::connection::Connection,
+    timeout: std::time::Instant,
+    items: &[Item<'_>],
+    which: &[(usize, bool)],
+) -> Result<Vec<Value>> {
+    let pack = |p: &mut crate::connection::Packer<'_>, (i, asking): (usize, bool), by_sha: bool| {
+        if asking {
+            p.command(|cmd| {
+                cmd.arg("ASKING");
+            });
+        }
+        items[i].pack(p, &PUBLISH, by_sha);
+    };
+    let count = |which: &mut dyn Iterator<Item = &(usize, bool)>| -> usize {
+        which.map(|(_, asking)| 1 + usize::from(*asking)).sum()
+    };
+    let replies = conn.request(timeout, count(&mut which.iter()), |p| {
+        for &w in which {
+            pack(p, w, true);
+        }
+    })?;
+    let mut replies = script_replies(replies, which);
+    let unknown: Vec<usize> = (0..replies.len())
+        .filter(|&n| matches!(&replies[n], Value::ServerError(e) if e.code() == "NOSCRIPT"))
+        .collect();
+    if !unknown.is_empty() {
+        // The first one loads the script (EVAL), the rest name it again.
+        let resent: Vec<(usize, bool)> = unknown.iter().map(|&n| which[n]).collect();
+        let again = conn
+            .request(timeout, count(&mut resent.iter()), |p| {
+                for (k, &w) in resent.iter().enumerate() {
+                    pack(p, w, k > 0);
+                }
+            })
+            .map_err(Error::mark_maybe_sent)?;
+        for (n, reply) in unknown.into_iter().zip(script_replies(again, &resent)) {
+            replies[n] = reply;
+        }
+    }
+    Ok(replies)
+}
+
+/// The scripts' replies of a pipeline, without ASKING's (each ASKING answers before its script).
+fn script_replies(replies: Vec<Value>, which: &[(usize, bool)]) -> Vec<Value> {
+    let mut replies = replies.into_iter();
+    which
+        .iter()
+        .map(|(_, asking)| {
+            if *asking {
+                replies.next();
+            }
+            replies.next().unwrap_or(Value::Nil)
+        })
+        .collect()
 }
 
 /// The keys and arguments of one durable publish.
@@ -330,6 +410,8 @@ struct Item<'m> {
     maxlen: String,
     max_age: String,
     ttl: String,
+    /// PUBLISH, or SPUBLISH on Redis Cluster in the `sharded` mode.
+    publish: &'static [u8],
 }
 
 impl Item<'_> {
@@ -344,6 +426,7 @@ impl Item<'_> {
                 self.maxlen.as_bytes(),
                 self.max_age.as_bytes(),
                 self.ttl.as_bytes(),
+                self.publish,
             ],
         );
     }

@@ -9,6 +9,8 @@
 -- ARGV[3]  entries to keep (XADD MAXLEN ~)
 -- ARGV[4]  the oldest entry to keep, as an age in milliseconds (XTRIM MINID ~); 0: no time bound
 -- ARGV[5]  milliseconds the stream and its epoch live after this publish (PEXPIRE); 0: no expiry
+-- ARGV[6]  the publish command: PUBLISH, or SPUBLISH (sharded Pub/Sub on Redis Cluster: the
+--          channel is in the keys' slot, they share its {tag})
 --
 -- The epoch names one life of the stream. It is made when the stream is (first publish, or the
 -- first after the stream or the epoch key was deleted, evicted or expired), so a reader holding
@@ -20,12 +22,13 @@
 local stream, epoch_key = KEYS[1], KEYS[2]
 local channel, message = ARGV[1], ARGV[2]
 local maxlen, max_age, ttl = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local publish = ARGV[6]
 
 -- Redis does not roll a script back: refuse before the first write what the ACL would refuse
 -- after it (an entry stored but never published, or published without its epoch).
 if redis.acl_check_cmd then
   for _, command in ipairs({
-    {'PUBLISH', channel, ''}, {'XADD', stream, '*', 'd', ''}, {'SET', epoch_key, ''},
+    {publish, channel, ''}, {'XADD', stream, '*', 'd', ''}, {'SET', epoch_key, ''},
     {'PEXPIRE', stream, '1'}, {'XTRIM', stream, 'MINID', '0'},
   }) do
     if not redis.acl_check_cmd(unpack(command)) then
@@ -57,5 +60,5 @@ if ttl > 0 then
   redis.call('PEXPIRE', stream, ttl)
   redis.call('PEXPIRE', epoch_key, ttl)
 end
-local receivers = redis.call('PUBLISH', channel, 'qrpush-durable/1 ' .. epoch .. ' ' .. offset .. '\n' .. message)
+local receivers = redis.call(publish, channel, 'qrpush-durable/1 ' .. epoch .. ' ' .. offset .. '\n' .. message)
 return {offset, epoch, receivers}

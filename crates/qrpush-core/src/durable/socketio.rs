@@ -163,8 +163,10 @@ pub fn emit(client: &Client, options: &StreamOptions, broadcast: &Broadcast) -> 
     let data = broadcast.data();
     let mut max_len = String::new();
     let _ = write!(max_len, "{}", options.max_len);
-    client.run(1, |conn, timeout| {
-        let reply = conn.request_one(timeout, |p| {
+    // One key: on Redis Cluster the XADD goes to the owner of the stream's slot.
+    let in_slot = crate::cluster::slot::slot(stream.as_bytes());
+    client.run_in_slot(in_slot, 1, |conn, timeout, asking| {
+        let reply = conn.request_one_asking(timeout, asking, |p| {
             p.command(|cmd| {
                 cmd.arg("XADD")
                     .arg(&stream)

@@ -366,8 +366,10 @@ pub fn emit(client: &Client, encoded: &Encoded) -> Result<i64> {
         ))
         .about(Subject::Message));
     }
-    client.run(1, |conn, timeout| {
-        let reply = conn.request_one(timeout, |p| {
+    // On Redis Cluster the SPUBLISH goes to the owner of the channel's slot.
+    let in_slot = crate::cluster::slot::prefixed_slot(prefix, channel);
+    client.run_in_slot(in_slot, 1, |conn, timeout, asking| {
+        let reply = conn.request_one_asking(timeout, asking, |p| {
             p.command(|cmd| {
                 cmd.arg("SPUBLISH")
                     .arg([prefix, channel].concat())

@@ -8,14 +8,16 @@
 --   pending | scanned | approved --cancel--> cancelled
 --   pending | scanned | approved --(deadline passed, seen by any call)--> expired
 --
--- KEYS[1]   the login's hash: qrpush:login:<base64url(sha256(login id))>
--- KEYS[2]   scan only: the scanning user's recent scans, qrpush:login:scans:<base64url(sha256(user))>
+-- KEYS[1]   the login's hash: qrpush:login:<base64url(sha256(login id))>; on Redis Cluster
+--           qrpush:login:{<tag>}<base64url(sha256(login id))>, <tag> putting it in the channel's slot
 -- ARGV[1]   operation: start | scan | approve | reject | redeem | cancel | status
 -- ARGV[2]   the login id (base64url): only copied into events, never stored
 -- ARGV[3]   the channel events go to
 -- ARGV[4]   "1": events carry "sessionId" (the single-channel format, routed on that field)
--- ARGV[5..7] pending, approved and terminal TTLs in milliseconds
--- ARGV[8..] the operation's own arguments, named where they are read
+-- ARGV[5]   the publish command: PUBLISH, or SPUBLISH (sharded Pub/Sub on Redis Cluster, where
+--           the channel is in KEYS[1]'s slot: the key is named so)
+-- ARGV[6..8] pending, approved and terminal TTLs in milliseconds
+-- ARGV[9..] the operation's own arguments, named where they are read
 --
 -- Secrets arrive as SHA-256 hashes (computed by QrPush) and only hashes are stored. The one
 -- plaintext secret a call carries is approve's new ticket, which is published, never stored.
@@ -30,7 +32,8 @@
 
 local key, op, id, channel = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local with_session_id = ARGV[4] == '1'
-local pending_ttl, approved_ttl, terminal_ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local publish = ARGV[5]
+local pending_ttl, approved_ttl, terminal_ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 
 -- Redis 7 always replicates a script's effects; before, TIME would forbid later writes without this.
 if redis.replicate_commands then
@@ -52,7 +55,7 @@ local function refuse(reason, h)
 end
 
 if op == 'start' then
-  local qr_hash, secret_hash, ip, ua = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+  local qr_hash, secret_hash, ip, ua = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
   -- 128 random bits never collide; this only guards against a caller reusing an id.
   if redis.call('EXISTS', key) == 1 then
     return refuse('exists')
@@ -80,7 +83,7 @@ local live = h.state == 'pending' or h.state == 'scanned' or h.state == 'approve
 local function move(state, data, fields, ttl)
   -- Redis does not roll a script back: check that the event can be published before writing
   -- anything, or an ACL refusing the channel would leave a state change without its event.
-  if redis.acl_check_cmd and not redis.acl_check_cmd('PUBLISH', channel, '') then
+  if redis.acl_check_cmd and not redis.acl_check_cmd(publish, channel, '') then
     error({err = 'NOPERM this user has no permissions to publish the login events to ' .. channel})
   end
   h.version = h.version + 1
@@ -94,7 +97,7 @@ local function move(state, data, fields, ttl)
     event = event .. ',"sessionId":"' .. id .. '"'
   end
   event = event .. ',"seq":' .. int(h.version) .. ',"ts":' .. int(now) .. ',"data":{' .. data .. '}}'
-  redis.call('PUBLISH', channel, event)
+  redis.call(publish, channel, event)
 end
 
 -- The deadline passed: whichever call sees it first records and announces the expiry.
@@ -109,9 +112,9 @@ if live and now >= tonumber(h.deadline) then
 end
 
 if op == 'status' then
-  -- With the browser secret, an approved login gets a new ticket (ARGV[9], its hash): the
+  -- With the browser secret, an approved login gets a new ticket (ARGV[10], its hash): the
   -- way a browser that missed the "approved" event still completes. The event's ticket dies.
-  local secret_hash, new_ticket_hash = ARGV[8], ARGV[9]
+  local secret_hash, new_ticket_hash = ARGV[9], ARGV[10]
   -- The display name goes with it: the browser shows who approved before it redeems.
   if secret_hash ~= '' then
     if secret_hash ~= h.secret then
@@ -130,49 +133,21 @@ if h.state == 'expired' then
 end
 
 if op == 'scan' then
-  -- ARGV[11], ARGV[12]: at most this many accepted scans per user (0: no limit) within this many
-  -- milliseconds, counted over a sliding window: the times of the user's recent scans, kept in
-  -- KEYS[2] for one window. Only accepted scans count; a refused one changes nothing.
-  local qr_hash, user, device = ARGV[8], ARGV[9], ARGV[10]
-  local scan_limit, scan_window = tonumber(ARGV[11]), tonumber(ARGV[12])
-  local scans = KEYS[2]
+  -- The per-user scan limit is not checked here: its key is in another Cluster slot, so scans.lua
+  -- reserves a scan under the limit before this runs (see login/mod.rs, scan).
+  local qr_hash, user, device = ARGV[9], ARGV[10], ARGV[11]
   if qr_hash ~= h.qr then
     return refuse('not_found')
   end
   if h.state ~= 'pending' then
     return refuse('wrong_state', h)
   end
-  local recent = {}
-  if scan_limit > 0 then
-    local log = redis.call('HGETALL', scans)
-    for i = 1, #log, 2 do
-      if log[i] == 'at' then
-        for at in string.gmatch(log[i + 1], '%d+') do
-          if tonumber(at) > now - scan_window then
-            recent[#recent + 1] = at
-          end
-        end
-      end
-    end
-    if #recent >= scan_limit then
-      return refuse('rate_limited', h)
-    end
-    -- Checked before the login changes, like the event's channel (see move()).
-    if redis.acl_check_cmd and not redis.acl_check_cmd('HSET', scans, 'at', '') then
-      error({err = 'NOPERM this user has no permissions to count the scans in ' .. scans})
-    end
-  end
   move('scanned', '"expiresAt":' .. h.deadline, {'user', user, 'device', device})
-  if scan_limit > 0 then
-    recent[#recent + 1] = int(now)
-    redis.call('HSET', scans, 'at', table.concat(recent, ' '))
-    redis.call('PEXPIRE', scans, int(scan_window))
-  end
   return ok(h, h.ip, h.ua)
 end
 
 if op == 'approve' or op == 'reject' then
-  local user = ARGV[8]
+  local user = ARGV[9]
   if h.state ~= 'scanned' then
     return refuse('wrong_state', h)
   end
@@ -186,7 +161,7 @@ if op == 'approve' or op == 'reject' then
   end
   -- The display name and the code are for the browser's confirmation (see redeem); the name
   -- stays off the event, which anyone who knows the login id may follow.
-  local ticket, ticket_hash, name, code_hash = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+  local ticket, ticket_hash, name, code_hash = ARGV[10], ARGV[11], ARGV[12], ARGV[13]
   h.deadline = int(now + approved_ttl)
   move('approved', '"ticket":"' .. ticket .. '","expiresAt":' .. h.deadline,
     {'deadline', h.deadline, 'ticket', ticket_hash, 'name', name, 'code', code_hash, 'tries', '0'},
@@ -195,10 +170,10 @@ if op == 'approve' or op == 'reject' then
 end
 
 if op == 'redeem' then
-  -- ARGV[10]: the confirmation code the browser's user typed (hashed with the id), read off the
-  -- approving phone: proof that the person at the browser holds that phone. ARGV[11]: how many
+  -- ARGV[11]: the confirmation code the browser's user typed (hashed with the id), read off the
+  -- approving phone: proof that the person at the browser holds that phone. ARGV[12]: how many
   -- wrong codes a login survives; the last one cancels it (a guess must not get more tries).
-  local ticket_hash, secret_hash, code_hash, max_tries = ARGV[8], ARGV[9], ARGV[10], tonumber(ARGV[11])
+  local ticket_hash, secret_hash, code_hash, max_tries = ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12])
   if secret_hash ~= h.secret then
     return refuse('wrong_secret', h)
   end
@@ -228,7 +203,7 @@ if op == 'redeem' then
 end
 
 if op == 'cancel' then
-  local secret_hash = ARGV[8]
+  local secret_hash = ARGV[9]
   if secret_hash ~= h.secret then
     return refuse('wrong_secret', h)
   end

@@ -27,12 +27,15 @@
 //!
 //! Every call is one run of the Lua script (`login.lua`): it checks the state, writes the new state and
 //! TTL, and PUBLISHes the event, so state and events never disagree and of two concurrent calls
-//! only one can win a transition. A refused call fails with `ErrorKind::Login(`[`LoginError`]`)`
+//! only one can win a transition. A scan is preceded by a reservation under the per-user limit
+//! (`scans.lua`, on the user's key: see [`Login::scan`]). A refused call fails with `ErrorKind::Login(`[`LoginError`]`)`
 //! and changes nothing, publishes nothing, but for the count of wrong confirmation codes.
 //! Invalid arguments are about [`Subject::UserId`], [`Subject::DisplayName`],
 //! [`Subject::DeviceInfo`] or [`Subject::BrowserIp`].
 //!
-//! Redis holds per login one hash, `qrpush:login:<sha256(login id)>`: state, version, creation
+//! Redis holds per login one hash, `qrpush:login:<sha256(login id)>` (on Redis Cluster
+//! [`Login::cluster_key`], in the event channel's slot, published to with SPUBLISH in the
+//! `sharded` mode): state, version, creation
 //! time, deadline, the scanning user, device and display name, the browser's IP and user agent,
 //! and SHA-256 hashes of the QR token, the browser secret, the ticket and the confirmation code
 //! (with the id) — never a secret itself, nor the id. Per scanning user, one more hash,
@@ -56,7 +59,8 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::client::Client;
-use crate::config::LoginChannelMode;
+use crate::cluster::slot;
+use crate::config::{ClusterPublish, LoginChannelMode};
 pub use crate::error::LoginError;
 use crate::error::{Error, ErrorKind, Result, Subject};
 use crate::secret::Secret;
@@ -262,32 +266,57 @@ impl<'a> Login<'a> {
         };
         let qr_hash = random::hash(qr_token.as_bytes());
         let config = self.client.config();
-        let scan_limit = config.login_scan_limit.to_string();
-        let scan_window = ms(config.login_scan_window);
-        let (status, browser): (_, Browser) = self
-            .call_with(
-                id,
-                Operation::Scan,
-                &[&Self::scans_key(user_id)],
-                &[
-                    qr_hash.as_bytes(),
-                    user_id.as_bytes(),
-                    device_info.as_bytes(),
-                    scan_limit.as_bytes(),
-                    scan_window.as_bytes(),
-                ],
-            )
-            .map_err(|e| match e.kind() {
-                ErrorKind::Login(LoginError::RateLimited) => Error::new(
-                    e.kind(),
-                    format!(
-                        "scan: this user already scanned {} logins within {} s, the most login_scan_limit allows; try again later",
-                        config.login_scan_limit,
-                        config.login_scan_window.as_secs_f64()
-                    ),
-                ),
-                _ => e,
-            })?;
+        // The limit's key is the user's, in another Redis Cluster slot than the login's, so it
+        // cannot share the login script's atomic step. The order keeps the limit exact: first a
+        // scan is reserved under the limit (atomically, so concurrent scans by one user never
+        // pass it), then the login moves; when the move is refused the reservation is given
+        // back. Counting after the move instead would let concurrent scans all pass before any
+        // is counted. A reservation whose release fails (or whose move has an unknown outcome)
+        // stays until its window passes: the limit errs on the side of fewer scans, never more.
+        let reservation = match config.login_scan_limit {
+            0 => None,
+            limit => {
+                let reserved = script::reserve_scan(
+                    self.client,
+                    &Self::scans_key(user_id),
+                    &limit.to_string(),
+                    &ms(config.login_scan_window),
+                )?;
+                match reserved {
+                    Some(reservation) => Some(reservation),
+                    None => return Err(Error::new(
+                        ErrorKind::Login(LoginError::RateLimited),
+                        format!(
+                            "scan: this user already scanned {limit} logins within {} s, the most login_scan_limit allows; try again later",
+                            config.login_scan_window.as_secs_f64()
+                        ),
+                    )),
+                }
+            }
+        };
+        let scanned: Result<(Status, Browser)> = self.call(
+            id,
+            Operation::Scan,
+            &[
+                qr_hash.as_bytes(),
+                user_id.as_bytes(),
+                device_info.as_bytes(),
+            ],
+        );
+        let (status, browser) = match (scanned, reservation) {
+            (Ok(scanned), _) => scanned,
+            (Err(e), Some(reservation)) => {
+                // Refused (or never sent): the login did not move, so the scan is not counted.
+                // The caller gets the scan's own error; a failed release only keeps the
+                // reservation (see above).
+                if matches!(e.kind(), ErrorKind::Login(_)) || !e.maybe_sent() {
+                    let _ =
+                        script::release_scan(self.client, &Self::scans_key(user_id), &reservation);
+                }
+                return Err(e);
+            }
+            (Err(e), None) => return Err(e),
+        };
         Ok(ScanInfo {
             status,
             browser_ip: browser.ip,
@@ -414,9 +443,18 @@ impl<'a> Login<'a> {
         }
     }
 
-    /// The Redis key of login `id`.
+    /// The Redis key of login `id` on one server or behind Sentinel.
     pub fn key(id: &str) -> String {
         format!("{KEY_PREFIX}{}", random::hash(id.as_bytes()))
+    }
+
+    /// The Redis key of login `id` on Redis Cluster, whose events go to `channel` (with
+    /// `channel_prefix`): `{<tag>}` puts it in the channel's slot ([`slot::tag_for_slot`]), so
+    /// one script run touches one slot (and its SPUBLISH is allowed there). The channel's name
+    /// stays the same as anywhere else; the key holds no login id, as anywhere else.
+    pub fn cluster_key(id: &str, channel: &str) -> String {
+        let tag = slot::tag_for_slot(slot::slot(channel.as_bytes()));
+        format!("{KEY_PREFIX}{{{tag}}}{}", random::hash(id.as_bytes()))
     }
 
     /// The Redis key of the recent scans of `user_id` (hashed: no user id in key names).
@@ -432,17 +470,6 @@ impl<'a> Login<'a> {
         operation: Operation,
         op_args: &[&[u8]],
     ) -> Result<(Status, R)> {
-        self.call_with(id, operation, &[], op_args)
-    }
-
-    /// [`Login::call`], for an operation that also touches `other_keys`.
-    fn call_with<R: Returned>(
-        &self,
-        id: &str,
-        operation: Operation,
-        other_keys: &[&str],
-        op_args: &[&[u8]],
-    ) -> Result<(Status, R)> {
         let config = self.client.config();
         let channel = self.channel(id);
         let (pending, approved, terminal) = (
@@ -454,19 +481,27 @@ impl<'a> Login<'a> {
             LoginChannelMode::Single => b"1",
             LoginChannelMode::PerLogin => b"0",
         };
+        // On Redis Cluster the key is in the channel's slot: SPUBLISH runs there, with the key.
+        let publish: &[u8] =
+            match self.client.is_cluster() && config.cluster_publish == ClusterPublish::Sharded {
+                true => b"SPUBLISH",
+                false => b"PUBLISH",
+            };
         let mut args: Vec<&[u8]> = vec![
             id.as_bytes(),
             channel.as_bytes(),
             with_session_id,
+            publish,
             pending.as_bytes(),
             approved.as_bytes(),
             terminal.as_bytes(),
         ];
         args.extend_from_slice(op_args);
-        let key = Self::key(id);
-        let mut keys = vec![key.as_str()];
-        keys.extend_from_slice(other_keys);
-        match script::run(self.client, operation, &keys, &args)? {
+        let key = match self.client.is_cluster() {
+            true => Self::cluster_key(id, &channel),
+            false => Self::key(id),
+        };
+        match script::run(self.client, operation, &[&key], &args)? {
             Reply::Accepted(Accepted {
                 state,
                 version,

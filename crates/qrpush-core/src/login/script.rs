@@ -10,6 +10,7 @@ use sha1::{Digest, Sha1};
 
 use super::State;
 use crate::client::Client;
+use crate::cluster::slot;
 use crate::connection::{server_error, Packer};
 use crate::error::{Error, ErrorKind, LoginError, Result};
 
@@ -19,12 +20,7 @@ pub const SOURCE: &str = include_str!("login.lua");
 /// The script's SHA-1 in lowercase hex, as EVALSHA names it.
 pub fn sha() -> &'static str {
     static SHA: OnceLock<String> = OnceLock::new();
-    SHA.get_or_init(|| {
-        Sha1::digest(SOURCE.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    })
+    SHA.get_or_init(|| sha1_hex(SOURCE))
 }
 
 /// The script's operations (its ARGV[1]): one per transition, and `status`.
@@ -149,34 +145,121 @@ pub fn run<R: Returned>(
     keys: &[&str],
     args: &[&[u8]],
 ) -> Result<Reply<R>> {
-    let reply = client.run(0, |conn, deadline| {
-        let script = |p: &mut Packer<'_>, command: &str, script: &str| {
+    let mut argv: Vec<&[u8]> = Vec::with_capacity(args.len() + 1);
+    argv.push(operation.name().as_bytes());
+    argv.extend_from_slice(args);
+    let reply = eval(
+        client,
+        (SOURCE, sha()),
+        keys,
+        &argv,
+        "the QrPush login script failed",
+    )?;
+    decode(reply)
+}
+
+/// The per-user scan limit (see `scans.lua`).
+pub const SCANS_SOURCE: &str = include_str!("scans.lua");
+
+/// `scans.lua`'s SHA-1 in lowercase hex.
+pub fn scans_sha() -> &'static str {
+    static SHA: OnceLock<String> = OnceLock::new();
+    SHA.get_or_init(|| sha1_hex(SCANS_SOURCE))
+}
+
+/// A scan reserved under the per-user limit: the time `scans.lua` recorded (its `release` needs it).
+#[derive(Debug, Clone)]
+pub struct Reservation(String);
+
+/// Reserves one scan of the user whose recent scans are in `key`, under `limit` per `window_ms`;
+/// `None` when the user is at the limit (nothing changed).
+pub fn reserve_scan(
+    client: &Client,
+    key: &str,
+    limit: &str,
+    window_ms: &str,
+) -> Result<Option<Reservation>> {
+    let reply = eval(
+        client,
+        (SCANS_SOURCE, scans_sha()),
+        &[key],
+        &[b"reserve", limit.as_bytes(), window_ms.as_bytes()],
+        "the QrPush scan limit script failed",
+    )?;
+    match reply {
+        Value::BulkString(b) if b == b"rate_limited" => Ok(None),
+        Value::BulkString(b) if !b.is_empty() && b.iter().all(u8::is_ascii_digit) => {
+            Ok(Some(Reservation(String::from_utf8_lossy(&b).into_owned())))
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Gives back a scan reserved by [`reserve_scan`] whose login transition was refused.
+pub fn release_scan(client: &Client, key: &str, reservation: &Reservation) -> Result<()> {
+    let reply = eval(
+        client,
+        (SCANS_SOURCE, scans_sha()),
+        &[key],
+        &[b"release", reservation.0.as_bytes()],
+        "the QrPush scan limit script failed",
+    )?;
+    match reply {
+        Value::Int(_) => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Runs a script (EVALSHA, then EVAL on NOSCRIPT, on the same connection) whose keys share
+/// `keys[0]`'s slot: on Redis Cluster on that slot's primary (see [`Client::run_in_slot`]).
+/// An error reply is an error, about `context`.
+fn eval(
+    client: &Client,
+    (source, sha): (&str, &str),
+    keys: &[&str],
+    argv: &[&[u8]],
+    context: &str,
+) -> Result<Value> {
+    let slot = slot::slot(keys[0].as_bytes());
+    client.run_in_slot(slot, 0, |conn, deadline, asking| {
+        let script = |p: &mut Packer<'_>, by_sha: bool| {
             p.command(|cmd| {
-                cmd.arg(command).arg(script).arg(keys.len());
+                if by_sha {
+                    cmd.arg("EVALSHA").arg(sha);
+                } else {
+                    cmd.arg("EVAL").arg(source);
+                }
+                cmd.arg(keys.len());
                 for key in keys {
                     cmd.arg(*key);
                 }
-                cmd.arg(operation.name());
-                for a in args {
+                for a in argv {
                     cmd.arg(*a);
                 }
             })
         };
-        let reply = conn.request_one(deadline, |p| script(p, "EVALSHA", sha()))?;
+        let reply = conn.request_one_asking(deadline, asking, |p| script(p, true))?;
         let reply = match reply {
             Value::ServerError(e) if e.code() == "NOSCRIPT" => {
-                conn.request_one(deadline, |p| script(p, "EVAL", SOURCE))?
+                conn.request_one_asking(deadline, asking, |p| script(p, false))?
             }
             other => other,
         };
         // An error reply fails the call inside the request, so that it counts in the stats and
-        // a demoted primary's READONLY retires the connection (and is retried on a new one).
+        // a demoted primary's READONLY or a Cluster redirect retires the connection (and the
+        // call goes to the right node, once).
         match reply {
-            Value::ServerError(e) => Err(server_error(&e, "the QrPush login script failed")),
+            Value::ServerError(e) => Err(server_error(&e, context)),
             other => Ok(other),
         }
-    })?;
-    decode(reply)
+    })
+}
+
+fn sha1_hex(source: &str) -> String {
+    Sha1::digest(source.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn decode<R: Returned>(reply: Value) -> Result<Reply<R>> {
@@ -243,5 +326,7 @@ mod tests {
     fn sha_is_sha1_hex() {
         assert_eq!(super::sha().len(), 40);
         assert!(super::sha().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(super::scans_sha().len(), 40);
+        assert_ne!(super::sha(), super::scans_sha());
     }
 }
