@@ -313,15 +313,17 @@ qr_stack_stop() { # run
 
 # The npm packages of a Node project of the repository (a folder with package.json and
 # package-lock.json; default tests/e2e: playwright-core for the browser test and the gateway
-# benchmark): `npm ci` into $QRPUSH_CACHE/node (tests/e2e) or $QRPUSH_CACHE/node-<folder with / as ->
-# (others), outside the repository, again only when the lock file changed. Prints the node_modules
+# benchmark): `npm ci` into $QRPUSH_CACHE/node (tests/e2e) or $QRPUSH_CACHE/node-<folder with / as ->-
+# <lock file hash> (others), outside the repository, again only when the lock file changed. Naming
+# the others by their lock file lets checkouts with different lock files (branches, worktrees)
+# share the cache without one replacing the packages another is running. Prints the node_modules
 # directory.
 qr_node_modules() { # [project folder, relative to the repository]
   local project=${1:-tests/e2e} dir stamp
-  dir=$QRPUSH_CACHE/node
-  [ "$project" = tests/e2e ] || dir=$QRPUSH_CACHE/node-${project//\//-}
   command -v node >/dev/null 2>&1 || die "node is missing on the host"
   stamp=$(sha256sum "$QRPUSH_ROOT/$project/package-lock.json" | cut -c1-16)
+  dir=$QRPUSH_CACHE/node
+  [ "$project" = tests/e2e ] || dir=$QRPUSH_CACHE/node-${project//\//-}-$stamp
   if [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
     log "installing the npm packages of $project into $dir (npm ci)"
     rm -rf "$dir" && mkdir -p "$dir"

@@ -1,7 +1,8 @@
-//! `final class QrPush\SocketIo`: emits to Socket.IO servers that use `@socket.io/redis-adapter`,
-//! with the shape of `@socket.io/redis-emitter` (`$io->of('/chat')->to('room')->emit('event',
-//! ...$args)`). Every method but `emit()` returns a new object, as the JavaScript emitter's
-//! operators do: a `$io` kept around is never changed by a call made on it.
+//! `final class QrPush\SocketIo`: emits to Socket.IO servers that use `@socket.io/redis-adapter`
+//! (Pub/Sub) or `@socket.io/redis-streams-adapter` (a stream), with the shape of
+//! `@socket.io/redis-emitter` (`$io->of('/chat')->to('room')->emit('event', ...$args)`). Every
+//! method but `emit()` returns a new object, as the JavaScript emitter's operators do: a `$io`
+//! kept around is never changed by a call made on it.
 //!
 //! Rooms, namespaces and the event are copied into Rust strings when they are given; the
 //! arguments are collected into a new PHP list holding counted references and walked to JSON by
@@ -13,6 +14,7 @@ use ext_php_rs::binary_slice::BinarySlice;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ArrayKey, ZendClassObject, ZendHashTable, Zval};
+use qrpush_core::durable::socketio::StreamOptions;
 use qrpush_core::formats::socketio::{self, Adapter, Flag, SubscriptionMode, Target};
 use qrpush_core::{Client as CoreClient, Error, Subject};
 
@@ -46,9 +48,10 @@ const EMIT: &[Argument] = &[
 
 #[php_impl]
 impl SocketIo {
-    /// `$options`: `adapter` ("classic" or "sharded"), `key` (the adapter's `key` /
-    /// `channelPrefix`, "socket.io"), `subscription_mode` (sharded: "dynamic", "static",
-    /// "dynamic-private").
+    /// `$options`: `adapter` ("classic", "sharded" or "streams"), `key` (the Pub/Sub adapters'
+    /// `key` / `channelPrefix`, "socket.io"), `subscription_mode` (sharded: "dynamic", "static",
+    /// "dynamic-private"), `stream`, `stream_count`, `max_len` (streams: the adapter's
+    /// `streamName`, `streamCount`, `maxLen`).
     #[php(optional = client)]
     pub fn __construct(
         client: Option<&ZendClassObject<Client>>,
@@ -103,8 +106,7 @@ impl SocketIo {
             list_value.set_hashtable(list);
             let json = to_payload(&list_value, client.config().max_payload)
                 .map_err(|e| e.about(Subject::Message))?;
-            let encoded = self.target.encode_json_args(&event, json.as_ref())?;
-            socketio::emit(client, &encoded)
+            self.target.emit_json_args(client, &event, json.as_ref())
         };
         let result = match &self.client {
             Some(client) => emit(client),
@@ -153,59 +155,109 @@ impl SocketIo {
 /// The target `$options` describe (see `__construct`).
 fn target_of(options: Option<&ZendHashTable>) -> Result<Target, Error> {
     let mut adapter = "classic".to_string();
-    let mut key = "socket.io".to_string();
+    let mut key = None;
     let mut mode = None;
+    let mut stream = None;
+    let mut stream_count = None;
+    let mut max_len = None;
     for (name, value) in options.into_iter().flat_map(|o| o.iter()) {
         let name = match name {
             ArrayKey::Long(n) => n.to_string(),
             other => other.to_string(),
         };
-        let text = value
-            .dereference()
-            .str()
-            .map(str::to_string)
-            .ok_or_else(|| {
-                Error::invalid_type(format!(
-                    "option '{name}' must be of type string, {} given",
-                    type_name(value)
-                ))
-                .about(Subject::Settings)
-            })?;
+        let value = value.dereference();
         match name.as_str() {
-            "adapter" => adapter = text,
-            "key" => key = text,
-            "subscription_mode" => mode = Some(text),
+            "adapter" => adapter = text_option(&name, value)?,
+            "key" => key = Some(text_option(&name, value)?),
+            "subscription_mode" => mode = Some(text_option(&name, value)?),
+            "stream" => stream = Some(text_option(&name, value)?),
+            "stream_count" => stream_count = Some(count_option(&name, value, u32::MAX.into())?),
+            "max_len" => max_len = Some(count_option(&name, value, i64::MAX as u64)?),
             _ => {
-                return Err(Error::invalid(format!(
-                    "unknown option '{name}' (known: adapter, key, subscription_mode)"
-                ))
-                .about(Subject::Settings))
+                return Err(settings(format!(
+                    "unknown option '{name}' (known: adapter, key, subscription_mode, stream, stream_count, max_len)"
+                )))
             }
         }
     }
-    let adapter = match (adapter.as_str(), mode.as_deref()) {
-        ("classic", None) => Adapter::Classic,
-        ("classic", Some(_)) => {
-            return Err(Error::invalid(
-                "option 'subscription_mode' is for the sharded adapter only",
-            )
-            .about(Subject::Settings))
+    let only_for = |option: &str, which: &str| {
+        settings(format!("option '{option}' is for the {which} adapter only"))
+    };
+    let streams_options = [
+        ("stream", stream.is_some()),
+        ("stream_count", stream_count.is_some()),
+        ("max_len", max_len.is_some()),
+    ];
+    if adapter != "streams" {
+        if let Some((option, _)) = streams_options.iter().find(|(_, set)| *set) {
+            return Err(only_for(option, "streams"));
         }
-        ("sharded", mode) => {
-            let mode = mode.unwrap_or("dynamic");
+    }
+    if adapter != "sharded" && mode.is_some() {
+        return Err(only_for("subscription_mode", "sharded"));
+    }
+    let key = key.as_deref();
+    let adapter = match adapter.as_str() {
+        "classic" => Adapter::Classic,
+        "sharded" => {
+            let mode = mode.as_deref().unwrap_or("dynamic");
             Adapter::Sharded(SubscriptionMode::parse(mode).ok_or_else(|| {
-                Error::invalid(format!(
+                settings(format!(
                     "option 'subscription_mode' must be 'dynamic', 'static' or 'dynamic-private', got '{mode}'"
                 ))
-                .about(Subject::Settings)
             })?)
         }
-        (other, _) => {
-            return Err(Error::invalid(format!(
-                "option 'adapter' must be 'classic' or 'sharded', got '{other}'"
-            ))
-            .about(Subject::Settings))
+        "streams" => {
+            if key.is_some() {
+                return Err(settings(
+                    "option 'key' is for the Pub/Sub adapters (classic, sharded); the streams adapter's stream is option 'stream'",
+                ));
+            }
+            let defaults = StreamOptions::default();
+            let options = StreamOptions::new(
+                stream.as_deref().unwrap_or(&defaults.stream),
+                stream_count.map_or(defaults.stream_count, |n| n as u32),
+                max_len.unwrap_or(defaults.max_len),
+            )?;
+            return Ok(Target::streams(options));
+        }
+        other => {
+            return Err(settings(format!(
+                "option 'adapter' must be 'classic', 'sharded' or 'streams', got '{other}'"
+            )))
         }
     };
-    Target::new(adapter, &key)
+    Target::new(adapter, key.unwrap_or("socket.io"))
+}
+
+fn settings(message: impl Into<String>) -> Error {
+    Error::invalid(message.into()).about(Subject::Settings)
+}
+
+/// A string option's value.
+fn text_option(name: &str, value: &Zval) -> Result<String, Error> {
+    value.str().map(str::to_string).ok_or_else(|| {
+        Error::invalid_type(format!(
+            "option '{name}' must be of type string, {} given",
+            type_name(value)
+        ))
+        .about(Subject::Settings)
+    })
+}
+
+/// A count option's value: an int from 1 to `max`.
+fn count_option(name: &str, value: &Zval, max: u64) -> Result<u64, Error> {
+    let n = value.long().filter(|_| value.is_long()).ok_or_else(|| {
+        Error::invalid_type(format!(
+            "option '{name}' must be of type int, {} given",
+            type_name(value)
+        ))
+        .about(Subject::Settings)
+    })?;
+    match u64::try_from(n) {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(settings(format!(
+            "option '{name}' must be from 1 to {max}, got {n}"
+        ))),
+    }
 }

@@ -296,11 +296,16 @@ namespace QrPush {
          *
          * @param \QrPush\Client|null $client The client to publish with (its endpoint, time bounds and `channel_prefix`);
          *     null: the default client (`qrpush.*` php.ini directives), as \QrPush::publish() uses.
-         * @param array|null $options `adapter`: `classic` (default) or `sharded`; `key`: the adapter's `key` /
-         *     `channelPrefix` option (default `socket.io`); `subscription_mode` (sharded only): the adapter's
-         *     `subscriptionMode`, `dynamic` (default), `static` or `dynamic-private`. All strings.
+         * @param array|null $options `adapter`: `classic` (default) or `sharded` (@socket.io/redis-adapter's
+         *     createAdapter / createShardedAdapter), or `streams` (@socket.io/redis-streams-adapter); `key` (classic,
+         *     sharded): the adapter's `key` / `channelPrefix` option (default `socket.io`); `subscription_mode`
+         *     (sharded only): the adapter's `subscriptionMode`, `dynamic` (default), `static` or `dynamic-private`;
+         *     `stream` (streams only): the adapter's `streamName` (default `socket.io`; a key, no channel_prefix);
+         *     `stream_count` and `max_len` (streams only, ints from 1): its `streamCount` (default 1) and `maxLen`
+         *     (default 10000, `XADD MAXLEN ~`). The others are strings.
          * @throws \ValueError|\TypeError An unknown option or an invalid value.
          * @example $io = new QrPush\SocketIo(null, ['adapter' => 'sharded']);
+         * @example $io = new QrPush\SocketIo(null, ['adapter' => 'streams', 'stream' => 'socket.io', 'max_len' => 10000]);
          */
         public function __construct(?Client $client = null, ?array $options = null) {}
 
@@ -358,7 +363,8 @@ namespace QrPush {
         public function compress(bool $compress = true): SocketIo {}
 
         /**
-         * Emits `$event` with `$args` to the targeted clients of every Socket.IO server.
+         * Emits `$event` with `$args` to the targeted clients of every Socket.IO server. With the streams adapter: one
+         * stream entry, which servers with connection-state recovery also replay to a client that was away.
          *
          * The arguments are what `$message` accepts, encoded as JSON would encode them (strings as UTF-8 text, arrays
          * as lists or maps, \JsonSerializable and \BackedEnum as json_encode sees them), then written as MessagePack:
@@ -368,7 +374,7 @@ namespace QrPush {
          *     disconnecting, newListener, removeListener).
          * @param mixed ...$args The event's arguments.
          * @return int Redis's receiver count: the Socket.IO server processes that got the message (classic: every
-         *     server of the namespace; sharded: the subscribers of its channel).
+         *     server of the namespace; sharded: the subscribers of its channel); streams: 1, the entry appended.
          * @throws \ValueError|\TypeError An invalid event or argument; nothing is published.
          * @throws \QrPush\Exception As \QrPush::publish(); an `ERR unknown command` ServerException for the sharded
          *     adapter means Redis is older than 7.

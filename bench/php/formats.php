@@ -19,6 +19,8 @@
 //                       dispatch and queue are not counted
 //   qrpush-socketio     QrPush\SocketIo::emit() to a room (classic adapter, MessagePack)
 //   qrpush-socketio-sharded  the same for the sharded adapter (SPUBLISH)
+//   qrpush-socketio-streams  the same for @socket.io/redis-streams-adapter (XADD MAXLEN ~ 10000 of
+//                       the adapter's JSON entry)
 declare(strict_types=1);
 
 require __DIR__ . '/common.php';
@@ -57,6 +59,7 @@ if ($illuminate !== null) {
 }
 $io = (new QrPush\SocketIo($plain))->to('room:42');
 $sharded = (new QrPush\SocketIo($plain, ['adapter' => 'sharded']))->to('room:42');
+$streams = (new QrPush\SocketIo($plain, ['adapter' => 'streams']))->to('room:42');
 
 function cpu_us(array $usage): float
 {
@@ -75,6 +78,7 @@ $contenders = [
     ]),
     'qrpush-socketio' => static fn () => $io->emit('login', $event),
     'qrpush-socketio-sharded' => static fn () => $sharded->emit('login', $event),
+    'qrpush-socketio-streams' => static fn () => $streams->emit('login', $event),
 ];
 // Warm every contender (connection made, code paths hot), then measure them in turns, run by run,
 // so that a change of load on the machine touches every contender alike.

@@ -125,6 +125,61 @@ final class SocketIoTest extends TestCase
         $plain->assertNothingMore(0.1, 'sharded Pub/Sub is not seen by PSUBSCRIBE:');
     }
 
+    public function testTheStreamsAdapterAppendsTheEntryAServerWould(): void
+    {
+        $server = $this->redis();
+        $all = $this->subscribe($server, '*', pattern: true);
+        // channel_prefix is for channels: the stream is a key and keeps its name.
+        $io = new SocketIo(self::client($server, ['channel_prefix' => 'app:']), ['adapter' => 'streams', 'stream' => 'sio']);
+
+        self::assertSame(1, $io->of('chat')->to(['r1', 'r2'])->except('x')->volatile()->compress(false)->emit('e', 'é', 2.5, ['a' => [1]]));
+        self::assertSame(1, $io->emit('plain'));
+
+        $entries = $server->command('XRANGE', 'sio', '-', '+');
+        self::assertCount(2, $entries);
+        self::assertMatchesRegularExpression('/^\d+-\d+$/', $entries[0][0]);
+        self::assertSame(
+            ['uid', 'emitter', 'nsp', '/chat', 'type', '3', 'data',
+                '{"packet":{"type":2,"data":["e","é",2.5,{"a":[1]}]},"opts":{"rooms":["r1","r2"],"except":["x"],"flags":{"volatile":true,"compress":false}}}'],
+            $entries[0][1],
+        );
+        self::assertSame(
+            ['uid', 'emitter', 'nsp', '/', 'type', '3', 'data', '{"packet":{"type":2,"data":["plain"]},"opts":{"rooms":[],"except":[],"flags":{}}}'],
+            $entries[1][1],
+        );
+        $all->assertNothingMore(0.1, 'the streams adapter publishes nothing:');
+    }
+
+    public function testStreamCountAndMaxLenAreTheAdapters(): void
+    {
+        $server = $this->redis();
+        $io = new SocketIo(self::client($server), ['adapter' => 'streams', 'stream_count' => 3, 'max_len' => 1]);
+
+        // The adapter's stream for a namespace: hashCode(nsp) % streamCount; "/" hashes to 47.
+        $io->emit('e');
+        self::assertSame(1, $server->command('XLEN', 'socket.io-2'));
+        // MAXLEN ~ 1 trims whole stream nodes (100 entries each by default): far fewer than 250 stay.
+        for ($i = 0; $i < 250; $i++) {
+            $io->emit('e', $i);
+        }
+        self::assertLessThanOrEqual(100, $server->command('XLEN', 'socket.io-2'));
+        self::assertSame(0, $server->command('EXISTS', 'socket.io'));
+    }
+
+    public function testTheStreamsAdapterEntryIsBoundedByMaxPayload(): void
+    {
+        $server = $this->redis();
+        $io = new SocketIo(self::client($server, ['max_payload' => 128]), ['adapter' => 'streams']);
+
+        // The entry's data is the arguments' JSON (40 and 70 bytes here) and 76 bytes: 116 fit, 146 do not.
+        self::assertSame(1, $io->emit('e', str_repeat('y', 36)));
+        $e = self::assertThrowsExactly(\ValueError::class, fn () => $io->emit('e', str_repeat('y', 66)));
+        self::assertSame('QrPush\SocketIo::emit(): Argument #2 ($args) is 146 bytes, more than qrpush.max_payload (128 bytes)', $e->getMessage());
+        $e = self::assertThrowsExactly(\ValueError::class, fn () => $io->emit('connect'));
+        self::assertSame('QrPush\SocketIo::emit(): Argument #1 ($event) must not be "connect", a name Socket.IO reserves for itself', $e->getMessage());
+        self::assertSame(1, $server->command('XLEN', 'socket.io'));
+    }
+
     public function testShardedSubscriptionModesChooseTheChannel(): void
     {
         $server = $this->redis();
@@ -182,12 +237,21 @@ final class SocketIoTest extends TestCase
             [\TypeError::class, fn () => $io->in(['a', 1]), 'QrPush\SocketIo::in(): Argument #1 ($rooms) room #1 must be of type string, int given'],
             [\TypeError::class, fn () => $io->to(1.5), 'QrPush\SocketIo::to(): Argument #1 ($rooms) must be of type string|array, float given'],
             [\ValueError::class, fn () => $io->of("/a\0"), 'QrPush\SocketIo::of(): Argument #1 ($namespace) must not contain control characters (byte 0x00 at offset 2)'],
-            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'cluster']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'adapter' must be 'classic' or 'sharded', got 'cluster'"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'cluster']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'adapter' must be 'classic', 'sharded' or 'streams', got 'cluster'"],
             [\ValueError::class, fn () => new SocketIo(null, ['subscription_mode' => 'static']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'subscription_mode' is for the sharded adapter only"],
             [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'sharded', 'subscription_mode' => 'x']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'subscription_mode' must be 'dynamic', 'static' or 'dynamic-private', got 'x'"],
-            [\ValueError::class, fn () => new SocketIo(null, ['keys' => 'x']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) unknown option 'keys' (known: adapter, key, subscription_mode)"],
+            [\ValueError::class, fn () => new SocketIo(null, ['keys' => 'x']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) unknown option 'keys' (known: adapter, key, subscription_mode, stream, stream_count, max_len)"],
             [\TypeError::class, fn () => new SocketIo(null, ['key' => 1]), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'key' must be of type string, int given"],
             [\ValueError::class, fn () => new SocketIo(null, ['key' => '']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'key' must not be empty"],
+            [\ValueError::class, fn () => new SocketIo(null, ['max_len' => 5]), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'max_len' is for the streams adapter only"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'sharded', 'stream' => 's']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'stream' is for the streams adapter only"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'key' => 's']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'key' is for the Pub/Sub adapters (classic, sharded); the streams adapter's stream is option 'stream'"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'subscription_mode' => 'static']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'subscription_mode' is for the sharded adapter only"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'max_len' => 0]), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'max_len' must be from 1 to 9223372036854775807, got 0"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'stream_count' => -1]), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'stream_count' must be from 1 to 4294967295, got -1"],
+            [\TypeError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'max_len' => '10']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'max_len' must be of type int, string given"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'stream' => '']), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'stream' must not be empty"],
+            [\ValueError::class, fn () => new SocketIo(null, ['adapter' => 'streams', 'stream' => "s\n"]), "QrPush\\SocketIo::__construct(): Argument #2 (\$options) option 'stream' must not contain control characters (byte 0x0a at offset 1)"],
         ];
         foreach ($cases as [$class, $call, $message]) {
             $e = self::assertThrowsExactly($class, $call);

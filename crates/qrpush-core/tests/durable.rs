@@ -404,7 +404,7 @@ fn socketio_emits_are_the_streams_adapters_entries() {
         except: vec![],
         flags: vec![],
         event: "message".into(),
-        args: vec![b"\"hello\"".to_vec(), br#"{"from":"php"}"#.to_vec()],
+        args: br#"["hello",{"from":"php"}]"#.to_vec(),
     };
     let options = StreamOptions {
         max_len: 3,
@@ -440,7 +440,7 @@ fn socketio_emits_are_the_streams_adapters_entries() {
             "type",
             "3",
             "data",
-            r#"{"packet":{"type":2,"data":["message","hello",{"from":"php"}],"nsp":"/chat"},"opts":{"rooms":["room1"],"flags":{},"except":[]}}"#
+            r#"{"packet":{"type":2,"data":["message","hello",{"from":"php"}]},"opts":{"rooms":["room1"],"except":[],"flags":{}}}"#
         ]
     );
     let reserved = Broadcast {

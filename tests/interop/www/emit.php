@@ -4,7 +4,8 @@
  * Emits with QrPush\SocketIo what the POSTed JSON describes, to the default client's Redis:
  *   {"options": {...} (the constructor's), "namespace": "/admin", "to": [...], "except": [...],
  *    "flags": [["volatile", true], ["compress", false]] (applied in order), "event": "e",
- *    "args": NAME (a list of PHP values from ../socketio/args.php)}
+ *    "args": NAME (a list of PHP values from ../socketio/args.php) or "values": [...] (the arguments
+ *    themselves, as JSON)}
  * Answers {"receivers": int, "args": the arguments as JSON}: what a Node.js client should receive,
  * and what the test hands the real @socket.io/redis-emitter to compare bytes.
  */
@@ -13,7 +14,7 @@ declare(strict_types=1);
 
 header('Content-Type: application/json');
 $spec = json_decode((string) file_get_contents('php://input'), true, 16, JSON_THROW_ON_ERROR);
-$args = (require __DIR__ . '/../socketio/args.php')[$spec['args']];
+$args = $spec['values'] ?? (require __DIR__ . '/../socketio/args.php')[$spec['args']];
 $io = new QrPush\SocketIo(null, $spec['options'] ?? []);
 if (isset($spec['namespace'])) {
     $io = $io->of($spec['namespace']);

@@ -1,23 +1,26 @@
 //! Emitting to Socket.IO servers that share their broadcasts through `@socket.io/redis-streams-adapter`:
-//! one stream entry per emit, in the adapter's own format, so servers with connection-state
-//! recovery replay it to a client that was away (the entry's id is the offset the adapter gives
-//! the client).
+//! one stream entry per emit, the one a server of the adapter appends for its own
+//! `io.to(room).emit(event, ...args)`, so every server delivers it and servers with
+//! connection-state recovery replay it to a client that was away (the entry's id is the offset the
+//! adapter hands the client as the event's last argument).
 //!
-//! What the adapter reads (its `onRawMessage` and `RedisStreamsAdapter.decode`), as its emitter
-//! (`@socket.io/redis-streams-emitter`) writes it:
+//! What a server appends (the adapter's `doPublish`/`encode`, socket.io-adapter's
+//! `ClusterAdapter.broadcast` and `encodeOptions`), and reads back (`onRawMessage`, `decode`, and
+//! `restoreSession` for a recovering client):
 //!
 //! ```text
-//! XADD <stream> MAXLEN ~ <maxLen> * uid emitter nsp <namespace> type 3 data <JSON>
-//! data: {"packet":{"type":2,"data":[<event>,<arg>...],"nsp":<namespace>},
-//!        "opts":{"rooms":[...],"flags":{...},"except":[...]}}
+//! XADD <stream> MAXLEN ~ <maxLen> * uid <uid> nsp <namespace> type 3 data <JSON>
+//! data: {"packet":{"type":2,"data":[<event>,<arg>...]},
+//!        "opts":{"rooms":[...],"except":[...],"flags":{...}}}
 //! ```
 //!
-//! `type 3` is the cluster message BROADCAST, packet type 2 an EVENT; uid `emitter` is the uid the
-//! Socket.IO emitters use (no server ignores it as its own). The adapter reads `data` as JSON
-//! because it starts with `{` (MessagePack, base64, is only for binary arguments, which QrPush
-//! never sends). With `streamCount` > 1, a namespace's stream is `<stream>-<i>`, `i` the
-//! adapter's `hashCode(namespace) % streamCount` (JavaScript's 32-bit string hash and remainder,
-//! negative for a negative hash, as the adapter computes it).
+//! `type 3` is the cluster message BROADCAST, packet type 2 an EVENT. A server's packet has no
+//! `nsp` (the receiving adapter sets its own); its uid is random, this module's is `emitter`, the
+//! uid the Socket.IO emitters use (no server ignores it as its own). The adapter writes `data` as
+//! JSON unless an argument is binary (then MessagePack, base64) and reads JSON when it starts with
+//! `{`: QrPush's arguments are never binary. With `streamCount` > 1, a namespace's stream is
+//! `<stream>-<i>`, `i` the adapter's `hashCode(namespace) % streamCount` (JavaScript's 32-bit
+//! string hash and remainder, negative for a negative hash, as the adapter computes it).
 //!
 //! The stream name is a key, not a channel: `channel_prefix` does not apply.
 
@@ -26,24 +29,15 @@ use std::fmt::Write as _;
 use redis::Value;
 
 use super::offset::Offset;
-use crate::client::Client;
+use crate::client::{Client, MAX_CHANNEL_LEN};
+use crate::config::validate_channel_part;
 use crate::connection::server_error;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result, Subject};
 use crate::json;
 
 /// The adapter's defaults (`streamName`, `maxLen`).
 pub const DEFAULT_STREAM: &str = "socket.io";
 pub const DEFAULT_MAX_LEN: u64 = 10_000;
-
-/// Event names Socket.IO reserves: an emit of one throws in the JavaScript emitter.
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// Where the entries go: the adapter's `streamName`, `streamCount` and `maxLen` options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +58,29 @@ impl Default for StreamOptions {
 }
 
 impl StreamOptions {
+    /// The adapter's `streamName`, `streamCount` and `maxLen`, checked: a stream name that is a
+    /// valid key name, at least one stream, at least one entry kept.
+    pub fn new(stream: &str, stream_count: u32, max_len: u64) -> Result<Self> {
+        let refuse = |what: String| Err(Error::invalid(what).about(Subject::Settings));
+        if stream.is_empty() {
+            return refuse("option 'stream' must not be empty".into());
+        }
+        if let Err(e) = validate_channel_part(stream.as_bytes(), MAX_CHANNEL_LEN) {
+            return refuse(format!("option 'stream' {}", e.detail()));
+        }
+        if stream_count == 0 {
+            return refuse("option 'stream_count' must be at least 1".into());
+        }
+        if max_len == 0 {
+            return refuse("option 'max_len' must be at least 1".into());
+        }
+        Ok(StreamOptions {
+            stream: stream.to_string(),
+            stream_count,
+            max_len,
+        })
+    }
+
     /// The stream the adapter reads `namespace`'s broadcasts from.
     pub fn stream_for(&self, namespace: &str) -> String {
         if self.stream_count <= 1 {
@@ -83,33 +100,52 @@ pub fn js_hash_code(text: &str) -> i32 {
 }
 
 /// One broadcast: the namespace, the rooms it targets (none: the whole namespace), the rooms it
-/// leaves out, its flags in the order they were set, the event and its arguments (each already
-/// JSON).
-#[derive(Debug, Clone, Default)]
+/// leaves out, its flags in the order they were set, the event and its arguments: the JSON text
+/// of their list (`[]`: none), as the PHP binding writes it.
+#[derive(Debug, Clone)]
 pub struct Broadcast {
     pub namespace: String,
     pub rooms: Vec<String>,
     pub except: Vec<String>,
     pub flags: Vec<(&'static str, bool)>,
     pub event: String,
-    pub args: Vec<Vec<u8>>,
+    pub args: Vec<u8>,
+}
+
+impl Default for Broadcast {
+    fn default() -> Self {
+        Broadcast {
+            namespace: "/".into(),
+            rooms: Vec::new(),
+            except: Vec::new(),
+            flags: Vec::new(),
+            event: String::new(),
+            args: b"[]".to_vec(),
+        }
+    }
 }
 
 impl Broadcast {
-    /// The `data` field: `{"packet":…,"opts":…}` as `JSON.stringify` writes the emitter's object
-    /// (key order included).
-    pub fn data(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(96 + self.args.iter().map(Vec::len).sum::<usize>());
+    /// The `data` field: `{"packet":…,"opts":…}` as a server's `JSON.stringify` writes it (key
+    /// order included). Fails when `args` is not the text of a JSON list.
+    pub fn data(&self) -> Result<Vec<u8>> {
+        let args = self.args.trim_ascii();
+        let inner = args
+            .strip_prefix(b"[")
+            .and_then(|rest| rest.strip_suffix(b"]"))
+            .ok_or_else(|| Error::invalid("are not a JSON list").about(Subject::Message))?
+            .trim_ascii();
+        let mut out = Vec::with_capacity(96 + self.event.len() + inner.len());
         out.extend_from_slice(br#"{"packet":{"type":2,"data":["#);
         json::write_str(&self.event, &mut out);
-        for arg in &self.args {
+        if !inner.is_empty() {
             out.push(b',');
-            out.extend_from_slice(arg);
+            out.extend_from_slice(inner);
         }
-        out.extend_from_slice(br#"],"nsp":"#);
-        json::write_str(&self.namespace, &mut out);
-        out.extend_from_slice(br#"},"opts":{"rooms":"#);
+        out.extend_from_slice(br#"]},"opts":{"rooms":"#);
         write_list(&self.rooms, &mut out);
+        out.extend_from_slice(br#","except":"#);
+        write_list(&self.except, &mut out);
         out.extend_from_slice(br#","flags":{"#);
         for (i, (name, value)) in self.flags.iter().enumerate() {
             if i > 0 {
@@ -118,10 +154,8 @@ impl Broadcast {
             json::write_key(name, &mut out);
             json::write_bool(*value, &mut out);
         }
-        out.extend_from_slice(br#"},"except":"#);
-        write_list(&self.except, &mut out);
-        out.extend_from_slice(b"}}");
-        out
+        out.extend_from_slice(b"}}}");
+        Ok(out)
     }
 }
 
@@ -145,22 +179,22 @@ pub fn namespace(name: &str) -> String {
     }
 }
 
-/// Checks an event name: not one Socket.IO reserves.
-pub fn check_event(event: &str) -> Result<()> {
-    if RESERVED_EVENTS.contains(&event) {
-        return Err(Error::invalid(format!(
-            "'{event}' is a reserved Socket.IO event name"
-        )));
-    }
-    Ok(())
-}
+pub use crate::formats::socketio::check_event;
 
 /// Appends `broadcast` to its namespace's stream (one XADD); returns the entry's id: the offset
-/// the adapter hands its clients for it.
+/// the adapter hands its clients for it. An entry longer than `max_payload` is refused unsent.
 pub fn emit(client: &Client, options: &StreamOptions, broadcast: &Broadcast) -> Result<Offset> {
     check_event(&broadcast.event)?;
     let stream = options.stream_for(&broadcast.namespace);
-    let data = broadcast.data();
+    let data = broadcast.data()?;
+    let max = client.config().max_payload;
+    if data.len() > max {
+        return Err(Error::invalid(format!(
+            "is {} bytes, more than qrpush.max_payload ({max} bytes)",
+            data.len()
+        ))
+        .about(Subject::Message));
+    }
     let mut max_len = String::new();
     let _ = write!(max_len, "{}", options.max_len);
     // One key: on Redis Cluster the XADD goes to the owner of the stream's slot.
@@ -211,18 +245,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn data_is_the_emitters_json() {
+    fn data_is_a_servers_json() {
         let broadcast = Broadcast {
-            namespace: "/".into(),
             event: "notification".into(),
-            args: vec![br#"{"unread":3}"#.to_vec(), b"\"x\"".to_vec()],
+            args: br#"[{"unread":3},"x"]"#.to_vec(),
             ..Broadcast::default()
         };
-        // JSON.stringify({packet: {type: 2, data: ["notification", {unread: 3}, "x"], nsp: "/"},
-        //                 opts: {rooms: [], flags: {}, except: []}})
+        // What a server's adapter writes for io.emit("notification", {unread: 3}, "x"):
+        // JSON.stringify({packet: {type: 2, data: ["notification", {unread: 3}, "x"]},
+        //                 opts: {rooms: [], except: [], flags: {}}})
         assert_eq!(
-            String::from_utf8(broadcast.data()).unwrap(),
-            r#"{"packet":{"type":2,"data":["notification",{"unread":3},"x"],"nsp":"/"},"opts":{"rooms":[],"flags":{},"except":[]}}"#
+            String::from_utf8(broadcast.data().unwrap()).unwrap(),
+            r#"{"packet":{"type":2,"data":["notification",{"unread":3},"x"]},"opts":{"rooms":[],"except":[],"flags":{}}}"#
         );
         let targeted = Broadcast {
             namespace: "/chat".into(),
@@ -230,12 +264,39 @@ mod tests {
             except: vec!["banned".into()],
             flags: vec![("volatile", true), ("compress", false)],
             event: "m".into(),
-            args: vec![],
+            args: b" [ ] ".to_vec(),
         };
         assert_eq!(
-            String::from_utf8(targeted.data()).unwrap(),
-            r#"{"packet":{"type":2,"data":["m"],"nsp":"/chat"},"opts":{"rooms":["room \"1\"","r2"],"flags":{"volatile":true,"compress":false},"except":["banned"]}}"#
+            String::from_utf8(targeted.data().unwrap()).unwrap(),
+            r#"{"packet":{"type":2,"data":["m"]},"opts":{"rooms":["room \"1\"","r2"],"except":["banned"],"flags":{"volatile":true,"compress":false}}}"#
         );
+        let not_a_list = Broadcast {
+            args: br#"{"a":1}"#.to_vec(),
+            ..Broadcast::default()
+        };
+        assert_eq!(
+            not_a_list.data().unwrap_err().subject(),
+            Some(Subject::Message)
+        );
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert_eq!(
+            StreamOptions::new("socket.io", 1, 10_000).unwrap(),
+            StreamOptions::default()
+        );
+        for (stream, count, max_len, message) in [
+            ("", 1, 1, "option 'stream' must not be empty"),
+            ("s", 0, 1, "option 'stream_count' must be at least 1"),
+            ("s", 1, 0, "option 'max_len' must be at least 1"),
+        ] {
+            let e = StreamOptions::new(stream, count, max_len).unwrap_err();
+            assert_eq!(e.subject(), Some(Subject::Settings));
+            assert_eq!(e.detail(), message);
+        }
+        let e = StreamOptions::new("a\nb", 1, 1).unwrap_err();
+        assert!(e.detail().starts_with("option 'stream' "), "{e}");
     }
 
     #[test]

@@ -19,6 +19,10 @@
 //!   unless the message holds binary data and reads both (a first byte `{` means JSON); this
 //!   module always sends MessagePack, the classic format's encoding, which is shorter.
 //!
+//! - the streams adapter (`@socket.io/redis-streams-adapter`): one entry appended to a Redis stream,
+//!   which every server reads and servers with connection-state recovery replay to a client that
+//!   was away (`durable/socketio.rs` writes it).
+//!
 //! `flags` is `{}` unless set: `volatile: true` (a client that cannot take it at once misses it)
 //! and `compress: bool` (permessage-deflate for it), in the order they were first set, as the
 //! JavaScript emitter's `Object.assign` leaves them.
@@ -31,6 +35,7 @@ use crate::connection::server_error;
 use crate::error::{Error, ErrorKind, Result, Subject};
 
 use super::msgpack;
+use crate::durable::socketio::{self as streams, Broadcast, StreamOptions};
 
 /// The `uid` of a message no Socket.IO server sent (the emitters' and `ClusterAdapter`'s name).
 const EMITTER_UID: &str = "emitter";
@@ -56,6 +61,8 @@ pub enum Adapter {
     Classic,
     /// `createShardedAdapter`: sharded Pub/Sub (SPUBLISH / SSUBSCRIBE), Redis 7 and later.
     Sharded(SubscriptionMode),
+    /// `@socket.io/redis-streams-adapter`: XADD to a stream (the target's [`StreamOptions`]).
+    Streams,
 }
 
 /// The sharded adapter's `subscriptionMode`: which rooms have a channel of their own.
@@ -109,6 +116,8 @@ pub struct Target {
     rooms: Vec<String>,
     except: Vec<String>,
     flags: Vec<(Flag, bool)>,
+    /// The streams adapter's stream name, stream count and maximum length.
+    streams: StreamOptions,
 }
 
 /// An encoded emit: the channel (before the client's `channel_prefix`), whether it goes by
@@ -129,6 +138,7 @@ impl Default for Target {
             rooms: Vec::new(),
             except: Vec::new(),
             flags: Vec::new(),
+            streams: StreamOptions::default(),
         }
     }
 }
@@ -147,6 +157,15 @@ impl Target {
             key: key.into(),
             ..Target::default()
         })
+    }
+
+    /// The main namespace `/` of servers whose adapter is the streams adapter with `options`.
+    pub fn streams(options: StreamOptions) -> Self {
+        Target {
+            adapter: Adapter::Streams,
+            streams: options,
+            ..Target::default()
+        }
     }
 
     pub fn adapter(&self) -> Adapter {
@@ -221,6 +240,8 @@ impl Target {
             // The adapter's test for a socket id: a string of 20 characters (UTF-16 units).
             Adapter::Sharded(SubscriptionMode::Dynamic) => room.encode_utf16().count() != 20,
             Adapter::Sharded(SubscriptionMode::DynamicPrivate) => true,
+            // No channel: the broadcast is a stream entry.
+            Adapter::Streams => false,
         };
         if own_channel {
             format!("{base}{room}#")
@@ -230,9 +251,14 @@ impl Target {
     }
 
     /// The message for `event` with `args` (JSON-like values, as PHP's json_encode sees them)
-    /// and its channel.
+    /// and its channel. Pub/Sub adapters only: the streams adapter takes [`Self::broadcast`].
     pub fn encode(&self, event: &str, args: &[Value]) -> Result<Encoded> {
         check_event(event)?;
+        if self.adapter == Adapter::Streams {
+            return Err(Error::invalid(
+                "the streams adapter takes a stream entry, not a Pub/Sub message",
+            ));
+        }
         let mut message = Vec::with_capacity(64 + event.len() + self.namespace.len());
         match self.adapter {
             Adapter::Classic => {
@@ -244,7 +270,8 @@ impl Target {
                 self.write_flags(&mut message);
                 self.write_rooms("except", &self.except, &mut message);
             }
-            Adapter::Sharded(_) => {
+            // (Streams returned above.)
+            Adapter::Sharded(_) | Adapter::Streams => {
                 msgpack::write_map_len(4, &mut message);
                 msgpack::write_str("type", &mut message);
                 msgpack::write_uint(CLUSTER_BROADCAST, &mut message);
@@ -278,6 +305,33 @@ impl Target {
             Error::invalid(format!("are not a JSON list: {e}")).about(Subject::Message)
         })?;
         self.encode(event, &args)
+    }
+
+    /// The stream entry for `event` with `args` (the JSON text of their list) to this target.
+    pub fn broadcast(&self, event: &str, args: &[u8]) -> Result<Broadcast> {
+        check_event(event)?;
+        Ok(Broadcast {
+            namespace: self.namespace.clone(),
+            rooms: self.rooms.clone(),
+            except: self.except.clone(),
+            flags: self.flags.iter().map(|(f, v)| (f.name(), *v)).collect(),
+            event: event.to_string(),
+            args: args.to_vec(),
+        })
+    }
+
+    /// Emits `event` with `args` (the JSON text of their list, as the PHP binding writes it) with
+    /// `client`: PUBLISH or SPUBLISH of the adapter's message, which returns Redis's count of
+    /// receivers (see [`emit`]), or one stream entry for the streams adapter, which returns 1 (the
+    /// entry appended: Redis cannot tell how many servers will read it).
+    pub fn emit_json_args(&self, client: &Client, event: &str, args: &[u8]) -> Result<i64> {
+        if self.adapter == Adapter::Streams {
+            let broadcast = self.broadcast(event, args)?;
+            streams::emit(client, &self.streams, &broadcast)?;
+            return Ok(1);
+        }
+        let encoded = self.encode_json_args(event, args)?;
+        emit(client, &encoded)
     }
 
     /// `{type: 2, data: [event, ...args], nsp}`: socket.io-parser's EVENT packet.
