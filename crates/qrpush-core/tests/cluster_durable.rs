@@ -225,7 +225,7 @@ fn socketio_stream_emits_run_on_the_owner_of_the_stream() {
     let broadcast = Broadcast {
         namespace: socketio::namespace("chat"),
         event: "message".into(),
-        args: vec![b"\"hello\"".to_vec()],
+        args: br#"["hello"]"#.to_vec(),
         ..Broadcast::default()
     };
     let mut owners = std::collections::BTreeSet::new();
