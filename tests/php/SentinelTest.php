@@ -10,7 +10,8 @@ use QrPush\Client;
  * Redis Sentinel from PHP: the redis-sentinel:// URL forms in `new Client()` (validated without
  * connecting, the password never shown), and a publish through 1 primary + 1 replica + 3
  * Sentinels, with stats() and phpinfo showing the service, the primary in use and the failovers
- * followed.
+ * followed; Sentinels with a password of their own, given as qrpush.sentinel_password (php.ini) or
+ * the `sentinel_password` option, never shown.
  */
 final class SentinelTest extends TestCase
 {
@@ -59,5 +60,39 @@ final class SentinelTest extends TestCase
         self::assertMatchesRegularExpression('/topology => sentinel/', $result->stdout);
         self::assertStringContainsString('qrpush / 127.0.0.1:' . $sentinel->primary->port(), $result->stdout);
         self::assertMatchesRegularExpression('/failovers followed => 0/', $result->stdout);
+    }
+
+    public function testSentinelsWithTheirOwnPasswordAreAskedWithSentinelPassword(): void
+    {
+        $sentinel = $this->redisSentinel('sentinel-s3cret');
+        $channel = self::channel('sentinel-auth');
+        $subscriber = $this->subscribe($sentinel->primary, $channel);
+        $options = ['connect_timeout' => 1.0, 'timeout' => 1.0];
+
+        $client = new Client($sentinel->url(), $options + ['sentinel_password' => 'sentinel-s3cret']);
+        self::assertSame(1, $client->publish($channel, 'with the option'));
+        self::assertSame(['with the option'], $subscriber->messages(1));
+        self::assertStringNotContainsString('sentinel-s3cret', var_export($client->stats(), true));
+
+        $without = new Client($sentinel->url(), $options);
+        $e = self::assertThrowsExactly(\QrPush\ConnectionException::class, fn () => $without->publish($channel, 'x'), 'NOAUTH');
+        self::assertStringContainsString("no primary of the Sentinel service 'qrpush' found", $e->getMessage());
+        $wrong = new Client($sentinel->url(), $options + ['sentinel_password' => 'wrong-s3cret']);
+        $e = self::assertThrowsExactly(\QrPush\ConnectionException::class, fn () => $wrong->publish($channel, 'x'), 'WRONGPASS');
+        self::assertStringNotContainsString('wrong-s3cret', $e->getMessage());
+        $e = self::assertThrowsExactly(\ValueError::class, fn () => new Client($sentinel->url(), ['sentinel_password' => "a\nb"]), 'sentinel_password');
+        self::assertStringNotContainsString("a\nb", $e->getMessage());
+
+        $result = PhpProcess::code(
+            ['qrpush.url' => $sentinel->url(), 'qrpush.sentinel_password' => 'sentinel-s3cret', 'qrpush.sentinel_user' => 'default'],
+            'echo QrPush::publish(' . var_export($channel, true) . ', "from php.ini"), "\n"; phpinfo(INFO_MODULES);',
+        );
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertStringStartsWith("1\n", $result->stdout, $result->describe());
+        self::assertSame(['from php.ini'], $subscriber->messages(1));
+        self::assertMatchesRegularExpression('/qrpush\.sentinel_password => <redacted>/', $result->stdout);
+        self::assertMatchesRegularExpression('/qrpush\.sentinel_user => default/', $result->stdout);
+        self::assertStringNotContainsString('sentinel-s3cret', $result->stdout . $result->stderr);
+        $subscriber->assertNothingMore();
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, SentinelAuth};
 use crate::error::{Error, Result, Subject};
 use crate::secret::Secret;
 use crate::tls::{TlsOptions, TlsVerify};
@@ -291,6 +291,34 @@ pub const SETTINGS: &[Setting] = &[
         },
         show: |c| c.tls.server_name.clone().unwrap_or_default(),
     },
+    Setting {
+        name: "sentinel_user",
+        default: "",
+        help: "redis-sentinel:// only: the ACL user to log in to the Sentinels as (their own, not the data nodes' of the URL); empty: the default user",
+        secret: false,
+        parse: |c, v| {
+            parse_credential(v).map(|user| {
+                c.set_sentinel_auth(SentinelAuth { user, ..c.sentinel_auth.clone() })
+            })
+        },
+        show: |c| c.sentinel_auth.user.clone().unwrap_or_default(),
+    },
+    Setting {
+        name: "sentinel_password",
+        default: "",
+        help: "redis-sentinel:// only: the password of the Sentinels themselves (their requirepass, or sentinel_user's), not the data nodes' of the URL; empty: none",
+        secret: true,
+        parse: |c, v| {
+            parse_credential(v).map(|password| {
+                let password = password.map(Secret::new);
+                c.set_sentinel_auth(SentinelAuth { password, ..c.sentinel_auth.clone() })
+            })
+        },
+        show: |c| match c.sentinel_auth.password {
+            Some(_) => "<redacted>".to_string(),
+            None => String::new(),
+        },
+    },
 ];
 
 /// The row of setting `name`.
@@ -395,6 +423,9 @@ pub struct Config {
     pub stream_ttl: Duration,
     /// The `tls_*` settings; also copied into a `rediss://` endpoint (they are part of the pool key).
     pub tls: TlsOptions,
+    /// The `sentinel_user`/`sentinel_password` settings; also copied into a `redis-sentinel://`
+    /// endpoint.
+    pub sentinel_auth: SentinelAuth,
 }
 
 impl Default for Config {
@@ -422,6 +453,7 @@ impl Default for Config {
             stream_max_age: Duration::ZERO,
             stream_ttl: Duration::ZERO,
             tls: TlsOptions::default(),
+            sentinel_auth: SentinelAuth::default(),
         };
         for s in SETTINGS {
             config
@@ -452,7 +484,9 @@ impl Config {
     /// Sets the Redis URL given on its own (not as the setting of that name): errors are about
     /// [`Subject::Url`] and say "the Redis URL ..." themselves.
     pub fn set_url(&mut self, url: &str) -> Result<()> {
-        self.endpoint = Endpoint::parse(url.trim())?.with_tls(&self.tls);
+        self.endpoint = Endpoint::parse(url.trim())?
+            .with_tls(&self.tls)
+            .with_sentinel_auth(&self.sentinel_auth);
         Ok(())
     }
 
@@ -484,6 +518,12 @@ impl Config {
         setting(name).map(|s| (s.show)(self)).unwrap_or_default()
     }
 
+    /// New Sentinel credentials, copied into the endpoint too (a `redis-sentinel://` one).
+    fn set_sentinel_auth(&mut self, auth: SentinelAuth) {
+        self.endpoint = self.endpoint.clone().with_sentinel_auth(&auth);
+        self.sentinel_auth = auth;
+    }
+
     /// New TLS options, copied into the endpoint too (a `rediss://` one keys its pool on them).
     fn set_tls(&mut self, tls: TlsOptions) {
         self.endpoint = self.endpoint.clone().with_tls(&tls);
@@ -507,6 +547,20 @@ pub fn validate_channel_part(bytes: &[u8], max_len: usize) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A user name or password for AUTH: empty for none; at most 1024 bytes, no control characters
+/// (neither can be typed into a Redis config). The message never quotes the value.
+fn parse_credential(value: &str) -> Result<Option<String>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > 1024 || value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(Error::invalid(
+            "must be at most 1024 bytes without control characters",
+        ));
+    }
+    Ok(Some(value.to_string()))
 }
 
 /// The start of a value, for a message that quotes it.
@@ -697,7 +751,7 @@ mod tests {
             ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
             ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, cluster_publish, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name"),
+            ("colour", "red", "unknown option 'colour'; known options: url, cluster_publish, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name, sentinel_user, sentinel_password"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
             ("cluster_publish", "broadcast", "cluster_publish: expected sharded or global, got 'broadcast'"),
@@ -901,5 +955,44 @@ mod tests {
         );
         config.set("gateway_secret", "").unwrap();
         assert_eq!(config.gateway_secret, None);
+    }
+
+    #[test]
+    fn sentinel_credentials_follow_into_the_sentinels_endpoint_only_and_are_never_shown() {
+        // Given before the URL, kept when the URL comes (and comes again).
+        let mut c = Config::default();
+        c.set("sentinel_password", "s3ntinel-pw").unwrap();
+        c.set("sentinel_user", "watcher").unwrap();
+        c.set("url", "redis-sentinel://:data-pw@10.0.0.1,10.0.0.2#svc")
+            .unwrap();
+        for _ in 0..2 {
+            let sentinel = c.endpoint.sentinel("10.0.0.1", 26379);
+            assert_eq!(sentinel.username.as_deref(), Some("watcher"));
+            assert_eq!(
+                sentinel.password.as_ref().map(Secret::expose),
+                Some("s3ntinel-pw")
+            );
+            let data = c.endpoint.member("10.0.0.9", 6379);
+            assert_eq!(data.password.as_ref().map(Secret::expose), Some("data-pw"));
+            assert_eq!(data.username, None);
+            c.set("url", "redis-sentinel://:data-pw@10.0.0.1,10.0.0.2#svc")
+                .unwrap();
+        }
+        assert_eq!(c.display_value("sentinel_user"), "watcher");
+        assert_eq!(c.display_value("sentinel_password"), "<redacted>");
+        assert!(!format!("{c:?}").contains("s3ntinel-pw"));
+        let e = c.set("sentinel_password", "a\nb").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "sentinel_password: must be at most 1024 bytes without control characters"
+        );
+        c.set("sentinel_password", "").unwrap();
+        c.set("sentinel_user", "").unwrap();
+        assert_eq!(c.endpoint.sentinel("10.0.0.1", 26379).password, None);
+        assert_eq!(c.display_value("sentinel_password"), "");
+        // Other URLs ignore them.
+        c.set("sentinel_password", "x").unwrap();
+        c.set("url", "redis://:pw@h:1").unwrap();
+        assert_eq!(c.endpoint, Endpoint::parse("redis://:pw@h:1").unwrap());
     }
 }

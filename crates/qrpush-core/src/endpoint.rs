@@ -47,7 +47,20 @@ pub enum Address {
         sentinels: Vec<(String, u16)>,
         service: String,
         tls: Option<TlsOptions>,
+        /// The Sentinels' own credentials (the `sentinel_user`/`sentinel_password` settings,
+        /// copied in by `Config` like the TLS options, so they are part of the endpoint's
+        /// equality); none by default.
+        auth: SentinelAuth,
     },
+}
+
+/// How QrPush logs in to the Sentinels themselves: their `requirepass` or ACL user, which need
+/// not be the data nodes' (those are the URL's). `Debug` never shows the password.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SentinelAuth {
+    /// ACL user name; `None`: the default user.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// The port of a Sentinel named without one.
@@ -225,6 +238,7 @@ impl Endpoint {
             sentinels,
             service: service.to_string(),
             tls: tls.then(TlsOptions::default),
+            auth: SentinelAuth::default(),
         };
         Ok(endpoint)
     }
@@ -365,6 +379,15 @@ impl Endpoint {
         self
     }
 
+    /// The same endpoint with the Sentinels' own credentials, for a `redis-sentinel://` one (any
+    /// other is returned unchanged).
+    pub fn with_sentinel_auth(mut self, auth: &SentinelAuth) -> Self {
+        if let Address::Sentinel { auth: current, .. } = &mut self.address {
+            current.clone_from(auth);
+        }
+        self
+    }
+
     /// The TLS options, for a `rediss://` endpoint.
     pub fn tls(&self) -> Option<&TlsOptions> {
         match &self.address {
@@ -429,12 +452,16 @@ impl Endpoint {
         }
     }
 
-    /// The endpoint of one Sentinel of a `redis-sentinel://` URL: no credentials (they are the
-    /// data nodes'), TLS like the URL.
+    /// The endpoint of one Sentinel of a `redis-sentinel://` URL: the Sentinels' own credentials
+    /// (never the URL's, which are the data nodes'), TLS like the URL.
     pub fn sentinel(&self, host: &str, port: u16) -> Endpoint {
+        let auth = match &self.address {
+            Address::Sentinel { auth, .. } => auth.clone(),
+            _ => SentinelAuth::default(),
+        };
         Endpoint {
-            username: None,
-            password: None,
+            username: auth.user,
+            password: auth.password,
             db: 0,
             ..self.member(host, port)
         }
@@ -587,7 +614,9 @@ mod tests {
                 sentinels,
                 service,
                 tls: None,
+                auth,
             } => {
+                assert_eq!(auth, &SentinelAuth::default());
                 assert_eq!(
                     sentinels,
                     &vec![
@@ -608,6 +637,23 @@ mod tests {
         assert_eq!((primary.db, primary.password.is_some()), (3, true));
         let sentinel = e.sentinel("10.0.0.1", 26379);
         assert_eq!((sentinel.db, sentinel.password.is_none()), (0, true));
+        // The Sentinels' own credentials go to the Sentinels only, never to the data nodes.
+        let auth = SentinelAuth {
+            user: Some("watcher".into()),
+            password: Some(Secret::new("s-pw")),
+        };
+        let e = e.with_sentinel_auth(&auth);
+        let sentinel = e.sentinel("10.0.0.1", 26379);
+        assert_eq!(sentinel.username.as_deref(), Some("watcher"));
+        assert_eq!(sentinel.password.as_ref().map(Secret::expose), Some("s-pw"));
+        let primary = e.member("10.0.0.9", 6379);
+        assert_eq!(primary.password.as_ref().map(Secret::expose), Some("pw"));
+        assert_eq!(primary.username, None);
+        assert!(!format!("{e:?} {}", e.redacted_url()).contains("s-pw"));
+        assert_ne!(
+            e,
+            Endpoint::parse("redis-sentinel://:pw@10.0.0.1,10.0.0.2:26380/3#mymaster").unwrap()
+        );
         let e = Endpoint::parse("rediss-sentinel://[::1]#s").unwrap();
         assert!(e.tls().is_some() && e.is_sentinel());
         assert_eq!(e.label(), "[::1]:26379");

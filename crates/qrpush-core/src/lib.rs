@@ -63,7 +63,7 @@ pub mod durable;
 pub use client::{Batch, Client};
 pub use config::{ClusterPublish, Config, Setting, SETTINGS};
 pub use durable::Durable;
-pub use endpoint::{Address, Endpoint};
+pub use endpoint::{Address, Endpoint, SentinelAuth};
 pub use error::{BatchOutcome, Error, ErrorKind, ItemPart, LoginError, Result, Subject};
 pub use login::Login;
 pub use secret::Secret;

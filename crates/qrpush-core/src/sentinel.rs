@@ -9,8 +9,8 @@
 //! `Replica` error or a reply that retires the connection (READONLY...).
 //!
 //! A Sentinel is asked on a connection of its own, opened for the question and closed after it
-//! (without credentials: those in the URL are the data nodes'; without the primary check: a
-//! Sentinel is no data node). That happens once per process and after a failover. Asking is
+//! (with the Sentinels' own credentials, `sentinel_user`/`sentinel_password`, never the URL's,
+//! which are the data nodes'; without the primary check: a Sentinel is no data node). That happens once per process and after a failover. Asking is
 //! bounded by the deadline of the call that needs the primary, across all the Sentinels tried.
 
 use std::collections::HashMap;

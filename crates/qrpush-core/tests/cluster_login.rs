@@ -436,3 +436,88 @@ fn redis_allows_a_script_spublish_only_in_its_keys_slot() {
     assert_eq!(run("", "PUBLISH", &elsewhere), Value::Int(0));
     sub.nothing_more(QUIET);
 }
+
+/// A login whose slot is migrating, its key already moved: the old owner answers ASK (the
+/// script did not run), the call goes once to the importing node after ASKING (which does not
+/// know the script yet: EVAL after NOSCRIPT, still after ASKING) and runs there, its SPUBLISH
+/// included (Redis allows it in the importing slot after ASKING); once the slot's move ends, the
+/// login completes on the new owner, nothing ran twice.
+#[test]
+fn a_login_in_a_migrating_slot_follows_ask_once() {
+    let cluster = ClusterTopology::start();
+    let client = client(&cluster, &[("login_channel_mode", "per_login")]);
+    let config = client.config().clone();
+    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let login = Login::new(&client);
+    let started = login.start("198.51.100.7", "UA").unwrap();
+    let (id, channel) = (&started.status.id, &started.status.channel);
+    let slot = cluster.slot_of(channel);
+    let from = cluster.owner_of_slot(slot).port();
+    let to = cluster
+        .primaries()
+        .into_iter()
+        .find(|n| n.port() != from)
+        .unwrap()
+        .port();
+    let mut sub = cluster.subscribe_sharded(channel);
+    login.scan(started.qr.expose(), "erin", "").unwrap();
+    assert_eq!(
+        events(&mut sub, 1, channel, id),
+        vec![("scanned".to_string(), 2)]
+    );
+
+    cluster.begin_move(slot, to);
+    let key = Login::cluster_key(id, channel);
+    let to_port = to.to_string();
+    cluster.node(from).admin().ok(&[
+        "MIGRATE",
+        "127.0.0.1",
+        &to_port,
+        "",
+        "0",
+        "5000",
+        "KEYS",
+        &key,
+    ]);
+    let code = login.approve(id, "erin", "Erin").unwrap().confirmation_code;
+    assert_eq!(routing.redirects.load(Ordering::Relaxed), 1, "one ASK");
+    // It ran on the importing node, once: the key there is approved, version 3. Its SPUBLISH
+    // went to that node's shard, not to the old owner's subscriber (after a move, subscribers
+    // resubscribe and read the status, as the gateway does).
+    let mut admin = cluster.node(to).admin();
+    admin.ok(&["ASKING"]);
+    assert_eq!(
+        admin.cmd(&["HMGET", &key, "state", "version"]),
+        Value::Array(vec![
+            Value::BulkString(b"approved".to_vec()),
+            Value::BulkString(b"3".to_vec())
+        ])
+    );
+    sub.nothing_more(QUIET);
+
+    cluster.move_slot(slot, to);
+    let mut after = cluster.subscribe_sharded(channel);
+    let ticket = login
+        .status(id, Some(started.browser_secret.expose()))
+        .unwrap()
+        .ticket
+        .unwrap();
+    login
+        .redeem(
+            id,
+            ticket.value.expose(),
+            started.browser_secret.expose(),
+            code.expose(),
+        )
+        .unwrap();
+    assert_eq!(
+        events(&mut after, 1, channel, id),
+        vec![("redeemed".to_string(), 4)]
+    );
+    after.nothing_more(QUIET);
+    assert_eq!(
+        login.status(id, None).unwrap().version,
+        4,
+        "nothing ran twice"
+    );
+}

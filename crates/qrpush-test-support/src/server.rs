@@ -146,10 +146,26 @@ impl RedisServer {
         server
     }
 
+    /// A server with extra command-line arguments that needs `login` (its `--requirepass` or an
+    /// ACL user among `extra`): the test's own admin connections log in with it.
+    pub fn start_with_login(extra: &[&str], login: Login) -> Self {
+        let mut server = Self::prepare(extra);
+        server.login = login;
+        server.launch_on_free_port();
+        server
+    }
+
     /// A Sentinel (`redis-server CONFIG --sentinel`) whose config file holds `config`; Sentinel
     /// rewrites that file as it learns the topology, so it lives in the server's own directory.
     pub fn start_sentinel(config: &str) -> Self {
+        Self::start_sentinel_with_login(config, Login::default())
+    }
+
+    /// [`start_sentinel`](Self::start_sentinel) for a Sentinel whose `config` makes it need
+    /// `login` (`requirepass`, `user`).
+    pub fn start_sentinel_with_login(config: &str, login: Login) -> Self {
         let mut server = Self::prepare(&["--sentinel"]);
+        server.login = login;
         let file = server.dir.join("sentinel.conf");
         std::fs::write(&file, config).expect("write the Sentinel's config file");
         server.config_file = Some(file);

@@ -20,7 +20,7 @@ use redis::Value;
 
 use crate::admin::text;
 use crate::ports;
-use crate::server::{redis_cli_binary, RedisServer};
+use crate::server::{redis_cli_binary, Login, RedisServer};
 use crate::subscriber::Subscriber;
 
 /// The Sentinel service name of [`SentinelTopology`].
@@ -86,20 +86,71 @@ pub struct SentinelTopology {
     nodes: Vec<RedisServer>,
 }
 
+/// The passwords of a [`SentinelTopology::start_secured`] topology.
+#[derive(Clone, Debug)]
+pub struct SentinelSecrets {
+    /// The data nodes' `requirepass` (the replica and the Sentinels use it too).
+    pub data_password: String,
+    /// The Sentinels' own `requirepass` (their default user; the Sentinels use it among
+    /// themselves).
+    pub sentinel_password: String,
+    /// An ACL user on every Sentinel that may only ask for the primary, and its password.
+    pub sentinel_user: String,
+    pub sentinel_user_password: String,
+}
+
 impl SentinelTopology {
     pub fn start() -> Self {
-        let primary = RedisServer::start();
+        Self::start_with(None)
+    }
+
+    /// Data nodes and Sentinels that all need passwords, different ones (`secrets`).
+    pub fn start_secured(secrets: &SentinelSecrets) -> Self {
+        Self::start_with(Some(secrets))
+    }
+
+    fn start_with(secrets: Option<&SentinelSecrets>) -> Self {
+        let data_login = Login {
+            user: None,
+            password: secrets.map(|s| s.data_password.clone()),
+        };
+        let data_auth: Vec<&str> = match secrets {
+            Some(s) => vec![
+                "--requirepass",
+                &s.data_password,
+                "--masterauth",
+                &s.data_password,
+            ],
+            None => Vec::new(),
+        };
+        let primary = RedisServer::start_with_login(&data_auth, data_login.clone());
         let primary_port = primary.port().to_string();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary_port]);
+        let mut replica_args = data_auth.clone();
+        replica_args.extend(["--replicaof", "127.0.0.1", &primary_port]);
+        let replica = RedisServer::start_with_login(&replica_args, data_login);
         // Short Sentinel timers keep failover tests to a few seconds.
-        let config = format!(
+        let mut config = format!(
             "sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n\
              sentinel down-after-milliseconds {SERVICE} 1000\n\
              sentinel failover-timeout {SERVICE} 3000\n\
              sentinel parallel-syncs {SERVICE} 1\n"
         );
+        let mut sentinel_login = Login::default();
+        if let Some(s) = secrets {
+            config.push_str(&format!(
+                "sentinel auth-pass {SERVICE} {data}\n\
+                 requirepass {own}\n\
+                 sentinel sentinel-pass {own}\n\
+                 user {user} on >{user_pw} -@all +sentinel|get-master-addr-by-name +client|setname\n",
+                data = s.data_password,
+                own = s.sentinel_password,
+                user = s.sentinel_user,
+                user_pw = s.sentinel_user_password,
+            ));
+            sentinel_login.password = Some(s.sentinel_password.clone());
+        }
         let sentinels = (0..3)
-            .map(|_| RedisServer::start_sentinel(&config))
+            .map(|_| RedisServer::start_sentinel_with_login(&config, sentinel_login.clone()))
             .collect();
         let topology = SentinelTopology {
             sentinels,
@@ -124,6 +175,16 @@ impl SentinelTopology {
 
     pub fn nodes_mut(&mut self) -> &mut [RedisServer] {
         &mut self.nodes
+    }
+
+    /// `redis-sentinel://:<password>@127.0.0.1:S1,…#qrpush`: [`url`](Self::url) with the data
+    /// nodes' password (the Sentinels' own credentials are settings, not part of the URL).
+    pub fn url_with_password(&self, password: &str) -> String {
+        self.url().replacen(
+            "redis-sentinel://",
+            &format!("redis-sentinel://:{password}@"),
+            1,
+        )
     }
 
     /// `redis-sentinel://127.0.0.1:S1,127.0.0.1:S2,127.0.0.1:S3#qrpush`.

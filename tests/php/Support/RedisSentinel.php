@@ -18,7 +18,11 @@ final class RedisSentinel
     /** @var list<RedisServer> */
     public readonly array $sentinels;
 
-    public function __construct()
+    /**
+     * @param string|null $sentinelPassword The Sentinels' own requirepass (they use it among
+     *     themselves too); the data nodes stay without one.
+     */
+    public function __construct(?string $sentinelPassword = null)
     {
         $this->primary = new RedisServer();
         $port = $this->primary->port();
@@ -27,7 +31,14 @@ final class RedisSentinel
         $config = "sentinel monitor {$service} 127.0.0.1 {$port} 2\n"
             . "sentinel down-after-milliseconds {$service} 1000\n"
             . "sentinel failover-timeout {$service} 3000\n";
-        $this->sentinels = [new RedisServer(null, [], false, $config), new RedisServer(null, [], false, $config), new RedisServer(null, [], false, $config)];
+        if ($sentinelPassword !== null) {
+            $config .= "requirepass {$sentinelPassword}\nsentinel sentinel-pass {$sentinelPassword}\n";
+        }
+        $this->sentinels = [
+            new RedisServer($sentinelPassword, [], false, $config),
+            new RedisServer($sentinelPassword, [], false, $config),
+            new RedisServer($sentinelPassword, [], false, $config),
+        ];
         $settled = Processes::waitFor(function () use ($port): bool {
             foreach ($this->sentinels as $sentinel) {
                 $addr = $sentinel->command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', self::SERVICE);

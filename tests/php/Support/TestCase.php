@@ -50,12 +50,13 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
     }
 
     /** 1 primary + 1 replica + 3 Sentinels, stopped in tearDown. */
-    protected function redisSentinel(): RedisSentinel
+    /** @param string|null $sentinelPassword The Sentinels' own requirepass (see RedisSentinel). */
+    protected function redisSentinel(?string $sentinelPassword = null): RedisSentinel
     {
         if (ExternalServers::enabled()) {
             self::markTestSkipped('Sentinels need a config file on the side that runs redis-server');
         }
-        return $this->owned[] = new RedisSentinel();
+        return $this->owned[] = new RedisSentinel($sentinelPassword);
     }
 
     /**
