@@ -82,7 +82,9 @@ pub struct Args {
     #[arg(long, env = "QRPUSH_GATEWAY_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
 
-    /// Redis, as php.ini's qrpush.url: redis://[user[:password]@]host[:port][/db] or unix:///path.
+    /// Redis, as php.ini's qrpush.url: redis://[user[:password]@]host[:port][/db], unix:///path,
+    /// redis-sentinel://host1[:26379][,host2[:port]…][/db]#service (follows the primary) or
+    /// redis-cluster://seed1:port[,seed2:port…] (subscribes on the node owning each channel).
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_REDIS_URL",

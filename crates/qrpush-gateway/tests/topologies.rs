@@ -1,0 +1,224 @@
+// Unix only: the test topologies use signals (kill -9 of a node).
+#![cfg(unix)]
+
+//! The gateway on the real test topologies (qrpush-test-support): 1 primary + 1 replica +
+//! 3 Sentinels, and a Redis Cluster of 3 primaries + 3 replicas, each on loopback ports.
+//!
+//! - Sentinel: a browser-like socket waiting on a login keeps getting its events after
+//!   `SENTINEL FAILOVER` and after kill -9 of the primary, and after each move it first gets the
+//!   login's current status (what was published while nobody listened is in it).
+//!
+//! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test topologies"`.
+
+mod common;
+
+use common::{next_json, wait_for, Ws, BOUND};
+use qrpush_test_support as support;
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qrpush_core::login::{Login, Started};
+use qrpush_core::{Client, Config, ErrorKind};
+use qrpush_gateway::{Gateway, Settings};
+use serde_json::Value as Json;
+use support::{RedisServer, SentinelTopology};
+
+const SECRET: &str = "gateway-test-secret-0123456789";
+/// A failover after kill -9 takes the Sentinels' detection time, then an
+/// election: seconds, more on a loaded machine.
+const FAILOVER_BOUND: Duration = Duration::from_secs(40);
+
+async fn gateway(url: &str, flags: &[&str]) -> Gateway {
+    let mut all = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--redis-url",
+        url,
+        "--redis-backoff-min",
+        "50ms",
+        "--redis-backoff-max",
+        "500ms",
+        "--redis-ping-interval",
+        "250ms",
+        "--redis-timeout",
+        "1s",
+        "--shutdown-timeout",
+        "2s",
+    ];
+    all.extend_from_slice(flags);
+    let settings = Settings::from_flags(all, SECRET).expect("settings");
+    let gw = qrpush_gateway::start(settings).await.expect("start");
+    wait_for("the gateway to connect to Redis", || {
+        gw.metrics().redis_connected.load(Relaxed) == 1
+    })
+    .await;
+    gw
+}
+
+fn config(url: &str, settings: &[(&str, &str)]) -> Config {
+    let mut config = Config::default();
+    config.set("url", url).unwrap();
+    config.set("gateway_secret", SECRET).unwrap();
+    // Short bounds: calls during a failover fail fast and are retried by the test.
+    config.set("connect_timeout", "0.5").unwrap();
+    config.set("timeout", "0.5").unwrap();
+    config.set("breaker_cooldown", "0").unwrap();
+    for (name, value) in settings {
+        config.set(name, value).unwrap();
+    }
+    config
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// Runs `op` until it succeeds, while it fails with a connection-kind error (a primary being
+/// replaced); returns how many attempts failed.
+fn until_served<T>(what: &str, mut op: impl FnMut() -> qrpush_core::Result<T>) -> (T, u32) {
+    let start = Instant::now();
+    let mut failed = 0;
+    loop {
+        match op() {
+            Ok(value) => return (value, failed),
+            Err(e) if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) => {
+                assert!(
+                    start.elapsed() < FAILOVER_BOUND,
+                    "{what}: still failing after {FAILOVER_BOUND:?}: {}",
+                    e.message()
+                );
+                failed += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("{what}: {:?}: {}", e.kind(), e.message()),
+        }
+    }
+}
+
+async fn connect(gw: &Gateway, token: &str) -> Ws {
+    let url = format!("ws://{}/ws?token={token}", gw.local_addr());
+    let (ws, _) = tokio::time::timeout(BOUND, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    ws
+}
+
+/// The next message, waiting up to `bound` (a failover's length).
+async fn next_within(ws: &mut Ws, bound: Duration) -> Json {
+    tokio::time::timeout(bound, next_json(ws))
+        .await
+        .expect("a message within the failover bound")
+}
+
+fn state_of(message: &Json) -> String {
+    if message["type"] == "status" {
+        message["data"]["state"].as_str().unwrap().to_string()
+    } else {
+        message["type"].as_str().unwrap().to_string()
+    }
+}
+
+fn kind_and_seq(message: &Json) -> (String, i64) {
+    (
+        message["type"].as_str().unwrap_or("").to_string(),
+        message["seq"].as_i64().unwrap_or(-1),
+    )
+}
+
+fn int(value: &redis::Value) -> i64 {
+    match value {
+        redis::Value::Int(n) => *n,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+/// Subscribers of `channel` on `node`: `PUBSUB NUMSUB` or, for a sharded one, `SHARDNUMSUB`.
+fn subscribers(node: &RedisServer, channel: &str, sharded: bool) -> i64 {
+    let command = if sharded { "SHARDNUMSUB" } else { "NUMSUB" };
+    match node.cmd(&["PUBSUB", command, channel]) {
+        redis::Value::Array(items) => int(&items[1]),
+        other => panic!("PUBSUB {command}: {other:?}"),
+    }
+}
+
+// ---- Sentinel ---------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sentinel_a_waiting_socket_follows_a_failover_and_a_killed_primary() {
+    let mut topology = blocking(SentinelTopology::start).await;
+    let url = topology.url();
+    let gw = gateway(&url, &["--channel-mode", "per_login"]).await;
+    let client = Arc::new(Client::new(config(
+        &url,
+        &[("login_channel_mode", "per_login")],
+    )));
+    let c = client.clone();
+    let started: Started =
+        blocking(move || Login::new(&c).start("127.0.0.1", "test").expect("start")).await;
+    let id = started.status.id.clone();
+    let channel = Login::new(&client).channel(&id);
+    let token = started.gateway_token.as_ref().unwrap().expose().to_string();
+    let mut ws = connect(&gw, &token).await;
+    assert_eq!(state_of(&next_json(&mut ws).await), "pending");
+    let first = topology.primary_port();
+    assert_eq!(subscribers(topology.node(first), &channel, false), 1);
+
+    // An event while the first primary serves.
+    let (c, qr) = (client.clone(), started.qr.expose().to_string());
+    blocking(move || Login::new(&c).scan(&qr, "alice", "phone").expect("scan")).await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(kind_and_seq(&m), ("scanned".into(), 2));
+
+    // SENTINEL FAILOVER: the gateway leaves the demoted node (Sentinel kills its Pub/Sub
+    // clients; ROLE would say "slave" anyway), subscribes on the new primary, and first
+    // re-sends the status.
+    let reconnects = gw.metrics().redis_reconnects.load(Relaxed);
+    let second = tokio::task::block_in_place(|| topology.failover());
+    assert_ne!(second, first);
+    let m = next_within(&mut ws, FAILOVER_BOUND).await;
+    assert_eq!(kind_and_seq(&m), ("status".into(), 2), "{m}");
+    assert_eq!(state_of(&m), "scanned");
+    assert!(gw.metrics().redis_reconnects.load(Relaxed) > reconnects);
+    wait_for("the subscription on the new primary", || {
+        subscribers(topology.node(second), &channel, false) == 1
+    })
+    .await;
+
+    // kill -9 of the new primary: the gateway backs off until the Sentinels promote the other
+    // node, subscribes there and re-sends the status again.
+    let victim = topology
+        .nodes()
+        .iter()
+        .position(|n| n.port() == second)
+        .unwrap();
+    let killed_at = Instant::now();
+    topology.nodes_mut()[victim].stop();
+    let m = next_within(&mut ws, FAILOVER_BOUND).await;
+    let window = killed_at.elapsed();
+    assert_eq!(kind_and_seq(&m), ("status".into(), 2), "{m}");
+    assert_eq!(state_of(&m), "scanned");
+    assert_eq!(
+        subscribers(topology.node(first), &channel, false),
+        1,
+        "subscribed on the promoted node"
+    );
+
+    // Events flow again: the approval reaches the socket, which then closes (a final state).
+    let (c, login) = (client.clone(), id.clone());
+    let (_, failed) = blocking(move || {
+        until_served("approve", || {
+            Login::new(&c).approve(&login, "alice", "Alice")
+        })
+    })
+    .await;
+    let m = next_json(&mut ws).await;
+    assert_eq!(kind_and_seq(&m), ("approved".into(), 3), "{m}");
+    eprintln!(
+        "gateway on Sentinel: status re-sent {window:?} after kill -9 of the primary; \
+         the approve needed {failed} retries"
+    );
+    gw.stop().await;
+}
