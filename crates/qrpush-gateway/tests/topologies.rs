@@ -7,6 +7,10 @@
 //! - Sentinel: a browser-like socket waiting on a login keeps getting its events after
 //!   `SENTINEL FAILOVER` and after kill -9 of the primary, and after each move it first gets the
 //!   login's current status (what was published while nobody listened is in it).
+//! - Cluster: sockets whose channels live on all 3 shards each get their messages (SSUBSCRIBE on
+//!   each slot's owner, checked with PUBSUB SHARDNUMSUB); a slot moved to another primary, and a
+//!   killed primary replaced by its replica, are both followed: the socket is subscribed again
+//!   where the slot is now and keeps getting messages.
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test topologies"`.
 
@@ -15,18 +19,19 @@ mod common;
 use common::{next_json, wait_for, Ws, BOUND};
 use qrpush_test_support as support;
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qrpush_core::login::{Login, Started};
-use qrpush_core::{Client, Config, ErrorKind};
+use qrpush_core::{channel_token, Client, Config, ErrorKind};
 use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
-use support::{RedisServer, SentinelTopology};
+use support::{ClusterTopology, RedisServer, SentinelTopology};
 
 const SECRET: &str = "gateway-test-secret-0123456789";
-/// A failover after kill -9 takes the Sentinels' detection time, then an
+/// A failover after kill -9 takes the Sentinels' (or the Cluster's) detection time, then an
 /// election: seconds, more on a loaded machine.
 const FAILOVER_BOUND: Duration = Duration::from_secs(40);
 
@@ -220,5 +225,159 @@ async fn on_sentinel_a_waiting_socket_follows_a_failover_and_a_killed_primary() 
         "gateway on Sentinel: status re-sent {window:?} after kill -9 of the primary; \
          the approve needed {failed} retries"
     );
+    gw.stop().await;
+}
+
+// ---- Cluster ----------------------------------------------------------------------------------
+
+/// A subscription token for `channels` (general channels, signed like `QrPush::subscriptionToken`).
+fn channel_token_for(client: &Client, channels: &[&str]) -> String {
+    channel_token::issue_for(
+        client.config(),
+        channels,
+        Duration::from_secs(600),
+        None,
+        common::now_ms(),
+    )
+    .expect("token")
+    .expose()
+    .to_string()
+}
+
+/// Reads until each of `channels` said `ready` (a `resync` before it is expected: plain
+/// publishes have no stream to replay), within `bound`.
+async fn until_ready(ws: &mut Ws, channels: &[&str], bound: Duration) {
+    let mut waiting: HashSet<&str> = channels.iter().copied().collect();
+    while !waiting.is_empty() {
+        let m = next_within(ws, bound).await;
+        match m["type"].as_str() {
+            Some("ready") => {
+                waiting.remove(m["channel"].as_str().unwrap());
+            }
+            Some("resync") => {}
+            _ => panic!("expected ready/resync for {waiting:?}, got {m}"),
+        }
+    }
+}
+
+/// Publishes `message` on `channel` (SPUBLISH to the slot's owner), retrying while the
+/// Cluster has no owner for it; returns the failed attempts.
+async fn publish(client: &Arc<Client>, channel: &str, message: &str) -> u32 {
+    let (c, channel, message) = (client.clone(), channel.to_string(), message.to_string());
+    blocking(move || {
+        until_served("publish", || {
+            c.publish(channel.as_bytes(), message.as_bytes())
+        })
+        .1
+    })
+    .await
+}
+
+async fn expect_message(ws: &mut Ws, channel: &str, data: &str) {
+    let m = next_json(ws).await;
+    assert_eq!(
+        (
+            m["type"].as_str(),
+            m["channel"].as_str(),
+            m["data"].as_str()
+        ),
+        (Some("message"), Some(channel), Some(data)),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_cluster_each_channel_is_followed_on_its_shard_through_a_slot_move_and_a_killed_primary()
+{
+    let mut cluster = blocking(ClusterTopology::start).await;
+    let url = cluster.url();
+    let gw = gateway(&url, &[]).await;
+    let client = Arc::new(Client::new(config(&url, &[])));
+    let ports: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    assert_eq!(ports.len(), 3);
+    let names: Vec<String> = ports.iter().map(|p| cluster.name_on(*p, "news-")).collect();
+    let channels: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut ws = connect(&gw, &channel_token_for(&client, &channels)).await;
+    until_ready(&mut ws, &channels, BOUND).await;
+
+    // Each channel is SSUBSCRIBEd on its own shard's primary, and only there.
+    for (channel, port) in channels.iter().zip(&ports) {
+        for node in cluster.primaries() {
+            let want = i64::from(node.port() == *port);
+            assert_eq!(
+                subscribers(node, channel, true),
+                want,
+                "{channel} on {}",
+                node.port()
+            );
+        }
+    }
+    for channel in &channels {
+        publish(&client, channel, &format!("hello {channel}")).await;
+        expect_message(&mut ws, channel, &format!("hello {channel}")).await;
+    }
+
+    // A slot move (what `redis-cli --cluster reshard` does, one slot): the old owner drops the
+    // subscription (its `sunsubscribe` push); the gateway subscribes on the new owner.
+    let moved = channels[0];
+    let slot = cluster.slot_of(moved);
+    let to = ports[1];
+    tokio::task::block_in_place(|| cluster.move_slot(slot, to));
+    until_ready(&mut ws, &[moved], BOUND).await;
+    assert_eq!(subscribers(cluster.node(to), moved, true), 1);
+    assert_eq!(subscribers(cluster.node(ports[0]), moved, true), 0);
+    publish(&client, moved, "after the move").await;
+    expect_message(&mut ws, moved, "after the move").await;
+
+    // kill -9 of the primary of channels[2]: after its replica is promoted, the gateway
+    // subscribes there and messages flow again; the other shards never stopped.
+    let victim_port = ports[2];
+    let killed = channels[2];
+    let victim = cluster
+        .nodes()
+        .iter()
+        .position(|n| n.port() == victim_port)
+        .unwrap();
+    let killed_at = Instant::now();
+    cluster.nodes_mut()[victim].stop();
+    publish(&client, channels[1], "during the failover").await;
+    expect_message(&mut ws, channels[1], "during the failover").await;
+    until_ready(&mut ws, &[killed], FAILOVER_BOUND).await;
+    let window = killed_at.elapsed();
+    let failed = publish(&client, killed, "after the promotion").await;
+    expect_message(&mut ws, killed, "after the promotion").await;
+    let promoted = cluster.owner_of(killed).port();
+    assert_ne!(promoted, victim_port);
+    assert_eq!(subscribers(cluster.node(promoted), killed, true), 1);
+    eprintln!(
+        "gateway on Cluster: subscribed again {window:?} after kill -9 of a primary; \
+         the next publish needed {failed} retries"
+    );
+    gw.stop().await;
+}
+
+/// With `cluster_publish = global` on both sides, classic PUBLISH reaches every node: the
+/// gateway SUBSCRIBEs on one node (its home), not per shard, and gets messages of every slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_cluster_in_global_mode_one_subscribe_gets_every_channel() {
+    let cluster = blocking(ClusterTopology::start).await;
+    let url = cluster.url();
+    let gw = gateway(&url, &["--cluster-publish", "global"]).await;
+    let client = Arc::new(Client::new(config(&url, &[("cluster_publish", "global")])));
+    let ports: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let names: Vec<String> = ports.iter().map(|p| cluster.name_on(*p, "feed-")).collect();
+    let channels: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut ws = connect(&gw, &channel_token_for(&client, &channels)).await;
+    until_ready(&mut ws, &channels, BOUND).await;
+    for channel in &channels {
+        let on: Vec<i64> = cluster
+            .primaries()
+            .iter()
+            .map(|n| subscribers(n, channel, false) + subscribers(n, channel, true))
+            .collect();
+        assert_eq!(on.iter().sum::<i64>(), 1, "{channel}: {on:?}");
+        publish(&client, channel, "global").await;
+        expect_message(&mut ws, channel, "global").await;
+    }
     gw.stop().await;
 }
