@@ -224,26 +224,49 @@ impl Subscriber {
             .into_iter()
             .filter(|c| !self.assigned.contains_key(c))
             .collect();
-        if !new.is_empty() {
-            for (channel, Route { node, sharded }) in
-                self.topology.routes(new, &self.config).await?
-            {
-                let id = self.link_to(&node).await?;
-                let name = if sharded { "SSUBSCRIBE" } else { "SUBSCRIBE" };
-                let state = self.links.get_mut(&id).expect("just linked");
-                state.send(
-                    redis::cmd(name).arg(&channel),
-                    Sent::Subscribe(channel.clone()),
-                );
-                self.assigned.insert(
-                    channel,
-                    Assigned {
-                        link: id,
-                        sharded,
-                        confirmed: false,
-                    },
-                );
+        // A channel whose shard cannot be served now (its primary failed, no replica promoted
+        // yet) does not hold up the others: they are subscribed, the first failure is returned.
+        let mut failure = None;
+        // Nodes that failed in this pass are not tried again for each of their channels.
+        let mut unreachable: HashSet<Endpoint> = HashSet::new();
+        let routes = if new.is_empty() {
+            Vec::new()
+        } else {
+            self.topology.routes(new, &self.config).await?
+        };
+        for (channel, route) in routes {
+            let Route { node, sharded } = match route {
+                Ok(route) => route,
+                Err(why) => {
+                    failure.get_or_insert(why);
+                    continue;
+                }
+            };
+            if unreachable.contains(&node) {
+                continue;
             }
+            let id = match self.link_to(&node).await {
+                Ok(id) => id,
+                Err(why) => {
+                    failure.get_or_insert(why);
+                    unreachable.insert(node);
+                    continue;
+                }
+            };
+            let name = if sharded { "SSUBSCRIBE" } else { "SUBSCRIBE" };
+            let state = self.links.get_mut(&id).expect("just linked");
+            state.send(
+                redis::cmd(name).arg(&channel),
+                Sent::Subscribe(channel.clone()),
+            );
+            self.assigned.insert(
+                channel,
+                Assigned {
+                    link: id,
+                    sharded,
+                    confirmed: false,
+                },
+            );
         }
         // Nodes left without channels (Cluster: a slot moved away, logins ended) are let go.
         let used: HashSet<u64> = self
@@ -264,7 +287,7 @@ impl Subscriber {
                 self.by_node.remove(&state.link.node);
             }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
     /// The link to `node`, connecting (bounded) if there is none.

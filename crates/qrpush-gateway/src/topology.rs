@@ -91,12 +91,14 @@ impl Topology {
         }
     }
 
-    /// The route of each of `channels` (Redis names), in order; one blocking call for all.
+    /// The route of each of `channels` (Redis names), in order, or why it has none now (a slot
+    /// no primary serves); one blocking call for all. `Err`: no route for any (no home node).
+    #[allow(clippy::type_complexity)]
     pub async fn routes(
         &self,
         channels: Vec<String>,
         config: &Arc<Config>,
-    ) -> Result<Vec<(String, Route)>, String> {
+    ) -> Result<Vec<(String, Result<Route, String>)>, String> {
         let sharded = matches!(self, Topology::Cluster(_))
             && config.cluster_publish == ClusterPublish::Sharded;
         if !sharded {
@@ -108,7 +110,7 @@ impl Topology {
                         node: node.clone(),
                         sharded: false,
                     };
-                    (c, route)
+                    (c, Ok(route))
                 })
                 .collect());
         }
@@ -117,19 +119,16 @@ impl Topology {
         };
         let (cluster, config) = (cluster.clone(), config.clone());
         blocking(move || {
-            channels
+            Ok(channels
                 .into_iter()
                 .map(|c| {
-                    let node = owner(&cluster, slot(c.as_bytes()), &config)?;
-                    Ok((
-                        c,
-                        Route {
-                            node,
-                            sharded: true,
-                        },
-                    ))
+                    let route = owner(&cluster, slot(c.as_bytes()), &config).map(|node| Route {
+                        node,
+                        sharded: true,
+                    });
+                    (c, route)
                 })
-                .collect()
+                .collect())
         })
         .await
     }

@@ -8,8 +8,9 @@
 //!   `SENTINEL FAILOVER` and after kill -9 of the primary, and after each move it first gets the
 //!   login's current status (what was published while nobody listened is in it).
 //! - Cluster: sockets whose channels live on all 3 shards each get their messages (SSUBSCRIBE on
-//!   each slot's owner, checked with PUBSUB SHARDNUMSUB); a slot moved to another primary, and a
-//!   killed primary replaced by its replica, are both followed: the socket is subscribed again
+//!   each slot's owner, checked with PUBSUB SHARDNUMSUB); a slot moved to another primary, a
+//!   manual CLUSTER FAILOVER (the old primary demoted, its connections kept) and a
+//!   killed primary replaced by its replica are all followed: the socket is subscribed again
 //!   where the slot is now and keeps getting messages.
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test topologies"`.
@@ -230,6 +231,25 @@ async fn on_sentinel_a_waiting_socket_follows_a_failover_and_a_killed_primary() 
 
 // ---- Cluster ----------------------------------------------------------------------------------
 
+/// The port of a running replica of the primary on `primary`.
+fn replica_of(cluster: &ClusterTopology, primary: u16) -> u16 {
+    let wanted = format!("master_port:{primary}\r\n");
+    cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.is_running() && n.port() != primary)
+        .find(|n| {
+            let info = match n.cmd(&["INFO", "replication"]) {
+                redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
+                redis::Value::VerbatimString { text, .. } => text,
+                other => panic!("INFO replication: {other:?}"),
+            };
+            info.contains("role:slave") && info.contains(&wanted)
+        })
+        .map(|n| n.port())
+        .unwrap_or_else(|| panic!("no replica of {primary}"))
+}
+
 /// A subscription token for `channels` (general channels, signed like `QrPush::subscriptionToken`).
 fn channel_token_for(client: &Client, channels: &[&str]) -> String {
     channel_token::issue_for(
@@ -329,6 +349,23 @@ async fn on_cluster_each_channel_is_followed_on_its_shard_through_a_slot_move_an
     publish(&client, moved, "after the move").await;
     expect_message(&mut ws, moved, "after the move").await;
 
+    // A manual CLUSTER FAILOVER of the second shard (now holding channels 0 and 1): its old
+    // primary turns replica without closing a connection and drops its shard subscriptions
+    // (`sunsubscribe` pushes, as Redis 8 does); the gateway subscribes both on the promoted node.
+    let promoted = replica_of(&cluster, to);
+    match cluster.node(promoted).cmd(&["CLUSTER", "FAILOVER"]) {
+        redis::Value::Okay => {}
+        other => panic!("CLUSTER FAILOVER: {other:?}"),
+    }
+    tokio::task::block_in_place(|| cluster.wait_settled());
+    assert_eq!(cluster.owner_of(moved).port(), promoted);
+    until_ready(&mut ws, &channels[..2], BOUND).await;
+    for channel in &channels[..2] {
+        assert_eq!(subscribers(cluster.node(promoted), channel, true), 1);
+        publish(&client, channel, "after the manual failover").await;
+        expect_message(&mut ws, channel, "after the manual failover").await;
+    }
+
     // kill -9 of the primary of channels[2]: after its replica is promoted, the gateway
     // subscribes there and messages flow again; the other shards never stopped.
     let victim_port = ports[2];
@@ -357,7 +394,8 @@ async fn on_cluster_each_channel_is_followed_on_its_shard_through_a_slot_move_an
 }
 
 /// With `cluster_publish = global` on both sides, classic PUBLISH reaches every node: the
-/// gateway SUBSCRIBEs on one node (its home), not per shard, and gets messages of every slot.
+/// gateway SUBSCRIBEs on one node (its home), not per shard, and gets messages of every slot;
+/// when that node is demoted (a manual failover), ROLE tells, and it subscribes on the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_cluster_in_global_mode_one_subscribe_gets_every_channel() {
     let cluster = blocking(ClusterTopology::start).await;
@@ -378,6 +416,30 @@ async fn on_cluster_in_global_mode_one_subscribe_gets_every_channel() {
         assert_eq!(on.iter().sum::<i64>(), 1, "{channel}: {on:?}");
         publish(&client, channel, "global").await;
         expect_message(&mut ws, channel, "global").await;
+    }
+
+    // A manual CLUSTER FAILOVER of the home node's shard: the old primary keeps its connections
+    // and its classic subscriptions (it still gets every message as a replica), but its ROLE now
+    // says "slave": the gateway leaves it and subscribes on a primary again.
+    let home = cluster.owner_of_slot(0).port();
+    assert_eq!(subscribers(cluster.node(home), channels[0], false), 1);
+    let promoted = replica_of(&cluster, home);
+    match cluster.node(promoted).cmd(&["CLUSTER", "FAILOVER"]) {
+        redis::Value::Okay => {}
+        other => panic!("CLUSTER FAILOVER: {other:?}"),
+    }
+    tokio::task::block_in_place(|| cluster.wait_settled());
+    until_ready(&mut ws, &channels, BOUND).await;
+    wait_for("the old primary to lose the subscriptions", || {
+        channels
+            .iter()
+            .all(|c| subscribers(cluster.node(home), c, false) == 0)
+    })
+    .await;
+    for channel in &channels {
+        assert_eq!(subscribers(cluster.node(promoted), channel, false), 1);
+        publish(&client, channel, "after the failover").await;
+        expect_message(&mut ws, channel, "after the failover").await;
     }
     gw.stop().await;
 }
