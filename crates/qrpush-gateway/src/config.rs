@@ -82,7 +82,9 @@ pub struct Args {
     #[arg(long, env = "QRPUSH_GATEWAY_LISTEN", default_value = "127.0.0.1:8090")]
     pub listen: SocketAddr,
 
-    /// Redis, as php.ini's qrpush.url: redis://[user[:password]@]host[:port][/db] or unix:///path.
+    /// Redis, as php.ini's qrpush.url: redis://[user[:password]@]host[:port][/db], unix:///path,
+    /// redis-sentinel://host1[:26379][,host2[:port]…][/db]#service (follows the primary) or
+    /// redis-cluster://seed1:port[,seed2:port…] (subscribes on the node owning each channel).
     #[arg(
         long,
         env = "QRPUSH_GATEWAY_REDIS_URL",
@@ -108,6 +110,13 @@ pub struct Args {
     #[arg(long, env = "QRPUSH_GATEWAY_CHANNEL_MODE", default_value = DEFAULT_LOGIN_CHANNEL_MODE.as_str(),
           value_parser = ["single", "per_login"])]
     pub channel_mode: String,
+
+    /// On redis-cluster:// only, as php.ini's qrpush.cluster_publish: `sharded` (SSUBSCRIBE each
+    /// channel on the primary owning its slot, where the extension SPUBLISHes) or `global`
+    /// (SUBSCRIBE on one node, for the extension's classic PUBLISH).
+    #[arg(long, env = "QRPUSH_GATEWAY_CLUSTER_PUBLISH", default_value = "sharded",
+          value_parser = ["sharded", "global"])]
+    pub cluster_publish: String,
 
     /// File holding the token secret (php.ini's qrpush.gateway_secret). Or set QRPUSH_GATEWAY_SECRET.
     #[arg(long, env = "QRPUSH_GATEWAY_SECRET_FILE")]
@@ -300,6 +309,11 @@ impl Settings {
                 &args.channel_mode,
                 "--channel-mode",
             ),
+            (
+                "cluster_publish",
+                &args.cluster_publish,
+                "--cluster-publish",
+            ),
             (name::GATEWAY_SECRET, &secret, "the secret"),
         ] {
             core.set(name, value)
@@ -471,6 +485,34 @@ mod tests {
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn cluster_publish_is_the_extension_setting() {
+        use qrpush_core::ClusterPublish;
+        let s = Settings::from_flags(Vec::<String>::new(), "0123456789abcdef").unwrap();
+        assert_eq!(s.core.cluster_publish, ClusterPublish::Sharded);
+        let s = Settings::from_flags(["--cluster-publish", "global"], "0123456789abcdef").unwrap();
+        assert_eq!(s.core.cluster_publish, ClusterPublish::Global);
+        assert!(Settings::from_flags(["--cluster-publish", "both"], "0123456789abcdef").is_err());
+        let s = Settings::from_flags(
+            [
+                "--redis-url",
+                "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380#svc",
+            ],
+            "0123456789abcdef",
+        )
+        .unwrap();
+        assert!(s.core.endpoint.is_sentinel());
+        let s = Settings::from_flags(
+            [
+                "--redis-url",
+                "redis-cluster://127.0.0.1:7000,127.0.0.1:7001",
+            ],
+            "0123456789abcdef",
+        )
+        .unwrap();
+        assert!(s.core.endpoint.is_cluster());
     }
 
     #[test]

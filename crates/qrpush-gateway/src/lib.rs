@@ -12,7 +12,10 @@
 //! - [`admission`]: the client's address (trusted proxies) and the caps on open sockets: total
 //!   and per address, taken as a slot before the upgrade.
 //! - [`hub`]: sockets by login, the channels wanted, routing of events.
-//! - `subscriber`: the Pub/Sub connection: subscribe on demand, reconnect with backoff.
+//! - `subscriber`: the Pub/Sub side: subscribe on demand on the right nodes, follow failovers
+//!   and slot moves, reconnect with backoff; `topology` says where a channel goes (one server,
+//!   the Sentinel primary, the Cluster slot owner), `link` is one node's connection, `resp` its
+//!   frames.
 //! - `status`: a login's status through the core (the same read as `QrPush\Login::status()`).
 //! - [`channel_socket`]: a socket opened with a subscription token: general channels, with the
 //!   replay of what it missed (durable publishes) before live messages, or a resync.
@@ -27,12 +30,15 @@ pub mod admission;
 pub mod channel_socket;
 pub mod config;
 pub mod hub;
+mod link;
 mod listener;
 pub mod metrics;
+mod resp;
 mod server;
 mod socket;
 mod status;
 mod subscriber;
+mod topology;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,7 +79,7 @@ pub struct Gateway {
 
 /// Binds `settings.listen` and starts serving and subscribing.
 pub async fn start(settings: Settings) -> anyhow::Result<Gateway> {
-    let redis = redis::Client::open(connection_info(&settings.core.endpoint)?)?;
+    subscriber::check_endpoint(&settings.core.endpoint)?;
     let core = Arc::new(Client::new(settings.core.clone()));
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(hub::Hub::new(
@@ -106,7 +112,6 @@ pub async fn start(settings: Settings) -> anyhow::Result<Gateway> {
         app.hub.clone(),
         app.status.clone(),
         app.metrics.clone(),
-        redis,
         app.shutdown.clone(),
     ));
     let server = tokio::spawn(listener::run(
