@@ -63,23 +63,64 @@ impl Client {
 
     /// PUBLISH of the message `encode` makes, called only once the channel is valid: an invalid
     /// channel is reported first and costs no encoding. Errors are about [`Subject::Channel`] or
-    /// [`Subject::Message`] (`encode`'s too); nothing is sent after one.
+    /// [`Subject::Message`] (`encode`'s too); nothing is sent after one. On Redis Cluster,
+    /// `cluster_publish` says whether it goes as SPUBLISH or PUBLISH.
     pub fn publish_encoded<P: AsRef<[u8]>>(
         &self,
         channel: &[u8],
         encode: impl FnOnce() -> Result<P>,
     ) -> Result<i64> {
-        self.check_channel(channel)
-            .map_err(|e| e.about(Subject::Channel))?;
-        let payload = self
-            .checked_payload(encode, self.config.max_payload)
-            .map_err(|e| e.about(Subject::Message))?;
+        let payload = self.checked_message(channel, encode)?;
         let payload = payload.as_ref();
         if let Target::Cluster(cluster) = &self.target {
-            return self
-                .publish_routed(cluster, &[(channel, payload)])
-                .map(|counts| counts[0]);
+            return self.publish_routed_one(cluster, self.config.cluster_publish, channel, payload);
         }
+        self.publish_one(channel, payload)
+    }
+
+    /// PUBLISH (`Global`) or SPUBLISH (`Sharded`) of `payload` to `channel`, whatever
+    /// `cluster_publish` says: for subscribers that listen one way only (a Socket.IO adapter's
+    /// PSUBSCRIBE, or its SSUBSCRIBE). On Redis Cluster both go to the primary owning the
+    /// channel's slot, following redirects as every publish does (a PUBLISH there reaches the
+    /// subscribers of every node); elsewhere to the one server. Validated as
+    /// [`publish_encoded`](Self::publish_encoded) validates; returns Redis's receiver count.
+    pub fn publish_as(&self, mode: ClusterPublish, channel: &[u8], payload: &[u8]) -> Result<i64> {
+        let payload = self.checked_message(channel, || Ok(payload))?;
+        match (&self.target, mode) {
+            (Target::Cluster(cluster), mode) => {
+                self.publish_routed_one(cluster, mode, channel, payload)
+            }
+            (_, ClusterPublish::Global) => self.publish_one(channel, payload),
+            (_, ClusterPublish::Sharded) => self.spublish_one(channel, payload),
+        }
+    }
+
+    /// The message `encode` makes for `channel`, once both are checked (see `publish_encoded`).
+    fn checked_message<P: AsRef<[u8]>>(
+        &self,
+        channel: &[u8],
+        encode: impl FnOnce() -> Result<P>,
+    ) -> Result<P> {
+        self.check_channel(channel)
+            .map_err(|e| e.about(Subject::Channel))?;
+        self.checked_payload(encode, self.config.max_payload)
+            .map_err(|e| e.about(Subject::Message))
+    }
+
+    /// One checked publish on a Redis Cluster, as `mode` says.
+    fn publish_routed_one(
+        &self,
+        cluster: &Cluster,
+        mode: ClusterPublish,
+        channel: &[u8],
+        payload: &[u8],
+    ) -> Result<i64> {
+        self.publish_routed(cluster, &[(channel, payload)], mode)
+            .map(|counts| counts[0])
+    }
+
+    /// One checked PUBLISH on the one server (or the Sentinels' primary).
+    fn publish_one(&self, channel: &[u8], payload: &[u8]) -> Result<i64> {
         // The reply is interpreted inside the request so that an error reply (NOPERM, ...)
         // counts as a failure in the stats.
         self.run(1, |conn, deadline| {
@@ -92,6 +133,25 @@ impl Client {
                 return Err(no_longer_primary(conn));
             }
             Ok(receivers)
+        })
+    }
+
+    /// SPUBLISH on the one server (or the Sentinels' primary), for a consumer that listens by
+    /// SSUBSCRIBE outside a Cluster.
+    fn spublish_one(&self, channel: &[u8], payload: &[u8]) -> Result<i64> {
+        let prefix = self.config.channel_prefix.as_bytes();
+        self.run(1, |conn, timeout| {
+            let reply = conn.request_one(timeout, |p| p.spublish(prefix, channel, payload))?;
+            match reply {
+                Value::Int(n) => Ok(n),
+                Value::ServerError(e) => Err(server_error(&e, "SPUBLISH")),
+                // A reply came, so the SPUBLISH reached Redis: never retried (a possible duplicate).
+                other => Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("unexpected reply to SPUBLISH: {other:?}"),
+                )
+                .mark_maybe_sent()),
+            }
         })
     }
 
@@ -489,9 +549,14 @@ impl Client {
     /// anything was sent to it (or turns out a replica) gets its items re-routed once through a
     /// fresh slot map (a failover). Nothing that may have run is sent again. When some nodes
     /// published and others did not, the error carries the [`BatchOutcome`].
-    fn publish_routed(&self, cluster: &Cluster, items: &[(&[u8], &[u8])]) -> Result<Vec<i64>> {
+    fn publish_routed(
+        &self,
+        cluster: &Cluster,
+        items: &[(&[u8], &[u8])],
+        mode: ClusterPublish,
+    ) -> Result<Vec<i64>> {
         let start = Instant::now();
-        let result = self.publish_routed_unrecorded(cluster, items, start);
+        let result = self.publish_routed_unrecorded(cluster, items, mode, start);
         record(&cluster.stats, items.len() as u64, &result, start);
         result
     }
@@ -500,6 +565,7 @@ impl Client {
         &self,
         cluster: &Cluster,
         items: &[(&[u8], &[u8])],
+        mode: ClusterPublish,
         start: Instant,
     ) -> Result<Vec<i64>> {
         let prefix = self.config.channel_prefix.as_bytes();
@@ -510,8 +576,9 @@ impl Client {
         }
         let mut outcome = BatchOutcome::default();
         let mut redirected: Vec<(Node, Vec<usize>, bool)> = Vec::new();
-        for (node, indexes, _) in &groups {
-            let replies = match self.send_group(cluster, node, indexes, false, items, start) {
+        for group in &groups {
+            let (_, indexes, _) = group;
+            let replies = match self.send_group(cluster, group, items, mode, start) {
                 Ok(replies) => replies,
                 // The node could not be reached or is no primary, and nothing was sent (it may
                 // have failed over): these items go, once, to their owners in a fresh slot map.
@@ -547,8 +614,9 @@ impl Client {
                 }
             }
         }
-        for (node, indexes, ask) in &redirected {
-            match self.send_group(cluster, node, indexes, *ask, items, start) {
+        for group in &redirected {
+            let (_, indexes, _) = group;
+            match self.send_group(cluster, group, items, mode, start) {
                 // A second redirect is reported as the server error it is: the slot moves again.
                 Ok(replies) => {
                     for (i, reply) in replies {
@@ -580,8 +648,8 @@ impl Client {
         }
     }
 
-    /// Sends the items at `indexes` to `node` in one pipeline (each after ASKING when `ask`);
-    /// returns (index, reply) pairs. A broken connection drops the cached slot map: the node
+    /// Sends the items at `indexes` to `node` in one pipeline (each after ASKING when `ask`), as
+    /// SPUBLISH or PUBLISH as `mode` says; returns (index, reply) pairs. A broken connection drops the cached slot map: the node
     /// may have failed over.
     ///
     /// No `WAIT 0 0` rides behind these publishes: a demoted node answers SPUBLISH with MOVED,
@@ -589,14 +657,14 @@ impl Client {
     fn send_group(
         &self,
         cluster: &Cluster,
-        node: &Node,
-        indexes: &[usize],
-        ask: bool,
+        (node, indexes, ask): &(Node, Vec<usize>, bool),
         items: &[(&[u8], &[u8])],
+        mode: ClusterPublish,
         start: Instant,
     ) -> Result<Vec<(usize, Value)>> {
+        let ask = *ask;
         let pool = cluster.node_pool(node);
-        let sharded = self.config.cluster_publish == ClusterPublish::Sharded;
+        let sharded = mode == ClusterPublish::Sharded;
         let prefix = self.config.channel_prefix.as_bytes();
         let per_item = if ask { 2 } else { 1 };
         let result = self.on_pool(&pool, start, |conn, deadline| {
@@ -828,7 +896,7 @@ impl<C: AsRef<[u8]>, P: AsRef<[u8]>> Batch<'_, C, P> {
                 .iter()
                 .map(|(c, p)| (c.as_ref(), p.as_ref()))
                 .collect();
-            return client.publish_routed(cluster, &items);
+            return client.publish_routed(cluster, &items, client.config.cluster_publish);
         }
         client.run(items.len() as u64, |conn, deadline| {
             let published = conn.publish_batch(deadline, items.len(), |p, i| {

@@ -375,3 +375,54 @@ fn a_batch_over_a_live_and_a_dead_node_reports_its_partial_outcome() {
     let stats = client.stats();
     assert_eq!((stats.published, stats.failed), (2, 2));
 }
+
+/// Socket.IO on a Cluster: the sharded adapter's SPUBLISH goes to the owner of its channel's slot
+/// whatever `cluster_publish` says (its servers SSUBSCRIBE there), and the classic adapter's
+/// PUBLISH stays a PUBLISH in the default sharded mode (its servers PSUBSCRIBE, on any node).
+#[test]
+fn socketio_emits_reach_each_adapters_subscribers() {
+    use qrpush_core::formats::socketio::{self, Adapter, SubscriptionMode, Target};
+
+    let cluster = ClusterTopology::start();
+    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    // A room whose channel, socket.io#/#<room>#, lives on each primary.
+    let rooms: Vec<String> = primaries
+        .iter()
+        .map(|&port| {
+            (0..10_000)
+                .map(|i| format!("room-{i}"))
+                .find(|room| cluster.owner_of(&format!("socket.io#/#{room}#")).port() == port)
+                .expect("a room on that node")
+        })
+        .collect();
+    let channels: Vec<String> = rooms.iter().map(|r| format!("socket.io#/#{r}#")).collect();
+    let mut subs: Vec<_> = channels
+        .iter()
+        .map(|c| cluster.subscribe_sharded(c))
+        .collect();
+    let sharded = Target::new(Adapter::Sharded(SubscriptionMode::Dynamic), "socket.io").unwrap();
+    for client in [client(&cluster, &[]), client_global(&cluster)] {
+        for (room, sub) in rooms.iter().zip(subs.iter_mut()) {
+            let encoded = sharded
+                .to(&[room.as_str()], true)
+                .unwrap()
+                .encode("news", &[serde_json::json!(room)])
+                .unwrap();
+            assert_eq!(socketio::emit(&client, &encoded).unwrap(), 1);
+            assert_eq!(sub.recv(1, WAIT), vec![encoded.message.clone()]);
+            sub.nothing_more(QUIET);
+        }
+    }
+
+    let classic = Target::new(Adapter::Classic, "socket.io").unwrap();
+    let encoded = classic.encode("news", &[]).unwrap();
+    // A subscriber on a node that does not own the channel's slot: PUBLISH reaches it through the
+    // Cluster bus, and Redis counts only the receivers on the node that ran it (none).
+    let owner = cluster.owner_of("socket.io#/#").port();
+    let other = *primaries.iter().find(|&&p| p != owner).unwrap();
+    let mut elsewhere = cluster.node(other).subscribe(&["socket.io#/#"]);
+    let mut sharded_sub = cluster.subscribe_sharded("socket.io#/#");
+    assert_eq!(socketio::emit(&client(&cluster, &[]), &encoded).unwrap(), 0);
+    assert_eq!(elsewhere.recv(1, WAIT), vec![encoded.message.clone()]);
+    sharded_sub.nothing_more(QUIET);
+}

@@ -1,8 +1,8 @@
 // QrPush's Socket.IO emits taken by real Socket.IO servers: two socket.io 4 servers with
 // @socket.io/redis-adapter, classic (PUBLISH) and then sharded (SPUBLISH/SSUBSCRIBE on this
-// standalone Redis; on a Redis Cluster the sharded adapter is the same, that variant follows the
-// Cluster support), deliver what PHP emits (tests/interop/www/emit.php) to socket.io-client
-// clients: to a namespace, to a room, to all but a room, to another namespace, with flags. The
+// standalone Redis; on a Redis Cluster: cluster.test.mjs), deliver what PHP emits
+// (tests/interop/www/emit.php) to socket.io-client clients: to a namespace, to a room, to all but
+// a room, to another namespace, with flags. The
 // classic messages are compared byte for byte with the real @socket.io/redis-emitter's for the
 // same arguments; the sharded ones with what the sharded adapter itself publishes.
 //

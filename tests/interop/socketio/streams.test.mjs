@@ -1,6 +1,6 @@
 // QrPush's Socket.IO emits to servers that use @socket.io/redis-streams-adapter with
 // connection-state recovery: two socket.io 4 servers (each its own process,
-// streams-server.mjs) deliver what PHP appends to the stream (tests/interop/www/emit.php with
+// server.mjs) deliver what PHP appends to the stream (tests/interop/www/emit.php with
 // `adapter: streams`) to a room, to all but a room, to a namespace. The entry is the one a server
 // appends for the same broadcast, but for its uid. Then a restart: the server three clients are on
 // is stopped, six events are emitted while it is down, it is started again, and its clients
@@ -13,10 +13,9 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:http';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { startServer, stopServer } from './process.mjs';
 
 const modules = process.env.QRPUSH_NODE_MODULES;
 const require = createRequire(join(modules, 'x.js'));
@@ -27,7 +26,6 @@ const { createClient } = require('redis');
 
 const redisUrl = `redis://127.0.0.1:${process.env.QRPUSH_INTEROP_REDIS_PORT}`;
 const web = process.env.QRPUSH_INTEROP_WEB;
-const serverScript = join(dirname(fileURLToPath(import.meta.url)), 'streams-server.mjs');
 const STREAM = 'qrpush-interop-streams';
 const MAX_LEN = 1000;
 const OPTIONS = { adapter: 'streams', stream: STREAM, max_len: MAX_LEN };
@@ -54,31 +52,9 @@ async function until(what, check, ms = 10_000) {
   }
 }
 
-/** A streams-server.mjs process on `port` (0: a free one); resolves once it listens and reads. */
-async function startServer(port = 0) {
-  const child = spawn(process.execPath, [serverScript, modules, redisUrl, STREAM, String(MAX_LEN), String(port)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const server = { child, exited: once(child, 'exit') };
-  closers.push(() => stopServer(server));
-  let out = '';
-  child.stdout.setEncoding('utf8');
-  const ready = new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]));
-    });
-    child.once('exit', (code) => reject(new Error(`streams-server.mjs exited with ${code} before it was ready`)));
-  });
-  server.port = (await ready).port;
-  return server;
-}
-
-async function stopServer(server) {
-  if (server.child.exitCode !== null || server.child.signalCode !== null) return;
-  server.child.kill('SIGTERM');
-  const [code] = await server.exited;
-  assert.equal(code, 0, 'the server exits cleanly on SIGTERM');
+/** A server with the streams adapter on `port` (0: a free one), once it listens and reads. */
+function startStreamsServer(port = 0) {
+  return startServer([modules, 'streams', redisUrl, STREAM, String(MAX_LEN), String(port)], closers);
 }
 
 /** A client of the server on `port`, in `namespace` and `rooms`; `got` collects its 'news' events. */
@@ -130,7 +106,7 @@ describe('streams adapter (XADD) with connection-state recovery', () => {
   before(async () => {
     r = await redis();
     await r.del(STREAM);
-    [s1, s2] = [await startServer(), await startServer()];
+    [s1, s2] = [await startStreamsServer(), await startStreamsServer()];
     // a (s1, r1), b (s2, r1), c (s1, r2), d (s2, no room), e (s1, /admin)
     clients = [
       await client(s1.port, 'a', '/', ['r1']),
@@ -238,7 +214,7 @@ describe('streams adapter (XADD) with connection-state recovery', () => {
     assert.deepEqual([a.got, c.got, e.got], [[], [], []], 'nothing reaches the clients of a stopped server');
 
     const back = [a, c, e].map((x) => once(x.socket, 'connect'));
-    s1 = await startServer(s1.port);
+    s1 = await startStreamsServer(s1.port);
     await Promise.all(back);
     for (const x of [a, c, e]) assert.equal(x.socket.recovered, true, `client ${x.name} recovered its session`);
     await until('the missed events', () => a.got.length >= want.a.length && c.got.length >= want.c.length && e.got.length >= want.e.length);

@@ -1,8 +1,9 @@
 <?php
 
 /**
- * Emits with QrPush\SocketIo what the POSTed JSON describes, to the default client's Redis:
- *   {"options": {...} (the constructor's), "namespace": "/admin", "to": [...], "except": [...],
+ * Emits with QrPush\SocketIo what the POSTed JSON describes:
+ *   {"url": a qrpush.url for a client of its own (default: the default client), "options": {...}
+ *    (the constructor's), "namespace": "/admin", "to": [...], "except": [...],
  *    "flags": [["volatile", true], ["compress", false]] (applied in order), "event": "e",
  *    "args": NAME (a list of PHP values from ../socketio/args.php) or "values": [...] (the arguments
  *    themselves, as JSON)}
@@ -15,7 +16,8 @@ declare(strict_types=1);
 header('Content-Type: application/json');
 $spec = json_decode((string) file_get_contents('php://input'), true, 16, JSON_THROW_ON_ERROR);
 $args = $spec['values'] ?? (require __DIR__ . '/../socketio/args.php')[$spec['args']];
-$io = new QrPush\SocketIo(null, $spec['options'] ?? []);
+$client = isset($spec['url']) ? new QrPush\Client($spec['url']) : null;
+$io = new QrPush\SocketIo($client, $spec['options'] ?? []);
 if (isset($spec['namespace'])) {
     $io = $io->of($spec['namespace']);
 }

@@ -30,9 +30,8 @@
 use serde_json::Value;
 
 use crate::client::{Client, MAX_CHANNEL_LEN};
-use crate::config::validate_channel_part;
-use crate::connection::server_error;
-use crate::error::{Error, ErrorKind, Result, Subject};
+use crate::config::{validate_channel_part, ClusterPublish};
+use crate::error::{Error, Result, Subject};
 
 use super::msgpack;
 use crate::durable::socketio::{self as streams, Broadcast, StreamOptions};
@@ -401,46 +400,19 @@ fn add_rooms<S: AsRef<str>>(set: &mut Vec<String>, rooms: &[S], single: bool) ->
 }
 
 /// Sends an encoded emit with `client`: PUBLISH, or SPUBLISH for the sharded adapter, to the
-/// channel after the client's `channel_prefix`. Returns Redis's count of receivers: for the
-/// classic adapter, the Socket.IO servers listening to the namespace; for the sharded one, those
-/// subscribed to the channel (on a Redis Cluster, those of the channel's shard).
+/// channel after the client's `channel_prefix`, whatever the client's `cluster_publish` says (the
+/// classic adapter's servers PSUBSCRIBE, the sharded one's SSUBSCRIBE). On Redis Cluster it goes
+/// to the primary owning the channel's slot, where the sharded adapter's servers subscribe.
+/// Returns Redis's count of receivers: for the classic adapter, the Socket.IO servers listening
+/// to the namespace; for the sharded one, those subscribed to the channel (on a Redis Cluster,
+/// those of the channel's shard).
 pub fn emit(client: &Client, encoded: &Encoded) -> Result<i64> {
-    let channel = encoded.channel.as_bytes();
-    let message = encoded.message.as_slice();
-    if !encoded.sharded {
-        return client.publish_encoded(channel, || Ok(message));
-    }
-    let prefix = client.config().channel_prefix.as_bytes();
-    validate_channel_part(channel, MAX_CHANNEL_LEN).map_err(|e| e.about(Subject::Channel))?;
-    let max = client.config().max_payload;
-    if message.len() > max {
-        return Err(Error::invalid(format!(
-            "is {} bytes, more than qrpush.max_payload ({max} bytes)",
-            message.len()
-        ))
-        .about(Subject::Message));
-    }
-    // On Redis Cluster the SPUBLISH goes to the owner of the channel's slot.
-    let in_slot = crate::cluster::slot::prefixed_slot(prefix, channel);
-    client.run_in_slot(in_slot, 1, |conn, timeout, asking| {
-        let reply = conn.request_one_asking(timeout, asking, |p| {
-            p.command(|cmd| {
-                cmd.arg("SPUBLISH")
-                    .arg([prefix, channel].concat())
-                    .arg(message);
-            })
-        })?;
-        match reply {
-            redis::Value::Int(n) => Ok(n),
-            redis::Value::ServerError(e) => Err(server_error(&e, "SPUBLISH")),
-            // A reply came, so the SPUBLISH reached Redis: never retried (a possible duplicate).
-            other => Err(Error::new(
-                ErrorKind::Protocol,
-                format!("unexpected reply to SPUBLISH: {other:?}"),
-            )
-            .mark_maybe_sent()),
-        }
-    })
+    let mode = if encoded.sharded {
+        ClusterPublish::Sharded
+    } else {
+        ClusterPublish::Global
+    };
+    client.publish_as(mode, encoded.channel.as_bytes(), &encoded.message)
 }
 
 #[cfg(test)]
