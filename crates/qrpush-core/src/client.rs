@@ -305,14 +305,15 @@ impl Client {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            if e.breaks_connection() && e.redirect().is_none() {
+            let redirect = Redirect::of_error(&e);
+            if e.breaks_connection() && redirect.is_none() {
                 cluster.forget_map();
             }
             if rerouted || e.maybe_sent() || !e.breaks_connection() {
                 return Err(e);
             }
             rerouted = true;
-            match e.redirect() {
+            match redirect {
                 Some(redirect) => {
                     cluster
                         .redirects
@@ -320,7 +321,7 @@ impl Client {
                     if !redirect.ask {
                         cluster.forget_map();
                     }
-                    node = redirect.node.clone();
+                    node = redirect.node;
                     asking = redirect.ask;
                 }
                 None => node = cluster.owner(slot, &self.config, start)?,
@@ -530,7 +531,7 @@ impl Client {
                     }
                     let nothing_ran = !e.maybe_sent() && e.batch_outcome().is_none();
                     // A Cluster redirect names another node: the caller follows it.
-                    let here = e.redirect().is_none();
+                    let here = Redirect::of_error(&e).is_none();
                     if !fresh && !retried && nothing_ran && here && e.breaks_connection() {
                         retried = true;
                         continue;

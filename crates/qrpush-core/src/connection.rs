@@ -718,10 +718,7 @@ pub fn server_error(e: &redis::ServerError, context: &str) -> Error {
         ErrorKind::Server,
         format!("{}{detail} ({context})", e.code()),
     );
-    let err = match crate::cluster::Redirect::of_error(e) {
-        Some(redirect) => err.with_redirect(redirect),
-        None => err,
-    };
+    let err = err.with_server_reply(format!("{}{detail}", e.code()));
     if RETIRING_CODES.contains(&e.code()) {
         err.mark_retire()
     } else {

@@ -211,8 +211,9 @@ pub struct Error {
     retire: bool,
     /// For a batch that was partly published: what happened to each message.
     batch: Option<Box<BatchOutcome>>,
-    /// A Redis Cluster's MOVED or ASK reply: the command did not run, this node should be asked.
-    redirect: Option<Box<crate::cluster::Redirect>>,
+    /// For an error made from an error reply: the reply as Redis sent it (code and details,
+    /// e.g. a Cluster's `MOVED 3999 10.0.0.2:7001`), for the layers that act on it.
+    server_reply: Option<Box<str>>,
 }
 
 /// The per-message outcome of a batch of publishes that Redis partly carried out. Redis runs
@@ -240,7 +241,7 @@ impl Error {
             maybe_sent: false,
             retire: false,
             batch: None,
-            redirect: None,
+            server_reply: None,
         }
     }
 
@@ -326,13 +327,13 @@ impl Error {
         self
     }
 
-    /// A Redis Cluster redirect (MOVED/ASK): the command did not run and goes to its node.
-    pub fn redirect(&self) -> Option<&crate::cluster::Redirect> {
-        self.redirect.as_deref()
+    /// The error reply this error was made from (code and details), if it was.
+    pub fn server_reply(&self) -> Option<&str> {
+        self.server_reply.as_deref()
     }
 
-    pub(crate) fn with_redirect(mut self, redirect: crate::cluster::Redirect) -> Self {
-        self.redirect = Some(Box::new(redirect));
+    pub(crate) fn with_server_reply(mut self, reply: String) -> Self {
+        self.server_reply = Some(reply.into_boxed_str());
         self
     }
 

@@ -21,10 +21,11 @@
 //! - [`cluster`]: Redis Cluster routing: hash slots, the slot map, a pool per node, redirects.
 //! - [`sentinel`]: Redis Sentinel: the service's primary, asked of the Sentinels, verified with ROLE.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
-//! - [`formats`]: other servers' message formats: Laravel's broadcasts, Socket.IO's Redis adapter.
 //! - [`login`]: [`Login`], the QR-login state machine in Redis (Lua scripts that publish events).
 //! - [`durable`]: [`Durable`], publishes also stored in a capped stream per channel (offset, epoch)
 //!   and the replay of what a reader missed; the Socket.IO Redis Streams adapter's entries.
+//! - [`formats`]: other servers' message formats: Laravel's broadcasts, Socket.IO's Redis
+//!   adapters (the streams adapter's entries written by `durable`).
 //! - [`channel_token`]: the gateway's subscription tokens (channels, user, expiry), signed with the
 //!   login tokens' keys.
 //!
@@ -53,12 +54,12 @@ pub mod sentinel;
 
 pub mod client;
 
-pub mod formats;
-
 pub mod login;
 
 pub mod channel_token;
 pub mod durable;
+
+pub mod formats;
 
 pub use client::{Batch, Client};
 pub use config::{ClusterPublish, Config, Setting, SETTINGS};

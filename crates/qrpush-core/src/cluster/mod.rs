@@ -70,19 +70,24 @@ impl Redirect {
     /// The redirect an error reply asks for, if it is one.
     pub fn of(reply: &Value) -> Option<Redirect> {
         match reply {
-            Value::ServerError(e) => Self::of_error(e),
+            Value::ServerError(e) => Self::parse(e.code(), e.details()?),
             _ => None,
         }
     }
 
-    /// The redirect an error reply asks for, if it is one.
-    pub fn of_error(e: &redis::ServerError) -> Option<Redirect> {
-        let ask = match e.code() {
+    /// The redirect of an error made from an error reply ([`Error::server_reply`]), if any.
+    pub fn of_error(e: &Error) -> Option<Redirect> {
+        let (code, details) = e.server_reply()?.split_once(' ')?;
+        Self::parse(code, details)
+    }
+
+    fn parse(code: &str, details: &str) -> Option<Redirect> {
+        let ask = match code {
             "MOVED" => false,
             "ASK" => true,
             _ => return None,
         };
-        let (_slot, address) = e.details()?.split_once(' ')?;
+        let (_slot, address) = details.split_once(' ')?;
         Some(Redirect {
             node: Node::parse(address)?,
             ask,

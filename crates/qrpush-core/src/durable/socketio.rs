@@ -179,7 +179,26 @@ pub fn namespace(name: &str) -> String {
     }
 }
 
-pub use crate::formats::socketio::check_event;
+/// Event names Socket.IO keeps for itself; the emitter refuses them, so does [`check_event`].
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// An event name the servers will deliver: not one of Socket.IO's own.
+pub fn check_event(event: &str) -> Result<()> {
+    if RESERVED_EVENTS.contains(&event) {
+        return Err(Error::invalid(format!(
+            "must not be \"{event}\", a name Socket.IO reserves for itself"
+        ))
+        .about(Subject::Event));
+    }
+    Ok(())
+}
 
 /// Appends `broadcast` to its namespace's stream (one XADD); returns the entry's id: the offset
 /// the adapter hands its clients for it. An entry longer than `max_payload` is refused unsent.

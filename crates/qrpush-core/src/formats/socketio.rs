@@ -35,6 +35,9 @@ use crate::error::{Error, Result, Subject};
 
 use super::msgpack;
 use crate::durable::socketio::{self as streams, Broadcast, StreamOptions};
+// The event check lives with the streams entries (below this module in the layers); both
+// adapters' targets refuse the same names.
+pub use crate::durable::socketio::{check_event, RESERVED_EVENTS};
 
 /// The `uid` of a message no Socket.IO server sent (the emitters' and `ClusterAdapter`'s name).
 const EMITTER_UID: &str = "emitter";
@@ -42,16 +45,6 @@ const EMITTER_UID: &str = "emitter";
 const PACKET_EVENT: u64 = 2;
 /// socket.io-adapter's cluster message type BROADCAST.
 const CLUSTER_BROADCAST: u64 = 3;
-
-/// Event names Socket.IO keeps for itself; the emitter refuses them, so does [`check_event`].
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// Which adapter the Socket.IO servers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,17 +357,6 @@ impl Target {
             msgpack::write_bool(*value, out);
         }
     }
-}
-
-/// An event name the servers will deliver: not one of Socket.IO's own.
-pub fn check_event(event: &str) -> Result<()> {
-    if RESERVED_EVENTS.contains(&event) {
-        return Err(Error::invalid(format!(
-            "must not be \"{event}\", a name Socket.IO reserves for itself"
-        ))
-        .about(Subject::Event));
-    }
-    Ok(())
 }
 
 /// Adds each room that is not there yet. A room must be non-empty (an empty room would make the
