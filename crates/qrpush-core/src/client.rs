@@ -226,7 +226,9 @@ impl Client {
     /// later than `connect_timeout + timeout` after the start. A retry shares both.
     ///
     /// With Sentinel it runs on the primary (see `on_primary`). On Redis Cluster there is no one
-    /// server to run it on: it is refused (publishes are routed by their channel instead).
+    /// server to run it on: it is refused. Everything QrPush sends there is routed instead:
+    /// publishes by their channel, scripts and other one-slot commands by their slot
+    /// ([`Client::run_in_slot`], [`Client::run_per_slot`]).
     pub fn run<T>(
         &self,
         messages: u64,
@@ -240,12 +242,12 @@ impl Client {
                 record(&sentinel.stats, messages, &result, start);
                 return result;
             }
-            // No one server to run it on: publishes are routed by their channel instead.
+            // No one server to run it on: a caller routes by slot instead (see above).
             Target::Cluster(cluster) => {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     format!(
-                        "this operation is not available on Redis Cluster ({}) yet",
+                        "this operation names no hash slot, so it cannot be routed on Redis Cluster ({})",
                         cluster.endpoint().label()
                     ),
                 ))
