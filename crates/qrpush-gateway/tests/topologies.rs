@@ -11,7 +11,9 @@
 //!   each slot's owner, checked with PUBSUB SHARDNUMSUB); a slot moved to another primary, a
 //!   manual CLUSTER FAILOVER (the old primary demoted, its connections kept) and a
 //!   killed primary replaced by its replica are all followed: the socket is subscribed again
-//!   where the slot is now and keeps getting messages.
+//!   where the slot is now and keeps getting messages. The same for per-login channels of logins
+//!   on all 3 shards: each socket gets its status again after its slot moved or its primary was
+//!   killed, then its login's events.
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test topologies"`.
 
@@ -453,5 +455,97 @@ async fn on_cluster_in_global_mode_one_subscribe_gets_every_channel() {
         publish(&client, channel, "after the failover").await;
         expect_message(&mut ws, channel, "after the failover").await;
     }
+    gw.stop().await;
+}
+
+/// Per-login channels of logins whose slots are on all 3 shards: each socket gets its login's
+/// status and events through the SSUBSCRIBE on its own shard; a moved slot (the login's key moves
+/// with its channel) and a killed primary each end with the status re-sent, then the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_cluster_logins_on_every_shard_reach_their_sockets_through_a_slot_move_and_a_killed_primary(
+) {
+    let mut cluster = blocking(ClusterTopology::start).await;
+    let url = cluster.url();
+    let gw = gateway(&url, &["--channel-mode", "per_login"]).await;
+    let client = Arc::new(Client::new(config(
+        &url,
+        &[("login_channel_mode", "per_login")],
+    )));
+    let ports: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    // One login per shard: start logins until each primary owns one's channel.
+    let mut logins: Vec<Option<(Started, String)>> = vec![None, None, None];
+    for _ in 0..200 {
+        if logins.iter().all(Option::is_some) {
+            break;
+        }
+        let c = client.clone();
+        let started: Started =
+            blocking(move || Login::new(&c).start("127.0.0.1", "test").expect("start")).await;
+        let channel = Login::new(&client).channel(&started.status.id);
+        let owner = cluster.owner_of(&channel).port();
+        let shard = ports.iter().position(|p| *p == owner).unwrap();
+        if logins[shard].is_none() {
+            logins[shard] = Some((started, channel));
+        }
+    }
+    let logins: Vec<(Started, String)> = logins
+        .into_iter()
+        .map(|l| l.expect("a login per shard"))
+        .collect();
+    let mut sockets = Vec::new();
+    for (started, channel) in &logins {
+        let token = started.gateway_token.as_ref().unwrap().expose().to_string();
+        let mut ws = connect(&gw, &token).await;
+        assert_eq!(state_of(&next_json(&mut ws).await), "pending");
+        let owner = cluster.owner_of(channel);
+        assert_eq!(
+            subscribers(owner, channel, true),
+            1,
+            "{channel} on {}",
+            owner.port()
+        );
+        sockets.push(ws);
+    }
+    for ((started, _), ws) in logins.iter().zip(&mut sockets) {
+        let (c, qr) = (client.clone(), started.qr.expose().to_string());
+        blocking(move || Login::new(&c).scan(&qr, "alice", "phone").expect("scan")).await;
+        assert_eq!(kind_and_seq(&next_json(ws).await), ("scanned".into(), 2));
+    }
+
+    // The first login's slot moves to the second shard's primary (its key moves with it).
+    let slot = cluster.slot_of(&logins[0].1);
+    tokio::task::block_in_place(|| cluster.move_slot(slot, ports[1]));
+    let m = next_json(&mut sockets[0]).await;
+    assert_eq!(
+        (kind_and_seq(&m), state_of(&m)),
+        (("status".into(), 2), "scanned".into()),
+        "{m}"
+    );
+    assert_eq!(subscribers(cluster.node(ports[1]), &logins[0].1, true), 1);
+
+    // kill -9 of the third shard's primary: its replica is promoted, the status is re-sent.
+    let victim = cluster
+        .nodes()
+        .iter()
+        .position(|n| n.port() == ports[2])
+        .unwrap();
+    let killed_at = Instant::now();
+    cluster.nodes_mut()[victim].stop();
+    let m = next_within(&mut sockets[2], FAILOVER_BOUND).await;
+    let window = killed_at.elapsed();
+    assert_eq!(
+        (kind_and_seq(&m), state_of(&m)),
+        (("status".into(), 2), "scanned".into()),
+        "{m}"
+    );
+
+    // Every login completes, each on its socket.
+    for ((started, _), ws) in logins.iter().zip(&mut sockets) {
+        let (c, id) = (client.clone(), started.status.id.clone());
+        blocking(move || until_served("approve", || Login::new(&c).approve(&id, "alice", "Alice")))
+            .await;
+        assert_eq!(kind_and_seq(&next_json(ws).await), ("approved".into(), 3));
+    }
+    eprintln!("gateway on Cluster, logins: status re-sent {window:?} after kill -9 of a primary");
     gw.stop().await;
 }
