@@ -83,15 +83,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
-/// Runs `op` until it succeeds, while it fails with a connection-kind error (a primary being
-/// replaced); returns how many attempts failed.
+/// Whether `e` is how a call fails while a primary is being replaced: no connection, or on
+/// Cluster a slot no primary serves yet (the core's CLUSTERDOWN), or a map still settling.
+fn during_failover(e: &qrpush_core::Error) -> bool {
+    match e.kind() {
+        ErrorKind::Connection | ErrorKind::Timeout => true,
+        ErrorKind::Server => ["CLUSTERDOWN", "TRYAGAIN", "MOVED"]
+            .iter()
+            .any(|code| e.message().contains(code)),
+        _ => false,
+    }
+}
+
+/// Runs `op` until it succeeds, while it fails the way calls fail during a failover; returns how
+/// many attempts failed.
 fn until_served<T>(what: &str, mut op: impl FnMut() -> qrpush_core::Result<T>) -> (T, u32) {
     let start = Instant::now();
     let mut failed = 0;
     loop {
         match op() {
             Ok(value) => return (value, failed),
-            Err(e) if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) => {
+            Err(e) if during_failover(&e) => {
                 assert!(
                     start.elapsed() < FAILOVER_BOUND,
                     "{what}: still failing after {FAILOVER_BOUND:?}: {}",
