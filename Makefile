@@ -5,7 +5,7 @@
 help:        ## this list
 	@sed -n 's/^\([a-z]*\): *## \(.*\)/make \1\t\2/p' $(MAKEFILE_LIST) | expand -t 16
 
-demo:        ## scripts/demo: builds the extension (NTS) and the gateway, then php/stack runs redis-server, php-fpm with the extension, two WebSocket gateways and nginx on 127.0.0.1:8080 (Ctrl-C stops them)
+demo:        ## scripts/demo: builds the extension (NTS) and the gateway, then php/stack runs redis-server, php-fpm with the extension, two WebSocket gateways and nginx on 127.0.0.1:8080 (Ctrl-C stops them); QRPUSH_DEMO_TOPOLOGY=cluster: a 3+3 Redis Cluster instead of one redis-server
 	bash scripts/demo
 
 test:        ## scripts/test: the provisioning tests (tests/provision); rustfmt + clippy; cargo test of the core; PHPUnit on PHP 8.4 NTS and ZTS (CLI, php-fpm, nginx); the gateway's cargo tests and the browser test (tests/e2e); Laravel Echo Server and Socket.IO servers from npm (tests/interop); the short fault suite; the benchmark smoke run; the phpize build NTS and ZTS; ZTS under Apache's event MPM

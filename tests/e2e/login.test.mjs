@@ -4,6 +4,7 @@
 //   QRPUSH_E2E_BASE       http://127.0.0.1:<nginx port>
 //   QRPUSH_E2E_RUN        php/stack's run directory (gateway-<port>.pid: the gateways' pids)
 //   QRPUSH_E2E_MODE       single | per_login (what the stack runs)
+//   QRPUSH_E2E_LABEL      names the tests and screenshots (default: the mode; "cluster" on Cluster)
 //   QRPUSH_E2E_ARTIFACTS  where screenshots go
 //   QRPUSH_NODE_MODULES   where playwright-core is installed
 
@@ -21,6 +22,7 @@ const { chromium } = require('playwright-core');
 const BASE = process.env.QRPUSH_E2E_BASE;
 const RUN = process.env.QRPUSH_E2E_RUN;
 const MODE = process.env.QRPUSH_E2E_MODE || 'single';
+const LABEL = process.env.QRPUSH_E2E_LABEL || MODE;
 const ARTIFACTS = process.env.QRPUSH_E2E_ARTIFACTS;
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -98,14 +100,14 @@ function gatewayPids() {
     .map((f) => Number(readFileSync(join(RUN, f), 'utf8').trim()));
 }
 
-test(`${MODE}: the phone approves and the page shows the user, pushed over the WebSocket`, async () => {
+test(`${LABEL}: the phone approves and the page shows the user, pushed over the WebSocket`, async () => {
   const page = await openLoginPage();
   const qr = (await page.textContent('#qrText')).trim();
   assert.match(qr, /^[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
-  const decoded = await decodeQr(page, `e2e-${MODE}-qr`);
+  const decoded = await decodeQr(page, `e2e-${LABEL}-qr`);
   if (decoded !== null) assert.equal(decoded, qr, 'the QR code on the page scans to its text');
   assert.equal(await pageState(page), 'pending');
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-1-pending.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-1-pending.png`) });
 
   const scanned = await phone('scan', { qr });
   assert.equal(scanned.state, 'scanned');
@@ -117,7 +119,7 @@ test(`${MODE}: the phone approves and the page shows the user, pushed over the W
   assert.match(code, /^[0-9]{2}$/);
   await page.waitForSelector('#confirm:not([hidden])', { timeout: 10000 });
   const ms = Date.now() - t0;
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-2-confirm.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-2-confirm.png`) });
   // A typo first: refused by the app, the page asks again (and is still not logged in).
   const typo = code === '00' ? '01' : '00';
   await confirmWithCode(page, 'Demo', typo);
@@ -131,12 +133,12 @@ test(`${MODE}: the phone approves and the page shows the user, pushed over the W
   assert.equal(demo.approverName, 'Demo');
   assert.equal(demo.polls, 0, 'the page never polled');
   assert.deepEqual(demo.messages.map((m) => m.type).slice(0, 3), ['status', 'scanned', 'approved']);
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-3-logged-in.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-3-logged-in.png`) });
   console.log(`# approve → confirmation asked on the page: ${ms} ms`);
   await page.close();
 });
 
-test(`${MODE}: a QR code scanned first by someone else: the page names their account and never logs in`, async () => {
+test(`${LABEL}: a QR code scanned first by someone else: the page names their account and never logs in`, async () => {
   const page = await openLoginPage();
   const qr = (await page.textContent('#qrText')).trim();
   // Mallory saw the screen, scans first and approves; the victim's own phone is told it is too late.
@@ -151,7 +153,7 @@ test(`${MODE}: a QR code scanned first by someone else: the page names their acc
   assert.equal(await page.textContent('#approver'), 'Mallory');
   await page.waitForTimeout(300);
   assert.equal(await page.isHidden('#loggedIn'), true, 'never logged in without the code');
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-4-not-me.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-4-not-me.png`) });
   await page.click('#notMe');
   await page.waitForFunction(() => document.getElementById('state').textContent === 'cancelled');
   assert.equal(await page.isHidden('#confirm'), true);
@@ -160,7 +162,7 @@ test(`${MODE}: a QR code scanned first by someone else: the page names their acc
   await page.close();
 });
 
-test(`${MODE}: the gateways restart between scan and approve, and the page still completes`, async () => {
+test(`${LABEL}: the gateways restart between scan and approve, and the page still completes`, async () => {
   const page = await openLoginPage();
   const qr = (await page.textContent('#qrText')).trim();
   const scanned = await phone('scan', { qr });
@@ -171,7 +173,7 @@ test(`${MODE}: the gateways restart between scan and approve, and the page still
   assert.equal(pids.length, 2);
   for (const pid of pids) process.kill(pid, 'SIGTERM');
   await page.waitForFunction(() => window.qrDemo.transport === 'reconnecting', null, { timeout: 5000 });
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-5-reconnecting.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-5-reconnecting.png`) });
   // Approved while no gateway listens: the event reaches nobody (Pub/Sub is at-most-once)...
   const { confirmation_code: code } = await phone('approve', { id: scanned.id });
   // ...and the status sent when the page's socket is back carries the outcome.
@@ -187,6 +189,6 @@ test(`${MODE}: the gateways restart between scan and approve, and the page still
   // After the reconnect: the status (approved, seq 3), nothing older; then maybe "redeemed" (4).
   const after = demo.messages.slice(demo.messages.findLastIndex((m) => m.type === 'status'));
   assert.deepEqual([after[0].type, after[0].seq], ['status', 3], JSON.stringify(demo.messages));
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-6-after-restart.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-6-after-restart.png`) });
   await page.close();
 });

@@ -18,11 +18,13 @@ const { chromium } = require('playwright-core');
 const BASE = process.env.QRPUSH_E2E_BASE;
 const RUN = process.env.QRPUSH_E2E_RUN;
 const MODE = process.env.QRPUSH_E2E_MODE || 'single';
+// Names the test, its user and its screenshot: the mode, or "cluster" on Redis Cluster.
+const LABEL = process.env.QRPUSH_E2E_LABEL || MODE;
 const ARTIFACTS = process.env.QRPUSH_E2E_ARTIFACTS;
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 // One user per run of the stack's mode: its own channel.
-const USER = `notify-${MODE}`;
+const USER = `notify-${LABEL}`;
 
 let context, userDataDir;
 
@@ -62,7 +64,7 @@ async function received(page, count) {
   return page.evaluate(() => window.notifyDemo.received);
 }
 
-test(`${MODE}: notifications are pushed live, and the ones missed during a gateway restart are replayed`, async () => {
+test(`${LABEL}: notifications are pushed live, and the ones missed during a gateway restart are replayed`, async () => {
   const page = await context.newPage();
   page.on('pageerror', (e) => console.error('page error:', e));
   await page.goto(`${BASE}/notifications`);
@@ -99,6 +101,6 @@ test(`${MODE}: notifications are pushed live, and the ones missed during a gatew
   assert.equal(demo.resyncs, 0);
   assert.deepEqual(await page.locator('#list li').allTextContents(),
     ['one', 'two', 'three', ...missed, 'nine']);
-  await page.screenshot({ path: join(ARTIFACTS, `e2e-${MODE}-notifications.png`) });
+  await page.screenshot({ path: join(ARTIFACTS, `e2e-${LABEL}-notifications.png`) });
   await page.close();
 });

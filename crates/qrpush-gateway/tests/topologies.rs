@@ -11,7 +11,9 @@
 //!   each slot's owner, checked with PUBSUB SHARDNUMSUB); a slot moved to another primary, a
 //!   manual CLUSTER FAILOVER (the old primary demoted, its connections kept) and a
 //!   killed primary replaced by its replica are all followed: the socket is subscribed again
-//!   where the slot is now and keeps getting messages.
+//!   where the slot is now and keeps getting messages. The same for per-login channels of logins
+//!   on all 3 shards: each socket gets its status again after its slot moved or its primary was
+//!   killed, then its login's events.
 //!
 //! Run: `source scripts/lib.sh; qr_run "cargo test -q -p qrpush-gateway --test topologies"`.
 
@@ -81,15 +83,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
-/// Runs `op` until it succeeds, while it fails with a connection-kind error (a primary being
-/// replaced); returns how many attempts failed.
+/// Whether `e` is how a call fails while a primary is being replaced: no connection, or on
+/// Cluster a slot no primary serves yet (the core's CLUSTERDOWN), or a map still settling.
+fn during_failover(e: &qrpush_core::Error) -> bool {
+    match e.kind() {
+        ErrorKind::Connection | ErrorKind::Timeout => true,
+        ErrorKind::Server => ["CLUSTERDOWN", "TRYAGAIN", "MOVED"]
+            .iter()
+            .any(|code| e.message().contains(code)),
+        _ => false,
+    }
+}
+
+/// Runs `op` until it succeeds, while it fails the way calls fail during a failover; returns how
+/// many attempts failed.
 fn until_served<T>(what: &str, mut op: impl FnMut() -> qrpush_core::Result<T>) -> (T, u32) {
     let start = Instant::now();
     let mut failed = 0;
     loop {
         match op() {
             Ok(value) => return (value, failed),
-            Err(e) if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) => {
+            Err(e) if during_failover(&e) => {
                 assert!(
                     start.elapsed() < FAILOVER_BOUND,
                     "{what}: still failing after {FAILOVER_BOUND:?}: {}",
@@ -231,6 +245,27 @@ async fn on_sentinel_a_waiting_socket_follows_a_failover_and_a_killed_primary() 
 
 // ---- Cluster ----------------------------------------------------------------------------------
 
+/// `CLUSTER FAILOVER` on the replica on `replica`, until it owns `slot` and the Cluster has
+/// settled. The command only starts a manual failover, which gives up after a few
+/// seconds when the replica cannot catch up in time (a loaded machine): then it is asked again.
+fn manual_failover(cluster: &ClusterTopology, replica: u16, slot: u16) {
+    for _ in 0..3 {
+        match cluster.node(replica).cmd(&["CLUSTER", "FAILOVER"]) {
+            redis::Value::Okay => {}
+            other => panic!("CLUSTER FAILOVER: {other:?}"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if cluster.owner_of_slot(slot).port() == replica {
+                cluster.wait_settled();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!("the replica on {replica} did not take over after 3 CLUSTER FAILOVERs");
+}
+
 /// The port of a running replica of the primary on `primary`.
 fn replica_of(cluster: &ClusterTopology, primary: u16) -> u16 {
     let wanted = format!("master_port:{primary}\r\n");
@@ -353,12 +388,7 @@ async fn on_cluster_each_channel_is_followed_on_its_shard_through_a_slot_move_an
     // primary turns replica without closing a connection and drops its shard subscriptions
     // (`sunsubscribe` pushes, as Redis 8 does); the gateway subscribes both on the promoted node.
     let promoted = replica_of(&cluster, to);
-    match cluster.node(promoted).cmd(&["CLUSTER", "FAILOVER"]) {
-        redis::Value::Okay => {}
-        other => panic!("CLUSTER FAILOVER: {other:?}"),
-    }
-    tokio::task::block_in_place(|| cluster.wait_settled());
-    assert_eq!(cluster.owner_of(moved).port(), promoted);
+    tokio::task::block_in_place(|| manual_failover(&cluster, promoted, slot));
     until_ready(&mut ws, &channels[..2], BOUND).await;
     for channel in &channels[..2] {
         assert_eq!(subscribers(cluster.node(promoted), channel, true), 1);
@@ -424,11 +454,7 @@ async fn on_cluster_in_global_mode_one_subscribe_gets_every_channel() {
     let home = cluster.owner_of_slot(0).port();
     assert_eq!(subscribers(cluster.node(home), channels[0], false), 1);
     let promoted = replica_of(&cluster, home);
-    match cluster.node(promoted).cmd(&["CLUSTER", "FAILOVER"]) {
-        redis::Value::Okay => {}
-        other => panic!("CLUSTER FAILOVER: {other:?}"),
-    }
-    tokio::task::block_in_place(|| cluster.wait_settled());
+    tokio::task::block_in_place(|| manual_failover(&cluster, promoted, 0));
     until_ready(&mut ws, &channels, BOUND).await;
     wait_for("the old primary to lose the subscriptions", || {
         channels
@@ -441,5 +467,97 @@ async fn on_cluster_in_global_mode_one_subscribe_gets_every_channel() {
         publish(&client, channel, "after the failover").await;
         expect_message(&mut ws, channel, "after the failover").await;
     }
+    gw.stop().await;
+}
+
+/// Per-login channels of logins whose slots are on all 3 shards: each socket gets its login's
+/// status and events through the SSUBSCRIBE on its own shard; a moved slot (the login's key moves
+/// with its channel) and a killed primary each end with the status re-sent, then the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_cluster_logins_on_every_shard_reach_their_sockets_through_a_slot_move_and_a_killed_primary(
+) {
+    let mut cluster = blocking(ClusterTopology::start).await;
+    let url = cluster.url();
+    let gw = gateway(&url, &["--channel-mode", "per_login"]).await;
+    let client = Arc::new(Client::new(config(
+        &url,
+        &[("login_channel_mode", "per_login")],
+    )));
+    let ports: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    // One login per shard: start logins until each primary owns one's channel.
+    let mut logins: Vec<Option<(Started, String)>> = vec![None, None, None];
+    for _ in 0..200 {
+        if logins.iter().all(Option::is_some) {
+            break;
+        }
+        let c = client.clone();
+        let started: Started =
+            blocking(move || Login::new(&c).start("127.0.0.1", "test").expect("start")).await;
+        let channel = Login::new(&client).channel(&started.status.id);
+        let owner = cluster.owner_of(&channel).port();
+        let shard = ports.iter().position(|p| *p == owner).unwrap();
+        if logins[shard].is_none() {
+            logins[shard] = Some((started, channel));
+        }
+    }
+    let logins: Vec<(Started, String)> = logins
+        .into_iter()
+        .map(|l| l.expect("a login per shard"))
+        .collect();
+    let mut sockets = Vec::new();
+    for (started, channel) in &logins {
+        let token = started.gateway_token.as_ref().unwrap().expose().to_string();
+        let mut ws = connect(&gw, &token).await;
+        assert_eq!(state_of(&next_json(&mut ws).await), "pending");
+        let owner = cluster.owner_of(channel);
+        assert_eq!(
+            subscribers(owner, channel, true),
+            1,
+            "{channel} on {}",
+            owner.port()
+        );
+        sockets.push(ws);
+    }
+    for ((started, _), ws) in logins.iter().zip(&mut sockets) {
+        let (c, qr) = (client.clone(), started.qr.expose().to_string());
+        blocking(move || Login::new(&c).scan(&qr, "alice", "phone").expect("scan")).await;
+        assert_eq!(kind_and_seq(&next_json(ws).await), ("scanned".into(), 2));
+    }
+
+    // The first login's slot moves to the second shard's primary (its key moves with it).
+    let slot = cluster.slot_of(&logins[0].1);
+    tokio::task::block_in_place(|| cluster.move_slot(slot, ports[1]));
+    let m = next_json(&mut sockets[0]).await;
+    assert_eq!(
+        (kind_and_seq(&m), state_of(&m)),
+        (("status".into(), 2), "scanned".into()),
+        "{m}"
+    );
+    assert_eq!(subscribers(cluster.node(ports[1]), &logins[0].1, true), 1);
+
+    // kill -9 of the third shard's primary: its replica is promoted, the status is re-sent.
+    let victim = cluster
+        .nodes()
+        .iter()
+        .position(|n| n.port() == ports[2])
+        .unwrap();
+    let killed_at = Instant::now();
+    cluster.nodes_mut()[victim].stop();
+    let m = next_within(&mut sockets[2], FAILOVER_BOUND).await;
+    let window = killed_at.elapsed();
+    assert_eq!(
+        (kind_and_seq(&m), state_of(&m)),
+        (("status".into(), 2), "scanned".into()),
+        "{m}"
+    );
+
+    // Every login completes, each on its socket.
+    for ((started, _), ws) in logins.iter().zip(&mut sockets) {
+        let (c, id) = (client.clone(), started.status.id.clone());
+        blocking(move || until_served("approve", || Login::new(&c).approve(&id, "alice", "Alice")))
+            .await;
+        assert_eq!(kind_and_seq(&next_json(ws).await), ("approved".into(), 3));
+    }
+    eprintln!("gateway on Cluster, logins: status re-sent {window:?} after kill -9 of a primary");
     gw.stop().await;
 }
