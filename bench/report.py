@@ -147,11 +147,11 @@ def render(data, meta, git, quick, only=None):
     tables = {
         "cli": [cli_section],
         "batches": [batch_section, array_section],
-        "cluster": [cluster_section],
         "fpm": [],
         "per_request": [fpm_section, fpm_split_section],
         "cold": [lambda d: cold_section(d, settings)],
         "memory": [memory_section],
+        "cluster": [cluster_section],
     }
     lines = machine_section(meta, settings, git, quick)
     for part in only or tables:
