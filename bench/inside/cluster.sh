@@ -95,5 +95,9 @@ for ((run = 1; run <= runs; run++)); do
     esac
   done
 done
+# Stopped now, and out of `pids`: the exit trap must not signal a pid the system may reuse.
 for pid in "${cl_pids[@]}"; do qr_stop_pid "$pid"; done
+kept=()
+for pid in "${pids[@]}"; do [[ " ${cl_pids[*]} " == *" $pid "* ]] || kept+=("$pid"); done
+pids=("${kept[@]}")
 say "Cluster section took $((SECONDS - t0)) s"
