@@ -764,7 +764,7 @@ impl Client {
                     if e.breaks_connection() {
                         lease.discard();
                     }
-                    let here = e.redirect().is_none();
+                    let here = Redirect::of_error(&e).is_none();
                     if !fresh && !retried && !e.maybe_sent() && here && e.breaks_connection() {
                         retried = true;
                         continue;
