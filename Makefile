@@ -19,7 +19,7 @@ soak:        ## tests/fault/run --soak (minutes): every fault 4 times, longer, u
 	bash scripts/build all
 	bash tests/fault/run --soak
 
-bench:       ## bench/run (about 13 minutes): QrPush against phpredis, predis, ext-zmq and the raw floors; writes bench/results/ (BENCHMARKS.md)
+bench:       ## bench/run (13 minutes + the Redis Cluster section): QrPush against phpredis, predis, ext-zmq, the raw floors and on Redis Cluster; writes bench/results/ (BENCHMARKS.md)
 	bash bench/run
 
 windows-check: ## scripts/windows-check: php_qrpush.dll cross-built here for TS and NTS (type-check, link, inspect); the NTS DLL loaded into a real Windows PHP 8.4 under Wine: smoke script, core unit tests, PHPUnit (docs/PORTABILITY.md)

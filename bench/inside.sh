@@ -60,7 +60,9 @@ else
 fi
 
 # The sections (bench/inside/), in the order they run; they share this file's variables and helpers.
-for part in servers record cli batches fpm per_request cold memory; do
+# BENCH_SECTIONS (bench/run --only) runs some of them; servers and record always come first.
+sections=${BENCH_SECTIONS:-cli batches cluster fpm per_request cold memory}
+for part in servers record $sections; do
   # shellcheck source=/dev/null
   source "$root/bench/inside/$part.sh"
 done

@@ -2,7 +2,7 @@
 """Turns bench/inside.sh's raw records into the markdown tables of BENCHMARKS.md and a PNG chart.
 
     python3 bench/report.py --raw OUT/latest.jsonl --meta OUT/latest.meta.json --md OUT/latest.md
-                            [--png OUT/latest.png] [--git REV] [--quick]
+                            [--png OUT/latest.png] [--git REV] [--quick] [--only "SECTIONS"]
 
 Medians over runs; every ratio is taken between two numbers of the same run (then the median of
 those ratios), so a slow moment of the machine moves both sides. Exits non-zero when a contender
@@ -38,6 +38,32 @@ ARRAY = [
     ("phpredis_json_encode", "phpredis publish($ch, json_encode($array))"),
     ("json_encode_only", "json_encode($array) alone (no publish)"),
 ]
+# Section 7, one table: (record contender, topology, what is measured). Single publishes go round 12
+# channels, 4 per shard; batches of 100 split 34/33/33 over the shards.
+CLUSTER_SINGLE = [
+    ("qrpush", "one Redis", "QrPush::publish"),
+    ("qrpush_sharded", "Cluster", "QrPush::publish, `sharded` (SPUBLISH to the slot's owner)"),
+    ("qrpush_global", "Cluster", "QrPush::publish, `global` (PUBLISH)"),
+    ("phpredis", "one Redis", "phpredis pconnect publish()"),
+    ("phpredis_cl", "Cluster", "phpredis RedisCluster::publish() (PUBLISH: it has no spublish) ⁴"),
+    ("phpredis_cl_raw", "Cluster", "phpredis RedisCluster::rawCommand($ch, 'SPUBLISH', …) ⁴"),
+    ("predis_cl", "Cluster", "predis cluster, SPUBLISH taught to its router ⁵"),
+]
+CLUSTER_BATCH = [
+    ("qrpush_many", "one Redis", "QrPush::publishMany(100)"),
+    ("qrpush_many_sharded", "Cluster", "QrPush::publishMany(100), `sharded`"),
+    ("qrpush_many_global", "Cluster", "QrPush::publishMany(100), `global`"),
+    ("phpredis_pipeline", "one Redis", "phpredis multi(Redis::PIPELINE), 100 publish()"),
+    ("phpredis_cl_batch", "Cluster", "phpredis RedisCluster: 100 × rawCommand SPUBLISH (no pipeline) ⁴"),
+    ("predis_cl_batch", "Cluster", "predis cluster pipeline(), 100 SPUBLISH ⁵"),
+]
+# The targets of issue 14, on the QrPush Cluster rows: (contender, field, bound, how it reads).
+CLUSTER_TARGETS = {
+    "qrpush_sharded": ("cpu_us", ("max", 1.1), "CPU/publish ≤ 1.1× one Redis"),
+    "qrpush_global": ("cpu_us", ("max", 1.1), "CPU/publish ≤ 1.1× one Redis"),
+    "qrpush_many_sharded": ("ops", ("min", 0.9), "messages/s ≥ 0.9× one Redis"),
+    "qrpush_many_global": ("ops", ("min", 0.9), "messages/s ≥ 0.9× one Redis"),
+}
 FPM = [
     ("noop", "no-op (baseline)"),
     ("qrpush", "QrPush::publish"),
@@ -113,20 +139,26 @@ class Data:
         return med(ratios)
 
 
-def render(data, meta, git, quick):
-    """The whole markdown report: one function per section, in the order of BENCHMARKS.md."""
+def render(data, meta, git, quick, only=None):
+    """The whole markdown report: one function per section, in the order of BENCHMARKS.md; with
+    `only` (bench/run --only), the tables of those sections of bench/inside/ alone."""
     found = data.select("settings")
     settings = found[0] if found else {}
-    lines = []
-    lines += machine_section(meta, settings, git, quick)
-    lines += cli_section(data)
-    lines += batch_section(data)
-    lines += array_section(data)
-    lines += fpm_section(data)
-    lines += fpm_split_section(data)
-    lines += cold_section(data, settings)
-    lines += memory_section(data)
-    lines += targets_section(data)
+    tables = {
+        "cli": [cli_section],
+        "batches": [batch_section, array_section],
+        "fpm": [],
+        "per_request": [fpm_section, fpm_split_section],
+        "cold": [lambda d: cold_section(d, settings)],
+        "memory": [memory_section],
+        "cluster": [cluster_section],
+    }
+    lines = machine_section(meta, settings, git, quick)
+    for part in only or tables:
+        for section in tables[part]:
+            lines += section(data)
+    if not only:
+        lines += targets_section(data)
     return "\n".join(lines) + "\n"
 
 
@@ -224,6 +256,57 @@ def array_section(data):
             ratio(data.paired("array", "cpu_us", "contender", contender, "qrpush_array")),
         ])
     lines.append(table(["contender", "ops/s", "p50 µs", "p99 µs", "wall µs", "CPU µs", "CPU ÷ QrPush array"], rows))
+    return lines
+
+
+def cluster_section(data):
+    """7. One Redis and a Redis Cluster of 3 primaries, side by side, from the same runs."""
+    lines = ["\n## 7. Redis Cluster (3 primaries) beside one Redis\n",
+             "The same runs, every contender once per run in turn. Single publishes (100 B and 4 KB) go round 12 "
+             "channels, 4 on each primary, so consecutive publishes hit the 3 shards in turn; batches of 100 × 100 B "
+             "split 34/33/33 over the shards. The 3 Cluster nodes share the last CPU as the single Redis does "
+             "(client on CPU 0). Per message: wall, and CPU of the PHP process (getrusage, user + system); "
+             "ratios are ÷ QrPush on one Redis, taken within each run (single: `QrPush::publish`; batches: "
+             "`publishMany(100)`), then the median.\n"]
+    rows = []
+
+    def row(what, contender, topology, name, base, **match):
+        cpu_ratio = data.paired("cluster", "cpu_us", "contender", contender, base, **match)
+        ops_ratio = data.paired("cluster", "ops", "contender", contender, base, **match)
+        status = ""
+        if contender in CLUSTER_TARGETS:
+            field, (kind, bound), text = CLUSTER_TARGETS[contender]
+            value = cpu_ratio if field == "cpu_us" else ops_ratio
+            if value is None:
+                status = f"{text}: –"
+            else:
+                met = value <= bound if kind == "max" else value >= bound
+                status = f"{'✓' if met else '✗'} {text} ({value:.3f}×)"
+        rows.append([
+            what, topology, name,
+            fmt(data.metric("cluster", "ops", contender=contender, **match)),
+            fmt(data.metric("cluster", "p50_us", contender=contender, **match)),
+            fmt(data.metric("cluster", "wall_us", contender=contender, **match), 2),
+            fmt(data.metric("cluster", "cpu_us", contender=contender, **match), 3),
+            ratio(cpu_ratio), ratio(ops_ratio), status,
+        ])
+
+    for size, label in ((100, "single, 100 B"), (4096, "single, 4 KB")):
+        for contender, topology, name in CLUSTER_SINGLE:
+            row(label, contender, topology, name, "qrpush", size=size)
+    for contender, topology, name in CLUSTER_BATCH:
+        row("batch of 100 × 100 B", contender, topology, name, "qrpush_many", batch=100)
+    lines.append(table(["what", "Redis", "contender", "messages/s", "p50 µs per call", "wall µs/message",
+                        "CPU µs/message", "CPU ÷ QrPush one Redis", "messages/s ÷ QrPush one Redis",
+                        "target (issue 14)"], rows))
+    lines.append("\n⁴ phpredis 6's `RedisCluster` has no `spublish()`; its `publish()` sends the classic PUBLISH, which "
+                 "the Cluster broadcasts to every node. `rawCommand()` takes a key as its first argument and sends "
+                 "the command to that key's slot owner, so `rawCommand($channel, 'SPUBLISH', $channel, $message)` "
+                 "reaches the right node (checked: no MOVED in `INFO errorstats`). `RedisCluster` refuses "
+                 "`multi(Redis::PIPELINE)`, so a batch is one round trip per message. "
+                 "⁵ predis 2.4 refuses PUBLISH on a Cluster (\"Cannot use 'PUBLISH' with redis-cluster\") and has no "
+                 "SPUBLISH command; registering a handler for SPUBLISH with its cluster strategy "
+                 "(`setCommandHandler`) and sending `RawCommand::create('SPUBLISH', …)` works, pipelines included.")
     return lines
 
 
@@ -528,13 +611,14 @@ def main():
     ap.add_argument("--png")
     ap.add_argument("--git", default="unknown")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", help="space-separated sections of bench/inside/ (bench/run --only)")
     args = ap.parse_args()
     with open(args.raw) as f:
         records = [json.loads(line) for line in f if line.strip()]
     with open(args.meta) as f:
         meta = json.load(f)
     data = Data(records)
-    md = render(data, meta, args.git, args.quick)
+    md = render(data, meta, args.git, args.quick, args.only.split() if args.only else None)
     with open(args.md, "w") as f:
         f.write(md)
     sys.stdout.write(md)

@@ -3,6 +3,7 @@
 //   php cli.php loop  CONTENDER SIZE N      sequential single publishes of SIZE bytes
 //   php cli.php batch CONTENDER BATCH N     N messages of 100 B, in batches of BATCH
 //   php cli.php array CONTENDER N           a typical event array (see bench_event)
+// The *_spread and *_cl contenders go round the channels of BENCH_CHANNELS (the Cluster section).
 // Prints one JSON object: ops (messages/s), p50_us/p99_us (per call: one publish, or one batch),
 // wall_us and cpu_us (getrusage, all threads) per message. Any failure exits non-zero.
 // BENCH_LABEL=name reports the result under another name (a variant: QrPush over rediss://).
@@ -117,6 +118,82 @@ function loop_body(string $who, string $ch, string $msg): callable
                 }
                 return $lat;
             };
+        // The Cluster section (bench/inside/cluster.sh): the publishes go round bench_channels(),
+        // 12 channels spread over the 3 shards; the single Redis is measured the same way.
+        case 'qrpush_spread':
+            QrPush::ping();
+            $chs = bench_channels();
+            return function (int $n) use ($chs, $msg): array {
+                $lat = [];
+                $k = count($chs);
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    $r = QrPush::publish($chs[$i % $k], $msg);
+                    $lat[] = hrtime(true) - $t;
+                    if ($r < 0) fail('QrPush::publish returned ' . $r);
+                }
+                return $lat;
+            };
+        case 'phpredis_spread':
+            $redis = bench_phpredis_pconnect();
+            $chs = bench_channels();
+            return function (int $n) use ($redis, $chs, $msg): array {
+                $lat = [];
+                $k = count($chs);
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    $r = $redis->publish($chs[$i % $k], $msg);
+                    $lat[] = hrtime(true) - $t;
+                    if ($r === false) fail('phpredis publish failed: ' . $redis->getLastError());
+                }
+                return $lat;
+            };
+        case 'phpredis_cl':
+            // RedisCluster has no spublish(): its publish() is the classic, broadcast PUBLISH.
+            $cluster = bench_phpredis_cluster();
+            $chs = bench_channels();
+            return function (int $n) use ($cluster, $chs, $msg): array {
+                $lat = [];
+                $k = count($chs);
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    $r = $cluster->publish($chs[$i % $k], $msg);
+                    $lat[] = hrtime(true) - $t;
+                    if ($r === false) fail('RedisCluster publish failed: ' . $cluster->getLastError());
+                }
+                return $lat;
+            };
+        case 'phpredis_cl_raw':
+            // rawCommand's first argument is a key: the command goes to the owner of its slot.
+            $cluster = bench_phpredis_cluster();
+            $chs = bench_channels();
+            return function (int $n) use ($cluster, $chs, $msg): array {
+                $lat = [];
+                $k = count($chs);
+                for ($i = 0; $i < $n; $i++) {
+                    $ch = $chs[$i % $k];
+                    $t = hrtime(true);
+                    $r = $cluster->rawCommand($ch, 'SPUBLISH', $ch, $msg);
+                    $lat[] = hrtime(true) - $t;
+                    if (!is_int($r)) fail('RedisCluster rawCommand SPUBLISH returned ' . var_export($r, true));
+                }
+                return $lat;
+            };
+        case 'predis_cl':
+            $predis = bench_predis_cluster();
+            $chs = bench_channels();
+            return function (int $n) use ($predis, $chs, $msg): array {
+                $lat = [];
+                $k = count($chs);
+                for ($i = 0; $i < $n; $i++) {
+                    $ch = $chs[$i % $k];
+                    $t = hrtime(true);
+                    $r = $predis->executeCommand(Predis\Command\RawCommand::create('SPUBLISH', $ch, $msg));
+                    $lat[] = hrtime(true) - $t;
+                    if (!is_int($r)) fail('predis SPUBLISH returned ' . var_export($r, true));
+                }
+                return $lat;
+            };
     }
     fail("unknown loop contender '{$who}'");
 }
@@ -176,6 +253,73 @@ function batch_body(string $who, string $ch, string $msg, int $batch): callable
                     $r = $predis->pipeline(function ($p) use ($ch, $msg, $batch): void {
                         for ($j = 0; $j < $batch; $j++) {
                             $p->publish($ch, $msg);
+                        }
+                    });
+                    $lat[] = hrtime(true) - $t;
+                    if (count($r) !== $batch) fail('predis pipeline failed');
+                }
+                return $lat;
+            };
+        // The Cluster section: batches going round bench_channels() (34/33/33 over the 3 shards).
+        case 'qrpush_many_spread':
+            QrPush::ping();
+            $spread = bench_spread_pairs($msg, $batch);
+            return function (int $n) use ($spread, $batch): array {
+                $lat = [];
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    $r = QrPush::publishMany($spread);
+                    $lat[] = hrtime(true) - $t;
+                    if (count($r) !== $batch) fail('publishMany returned ' . count($r) . ' counts');
+                }
+                return $lat;
+            };
+        case 'phpredis_pipeline_spread':
+            $redis = bench_phpredis_pconnect();
+            $spread = bench_spread_pairs($msg, $batch);
+            return function (int $n) use ($redis, $spread, $batch): array {
+                $lat = [];
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    $redis->multi(Redis::PIPELINE);
+                    foreach ($spread as [$c, $m]) {
+                        $redis->publish($c, $m);
+                    }
+                    $r = $redis->exec();
+                    $lat[] = hrtime(true) - $t;
+                    if (!is_array($r) || count($r) !== $batch) fail('phpredis pipeline exec failed');
+                }
+                return $lat;
+            };
+        case 'phpredis_cl_batch':
+            // RedisCluster refuses multi(Redis::PIPELINE) ("does not support PIPELINING"): the
+            // closest is a loop of rawCommand SPUBLISH, one round trip each.
+            $cluster = bench_phpredis_cluster();
+            $spread = bench_spread_pairs($msg, $batch);
+            return function (int $n) use ($cluster, $spread): array {
+                $lat = [];
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    foreach ($spread as [$c, $m]) {
+                        $r = $cluster->rawCommand($c, 'SPUBLISH', $c, $m);
+                        if (!is_int($r)) fail('RedisCluster rawCommand SPUBLISH returned ' . var_export($r, true));
+                    }
+                    $lat[] = hrtime(true) - $t;
+                }
+                return $lat;
+            };
+        case 'predis_cl_batch':
+            // predis pipelines over a Cluster: every command is written to its node's
+            // connection, then the replies are read in order.
+            $predis = bench_predis_cluster();
+            $spread = bench_spread_pairs($msg, $batch);
+            return function (int $n) use ($predis, $spread, $batch): array {
+                $lat = [];
+                for ($i = 0; $i < $n; $i++) {
+                    $t = hrtime(true);
+                    $r = $predis->pipeline(function ($p) use ($spread): void {
+                        foreach ($spread as [$c, $m]) {
+                            $p->executeCommand(Predis\Command\RawCommand::create('SPUBLISH', $c, $m));
                         }
                     });
                     $lat[] = hrtime(true) - $t;

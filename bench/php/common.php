@@ -122,6 +122,54 @@ function bench_zmq_push(): ZMQSocket
     });
 }
 
+/**
+ * The channels of the Cluster section (bench/inside/cluster.sh: 12 names, 4 on each of the 3
+ * primaries, shard by shard in turn); the one bench channel elsewhere.
+ * @return list<string>
+ */
+function bench_channels(): array
+{
+    return explode(',', bench_env('BENCH_CHANNELS', BENCH_CHANNEL));
+}
+
+/** @return list<string> host:port of every Cluster node */
+function bench_cluster_seeds(): array
+{
+    return explode(',', bench_env('BENCH_CLUSTER_SEEDS'));
+}
+
+/** $batch (channel, message) pairs going round bench_channels(). */
+function bench_spread_pairs(string $msg, int $batch): array
+{
+    $chs = bench_channels();
+    $pairs = [];
+    for ($i = 0; $i < $batch; $i++) {
+        $pairs[] = [$chs[$i % count($chs)], $msg];
+    }
+    return $pairs;
+}
+
+function bench_phpredis_cluster(): RedisCluster
+{
+    // Persistent connections and the password, like bench_phpredis_pconnect().
+    return new RedisCluster(null, bench_cluster_seeds(), BENCH_TIMEOUT, BENCH_TIMEOUT, true, bench_pass());
+}
+
+function bench_predis_cluster(): Predis\Client
+{
+    require_once '/usr/share/php/Predis/autoload.php';
+    $client = new Predis\Client(array_map(fn (string $seed): string => "tcp://{$seed}", bench_cluster_seeds()), [
+        'cluster' => 'redis',
+        'parameters' => ['password' => bench_pass(), 'persistent' => true, 'timeout' => BENCH_TIMEOUT,
+            'read_write_timeout' => BENCH_TIMEOUT],
+    ]);
+    // predis 2.4 refuses PUBLISH on a Cluster ("Cannot use 'PUBLISH' with redis-cluster") and has
+    // no SPUBLISH command: taught here to route SPUBLISH by its channel, sent as a raw command.
+    $client->getConnection()->getClusterStrategy()
+        ->setCommandHandler('SPUBLISH', fn (Predis\Command\CommandInterface $c): string => $c->getArgument(0));
+    return $client;
+}
+
 /** @return resource a blocking TCP stream, TCP_NODELAY, authenticated */
 function bench_raw_socket()
 {

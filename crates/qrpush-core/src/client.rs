@@ -11,9 +11,9 @@ use redis::Value;
 use crate::cluster::slot::prefixed_slot;
 use crate::cluster::{shared_cluster, Cluster, Node, Redirect};
 use crate::config::{validate_channel_part, ClusterPublish, Config};
-use crate::connection::{server_error, BatchReplies, Connection, Packer, Published};
+use crate::connection::{server_error, BatchReplies, Connection, Packer, Published, Sent};
 use crate::error::{BatchOutcome, Error, ErrorKind, ItemPart, Result, Subject};
-use crate::pool::{shared_pool, LeaseTerms, Pool};
+use crate::pool::{shared_pool, Lease, LeaseTerms, Pool};
 use crate::sentinel::{shared_sentinel, Sentinel};
 use crate::stats::{Stats, StatsSnapshot};
 
@@ -371,7 +371,7 @@ impl Client {
         for (i, &slot) in slots.iter().enumerate() {
             add_to_group(
                 &mut groups,
-                cluster.owner(slot, &self.config, start)?,
+                &cluster.owner(slot, &self.config, start)?,
                 i,
                 false,
             );
@@ -389,7 +389,7 @@ impl Client {
                                 if !redirect.ask {
                                     cluster.forget_map();
                                 }
-                                add_to_group(&mut again, redirect.node, i, redirect.ask);
+                                add_to_group(&mut again, &redirect.node, i, redirect.ask);
                             }
                             None => replies[i] = Some(value),
                         }
@@ -400,7 +400,7 @@ impl Client {
                 Err(e) if !e.maybe_sent() && e.breaks_connection() => {
                     for &i in indexes {
                         match cluster.owner(slots[i], &self.config, start) {
-                            Ok(owner) => add_to_group(&mut again, owner, i, false),
+                            Ok(owner) => add_to_group(&mut again, &owner, i, false),
                             Err(e) => failed.push((i, e)),
                         }
                     }
@@ -573,15 +573,29 @@ impl Client {
     ) -> Result<Vec<i64>> {
         let prefix = self.config.channel_prefix.as_bytes();
         let mut groups: Vec<(Node, Vec<usize>, bool)> = Vec::new();
+        let map = cluster.map(&self.config, start)?;
         for (i, (channel, _)) in items.iter().enumerate() {
-            let node = cluster.owner(prefixed_slot(prefix, channel), &self.config, start)?;
-            add_to_group(&mut groups, node, i, false);
+            let slot = prefixed_slot(prefix, channel);
+            match map.owner(slot) {
+                Some(node) => add_to_group(&mut groups, node, i, false),
+                // Unserved in this map (a failover under way): `owner` reads a new one.
+                None => {
+                    let node = cluster.owner(slot, &self.config, start)?;
+                    add_to_group(&mut groups, &node, i, false);
+                }
+            }
         }
+        // Connections are taken in node order: two calls each waiting for the other's node
+        // (a full pool) cannot happen.
+        groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let sent = match groups.as_slice() {
+            [group] => vec![self.send_group(cluster, group, items, mode, start)],
+            _ => self.send_groups(cluster, &groups, items, mode, start),
+        };
         let mut outcome = BatchOutcome::default();
         let mut redirected: Vec<(Node, Vec<usize>, bool)> = Vec::new();
-        for group in &groups {
-            let (_, indexes, _) = group;
-            let replies = match self.send_group(cluster, group, items, mode, start) {
+        for ((_, indexes, _), replies) in groups.iter().zip(sent) {
+            let replies = match replies {
                 Ok(replies) => replies,
                 // The node could not be reached or is no primary, and nothing was sent (it may
                 // have failed over): these items go, once, to their owners in a fresh slot map.
@@ -589,7 +603,7 @@ impl Client {
                     for &i in indexes {
                         match cluster.owner(prefixed_slot(prefix, items[i].0), &self.config, start)
                         {
-                            Ok(owner) => add_to_group(&mut redirected, owner, i, false),
+                            Ok(owner) => add_to_group(&mut redirected, &owner, i, false),
                             Err(e) => outcome.failed.push((i, e)),
                         }
                     }
@@ -611,7 +625,7 @@ impl Client {
                         if !redirect.ask {
                             cluster.forget_map();
                         }
-                        add_to_group(&mut redirected, redirect.node, i, redirect.ask);
+                        add_to_group(&mut redirected, &redirect.node, i, redirect.ask);
                     }
                     None => self.settle_item(&mut outcome, reply, items, i),
                 }
@@ -648,6 +662,116 @@ impl Client {
         match self.receivers(reply, index) {
             Ok(n) => outcome.published.push((i, n)),
             Err(e) => outcome.failed.push((i, e)),
+        }
+    }
+
+    /// `send_group` for several groups (distinct nodes, no ASKING) at once: each node's pipeline
+    /// is written before any reply is read, so the nodes work on theirs at the same time and the
+    /// batch costs one round trip, not one per node. Results in the order of `groups`.
+    fn send_groups(
+        &self,
+        cluster: &Cluster,
+        groups: &[(Node, Vec<usize>, bool)],
+        items: &[(&[u8], &[u8])],
+        mode: ClusterPublish,
+        start: Instant,
+    ) -> Vec<Result<Vec<(usize, Value)>>> {
+        let pools: Vec<Arc<Pool>> = groups
+            .iter()
+            .map(|(node, _, _)| cluster.node_pool(node))
+            .collect();
+        let written: Vec<_> = pools
+            .iter()
+            .zip(groups)
+            .map(|(pool, (_, indexes, _))| self.write_group(pool, indexes, items, mode, start))
+            .collect();
+        written
+            .into_iter()
+            .zip(groups)
+            .map(|(written, (_, indexes, _))| {
+                let result = written.and_then(|(mut lease, sent)| {
+                    match lease
+                        .connection()
+                        .read_replies(sent.read_later(), indexes.len())
+                    {
+                        Ok(replies) => {
+                            if replies.iter().any(|r| Redirect::of(r).is_some()) {
+                                // MOVED/ASK retire the connection (see `RETIRING_CODES`).
+                                lease.discard();
+                            }
+                            Ok(indexes.iter().copied().zip(replies).collect())
+                        }
+                        Err(e) => {
+                            if e.breaks_connection() {
+                                lease.discard();
+                            }
+                            Err(e)
+                        }
+                    }
+                });
+                if let Err(e) = &result {
+                    if e.breaks_connection() {
+                        cluster.forget_map();
+                    }
+                }
+                result
+            })
+            .collect()
+    }
+
+    /// Leases a connection of `pool` and writes the items at `indexes`, as SPUBLISH or PUBLISH
+    /// as `mode` says, with `on_pool`'s one silent retry on a new connection when nothing was
+    /// sent.
+    fn write_group<'p>(
+        &self,
+        pool: &'p Pool,
+        indexes: &[usize],
+        items: &[(&[u8], &[u8])],
+        mode: ClusterPublish,
+        start: Instant,
+    ) -> Result<(Lease<'p>, Sent)> {
+        let terms = LeaseTerms {
+            now: start,
+            connect_timeout: self.config.connect_timeout,
+            breaker_cooldown: self.config.breaker_cooldown,
+            idle_check_after: self.config.idle_check_after,
+        };
+        let sharded = mode == ClusterPublish::Sharded;
+        let prefix = self.config.channel_prefix.as_bytes();
+        let mut retried = false;
+        loop {
+            let mut lease = pool.lease_within(&terms)?;
+            let request_by = match lease.ready_at {
+                None => start + self.config.timeout,
+                Some(ready) => {
+                    (ready + self.config.timeout).min(terms.connect_by() + self.config.timeout)
+                }
+            };
+            let written = lease.connection().write_request(request_by, |p| {
+                for &i in indexes {
+                    let (channel, payload) = items[i];
+                    if sharded {
+                        p.spublish(prefix, channel, payload);
+                    } else {
+                        p.publish(prefix, channel, payload);
+                    }
+                }
+            });
+            match written {
+                Ok(sent) => return Ok((lease, sent)),
+                Err(e) => {
+                    let fresh = lease.fresh;
+                    if e.breaks_connection() {
+                        lease.discard();
+                    }
+                    let here = Redirect::of_error(&e).is_none();
+                    if !fresh && !retried && !e.maybe_sent() && here && e.breaks_connection() {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
         }
     }
 
@@ -926,9 +1050,9 @@ fn record<T>(stats: &Stats, messages: u64, result: &Result<T>, start: Instant) {
 }
 
 /// Adds item `i` to `node`'s group (groups keep the order nodes were first seen in).
-fn add_to_group(groups: &mut Vec<(Node, Vec<usize>, bool)>, node: Node, i: usize, ask: bool) {
-    match groups.iter_mut().find(|(n, _, a)| *n == node && *a == ask) {
+fn add_to_group(groups: &mut Vec<(Node, Vec<usize>, bool)>, node: &Node, i: usize, ask: bool) {
+    match groups.iter_mut().find(|(n, _, a)| n == node && *a == ask) {
         Some((_, indexes, _)) => indexes.push(i),
-        None => groups.push((node, vec![i], ask)),
+        None => groups.push((node.clone(), vec![i], ask)),
     }
 }

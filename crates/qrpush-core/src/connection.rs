@@ -71,6 +71,25 @@ pub struct Connection {
     usable: bool,
 }
 
+/// Commands written by [`Connection::write_request`], whose replies are still to be read.
+#[must_use = "the replies must be read, or the connection discarded"]
+pub(crate) struct Sent {
+    deadline: Instant,
+    /// One quick write: the socket's bound is still fresh for the first read.
+    quick: bool,
+}
+
+impl Sent {
+    /// For replies read after other work (other connections' writes and reads): the socket's
+    /// bound, set when writing, would let the first read run past the deadline; it is set again.
+    pub(crate) fn read_later(self) -> Sent {
+        Sent {
+            quick: false,
+            ..self
+        }
+    }
+}
+
 /// The reply to one PUBLISH request, and whether the server is still the primary.
 pub struct Published<T> {
     pub replies: T,
@@ -298,11 +317,29 @@ impl Connection {
         replies: usize,
         pack: impl FnOnce(&mut Packer<'_>),
     ) -> Result<Vec<Value>> {
+        let sent = self.write_request(deadline, pack)?;
+        self.read_replies(sent, replies)
+    }
+
+    /// The first half of `request`: sends the commands that `pack` adds, before `deadline`.
+    /// Several connections can each be sent their commands before any reply is read (one Redis
+    /// Cluster batch over many nodes: the nodes work at the same time).
+    pub(crate) fn write_request(
+        &mut self,
+        deadline: Instant,
+        pack: impl FnOnce(&mut Packer<'_>),
+    ) -> Result<Sent> {
         let quick = self.send(deadline, pack)?;
+        Ok(Sent { deadline, quick })
+    }
+
+    /// The second half of `request`: `replies` replies to what `write_request` sent. A failure
+    /// is `maybe_sent`: the commands were written.
+    pub(crate) fn read_replies(&mut self, sent: Sent, replies: usize) -> Result<Vec<Value>> {
         let mut values = Vec::with_capacity(replies);
         for i in 0..replies {
             values.push(
-                self.read_reply(deadline, quick && i == 0)
+                self.read_reply(sent.deadline, sent.quick && i == 0)
                     .map_err(Error::mark_maybe_sent)?,
             );
         }

@@ -426,3 +426,52 @@ fn socketio_emits_reach_each_adapters_subscribers() {
     assert_eq!(elsewhere.recv(1, WAIT), vec![encoded.message.clone()]);
     sharded_sub.nothing_more(QUIET);
 }
+
+/// A batch over the 3 primaries is written to every node before any reply is read. After one
+/// channel's slot moved, that channel's messages alone get MOVED from their old owner and go
+/// once more to the new one: every message arrives once, the counts keep input order, and the
+/// connection that got MOVED is closed.
+#[test]
+fn a_batch_over_every_node_follows_a_moved_slot_once() {
+    let cluster = ClusterTopology::start();
+    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let names: Vec<String> = primaries
+        .iter()
+        .map(|port| cluster.name_on(*port, "spread-"))
+        .collect();
+    let client = client(&cluster, &[]);
+    let config = client.config().clone();
+    let routing = shared_cluster(&config.endpoint, config.pool_size);
+
+    // Warm: the slot map cached, a connection open to every primary.
+    let mut subs: Vec<_> = names.iter().map(|n| cluster.subscribe_sharded(n)).collect();
+    let warm: Vec<(&[u8], &[u8])> = names.iter().map(|n| (n.as_bytes(), &b"warm"[..])).collect();
+    assert_eq!(client.publish_many(&warm).unwrap(), vec![1, 1, 1]);
+    for sub in &mut subs {
+        assert_eq!(sub.recv(1, WAIT), vec![b"warm".to_vec()]);
+    }
+
+    cluster.move_slot(cluster.slot_of(&names[0]), primaries[1]);
+    let mut moved = cluster.subscribe_sharded(&names[0]);
+    let batch: [(&[u8], &[u8]); 4] = [
+        (names[0].as_bytes(), b"m0"),
+        (names[1].as_bytes(), b"m1"),
+        (names[2].as_bytes(), b"m2"),
+        (names[0].as_bytes(), b"m3"),
+    ];
+    assert_eq!(client.publish_many(&batch).unwrap(), vec![1, 1, 1, 1]);
+    assert_eq!(moved.recv(2, WAIT), vec![b"m0".to_vec(), b"m3".to_vec()]);
+    assert_eq!(subs[1].recv(1, WAIT), vec![b"m1".to_vec()]);
+    assert_eq!(subs[2].recv(1, WAIT), vec![b"m2".to_vec()]);
+    moved.nothing_more(QUIET);
+    subs[1].nothing_more(QUIET);
+    subs[2].nothing_more(QUIET);
+    assert_eq!(routing.redirects.load(Ordering::Relaxed), 2);
+    cluster.node(primaries[0]).wait_until(
+        "the connection that got MOVED to be closed",
+        WAIT,
+        |node| node.qrpush_clients().is_empty(),
+    );
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed), (7, 0));
+}

@@ -131,6 +131,16 @@ impl Cluster {
         }
     }
 
+    /// The cached slot map, read first if there is none (within the deadline of the call that
+    /// started at `start`). A batch routes all its messages through this one copy.
+    pub fn map(&self, config: &Config, start: Instant) -> Result<Arc<SlotMap>> {
+        let cached = self.map.read().clone();
+        match cached {
+            Some(map) => Ok(map),
+            None => self.refresh(config, start),
+        }
+    }
+
     /// Drops the cached slot map (after a MOVED, or a connection lost to a node that may have
     /// failed over): the next call reads a new one.
     pub fn forget_map(&self) {
