@@ -246,6 +246,49 @@ impl SentinelTopology {
         new
     }
 
+    /// `SENTINEL FAILOVER` on the first Sentinel, waiting only until the other data node says it
+    /// is master and every Sentinel names it: the old primary still says master and accepts
+    /// PUBLISH until Sentinel reconfigures it, seconds later (the window a client must not
+    /// publish into silently). Returns the new primary's port.
+    pub fn begin_failover(&self) -> u16 {
+        let old = self.primary_port();
+        match self.sentinels[0].cmd(&["SENTINEL", "FAILOVER", SERVICE]) {
+            Value::Okay => {}
+            other => panic!("SENTINEL FAILOVER: {other:?}"),
+        }
+        let new = self
+            .nodes
+            .iter()
+            .map(RedisServer::port)
+            .find(|p| *p != old)
+            .expect("two data nodes");
+        let new_node = self.node(new);
+        poll(
+            "the new primary to say role:master",
+            SETTLE_BOUND,
+            || match info_field(new_node, "replication", "role").as_deref() {
+                Some("master") => Ok(()),
+                other => Err(format!("role {other:?}")),
+            },
+        );
+        for sentinel in &self.sentinels {
+            poll(
+                &format!("Sentinel {} to name primary {new}", sentinel.port()),
+                SETTLE_BOUND,
+                || match Self::reported_primary(sentinel)? {
+                    reported if reported == new => Ok(()),
+                    reported => Err(format!("primary {reported}")),
+                },
+            );
+        }
+        new
+    }
+
+    /// A field of `INFO <section>` on a server of this topology (a Sentinel or a data node).
+    pub fn info(server: &RedisServer, section: &str, field: &str) -> Option<String> {
+        info_field(server, section, field)
+    }
+
     /// Waits until every Sentinel reports `primary` and knows the 2 other Sentinels and the
     /// replica, `primary` says it is a master, and the replica's link to it is up.
     pub fn wait_settled(&self, primary: u16) {
