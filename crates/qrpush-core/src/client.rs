@@ -314,10 +314,29 @@ impl Client {
         &self,
         slot: u16,
         messages: u64,
+        op: impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+    ) -> Result<T> {
+        self.run_in_slot_published(slot, messages, op, |_| false, |_, e| e)
+    }
+
+    /// [`Client::run_in_slot`] for a request that publishes: outside a Cluster as
+    /// [`Client::run_published`] (with Sentinel, a result `unreceived` says reached nobody asks
+    /// whether the node is still the primary).
+    pub fn run_in_slot_published<T>(
+        &self,
+        slot: u16,
+        messages: u64,
         mut op: impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+        unreceived: impl FnOnce(&T) -> bool,
+        on_switch: impl FnOnce(T, Error) -> Error,
     ) -> Result<T> {
         let Target::Cluster(cluster) = &self.target else {
-            return self.run(messages, |conn, deadline| op(conn, deadline, false));
+            return self.run_published(
+                messages,
+                |conn, deadline| op(conn, deadline, false),
+                unreceived,
+                on_switch,
+            );
         };
         let start = Instant::now();
         let result = self.in_slot(cluster, slot, start, &mut op);
@@ -382,11 +401,29 @@ impl Client {
         &self,
         slots: &[u16],
         messages: u64,
+        send: impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        self.run_per_slot_published(slots, messages, send, |_| false)
+    }
+
+    /// [`Client::run_per_slot`] for requests that publish: outside a Cluster, with Sentinel, when
+    /// `unreceived` says a reply reached nobody, one question says whether the node is still the
+    /// primary; if not, the call fails with the `Replica` error (see [`Client::run_published`]).
+    pub fn run_per_slot_published(
+        &self,
+        slots: &[u16],
+        messages: u64,
         mut send: impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+        unreceived: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>> {
         let Target::Cluster(cluster) = &self.target else {
             let all: Vec<(usize, bool)> = (0..slots.len()).map(|i| (i, false)).collect();
-            return self.run(messages, |conn, deadline| send(conn, deadline, &all));
+            return self.run_published(
+                messages,
+                |conn, deadline| send(conn, deadline, &all),
+                |replies| replies.iter().any(&unreceived),
+                |_, e| e,
+            );
         };
         let start = Instant::now();
         let result = self.per_slot(cluster, slots, start, &mut send);

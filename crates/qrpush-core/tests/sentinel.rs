@@ -329,3 +329,35 @@ fn sentinel_connections_are_pooled_and_a_down_sentinel_is_skipped() {
     }
     assert_eq!(subscriber.recv(20, WAIT).len(), 20);
 }
+
+/// Durable publishes (one and a batch) that reached nobody on a switched primary throw
+/// `Replica` the same way; the next one reaches the subscriber on the new primary.
+#[test]
+fn a_durable_publish_for_nobody_on_a_switched_primary_throws() {
+    use qrpush_core::durable::Durable;
+
+    let topology = SentinelTopology::start();
+    let client = client_with(&topology.url(), &[("sentinel_check_interval", "60")]);
+    let durable = Durable::new(&client);
+    assert_eq!(durable.publish(b"news", b"warm").unwrap().receivers, 0);
+
+    let new = topology.begin_failover();
+    let mut after = topology.node(new).subscribe(&["news"]);
+    let e = durable.publish(b"news", b"lost").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    assert_eq!(durable.publish(b"news", b"one").unwrap().receivers, 1);
+    // A durable message goes out framed with its offset: the body is last.
+    assert!(after.recv(1, WAIT)[0].ends_with(b"\none"));
+
+    let old = topology.begin_failover();
+    drop(after);
+    let mut back = topology.node(old).subscribe(&["news"]);
+    let mut batch = durable.batch::<&[u8]>(2);
+    batch.push_encoded(b"news", || Ok(b"b0")).unwrap();
+    batch.push_encoded(b"news", || Ok(b"b1")).unwrap();
+    let e = batch.publish().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    assert_eq!(durable.publish(b"news", b"two").unwrap().receivers, 1);
+    assert!(back.recv(1, WAIT)[0].ends_with(b"\ntwo"));
+    back.nothing_more(QUIET);
+}
