@@ -632,14 +632,15 @@ fn parse_seconds_or_off(value: &str) -> Result<Duration> {
     }
 }
 
-/// `on` or `off`.
+/// A switch: `on`, `off` or PHP's other spellings of them. PHP's ini parser turns an unquoted
+/// `off`/`no`/`false`/`none` into an empty string, so an empty value is off.
 fn parse_on_off(value: &str) -> Result<bool> {
-    match value {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        other => Err(Error::invalid(format!(
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "1" | "yes" | "true" => Ok(true),
+        "off" | "0" | "no" | "false" | "" => Ok(false),
+        _ => Err(Error::invalid(format!(
             "expected on or off, got '{}'",
-            excerpt(other, 32)
+            excerpt(value, 32)
         ))),
     }
 }
@@ -1028,5 +1029,42 @@ mod tests {
         c.set("sentinel_password", "x").unwrap();
         c.set("url", "redis://:pw@h:1").unwrap();
         assert_eq!(c.endpoint, Endpoint::parse("redis://:pw@h:1").unwrap());
+    }
+
+    #[test]
+    fn sentinel_switch_settings() {
+        let mut c = Config::default();
+        assert_eq!(c.sentinel_check_interval, Duration::from_secs(1));
+        assert!(c.sentinel_zero_check);
+        assert_eq!(c.display_value("sentinel_check_interval"), "1.0");
+        assert_eq!(c.display_value("sentinel_zero_check"), "on");
+        c.set("sentinel_check_interval", "0").unwrap();
+        assert_eq!(c.sentinel_check_interval, Duration::ZERO);
+        c.set("sentinel_check_interval", "0.25").unwrap();
+        assert_eq!(c.display_value("sentinel_check_interval"), "0.25");
+        let e = c.set("sentinel_check_interval", "-1").unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("sentinel_check_interval: expected 0 (off)"),
+            "{}",
+            e.message()
+        );
+        // PHP's ini parser reads an unquoted off as an empty string.
+        for off in ["off", "OFF", "0", "no", "false", ""] {
+            c.set("sentinel_zero_check", "on").unwrap();
+            c.set("sentinel_zero_check", off).unwrap();
+            assert!(!c.sentinel_zero_check, "{off:?}");
+        }
+        assert_eq!(c.display_value("sentinel_zero_check"), "off");
+        for on in ["on", "1", "yes", "true"] {
+            c.set("sentinel_zero_check", "off").unwrap();
+            c.set("sentinel_zero_check", on).unwrap();
+            assert!(c.sentinel_zero_check, "{on:?}");
+        }
+        let e = c.set("sentinel_zero_check", "maybe").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "sentinel_zero_check: expected on or off, got 'maybe'"
+        );
     }
 }
