@@ -361,3 +361,34 @@ fn a_durable_publish_for_nobody_on_a_switched_primary_throws() {
     assert!(back.recv(1, WAIT)[0].ends_with(b"\ntwo"));
     back.nothing_more(QUIET);
 }
+
+/// A login transition whose event reached nobody on a switched primary throws `Replica` (its
+/// state change there is lost when the node is demoted); the same scan on the new primary then
+/// goes through and its event reaches the subscriber there.
+#[test]
+fn a_login_event_for_nobody_on_a_switched_primary_throws() {
+    use qrpush_core::login::{Login, State};
+
+    let topology = SentinelTopology::start();
+    let client = client_with(&topology.url(), &[("sentinel_check_interval", "60")]);
+    let login = Login::new(&client);
+    let started = login.start("203.0.113.7", "Firefox/128").unwrap();
+    let id = started.status.id.clone();
+
+    let new = topology.begin_failover();
+    let mut events = topology.node(new).subscribe(&["qr-login-events"]);
+    let e = login
+        .scan(started.qr.expose(), "user-42", "Pixel 8")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    login
+        .scan(started.qr.expose(), "user-42", "Pixel 8")
+        .unwrap();
+    let event = String::from_utf8(events.recv(1, WAIT).remove(0)).unwrap();
+    assert!(
+        event.contains("\"type\":\"scanned\"") && event.contains(&id),
+        "{event}"
+    );
+    assert_eq!(login.status(&id, None).unwrap().state, State::Scanned);
+    events.nothing_more(QUIET);
+}
