@@ -250,12 +250,25 @@ impl SentinelTopology {
     /// is master and every Sentinel names it: the old primary still says master and accepts
     /// PUBLISH until Sentinel reconfigures it, seconds later (the window a client must not
     /// publish into silently). Returns the new primary's port.
+    ///
+    /// Right after a failover the Sentinels refuse another (NOGOODSLAVE until the old primary
+    /// replicates from the new one, INPROG while one runs): it is asked again until accepted.
     pub fn begin_failover(&self) -> u16 {
         let old = self.primary_port();
-        match self.sentinels[0].cmd(&["SENTINEL", "FAILOVER", SERVICE]) {
-            Value::Okay => {}
-            other => panic!("SENTINEL FAILOVER: {other:?}"),
-        }
+        poll(
+            "a Sentinel to accept SENTINEL FAILOVER",
+            SETTLE_BOUND,
+            || {
+                let reply = self.sentinels[0]
+                    .try_admin()
+                    .and_then(|mut admin| admin.try_cmd(&["SENTINEL", "FAILOVER", SERVICE]))
+                    .map_err(|e| e.to_string())?;
+                match reply {
+                    Value::Okay => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        );
         let new = self
             .nodes
             .iter()
