@@ -22,8 +22,9 @@
 //! credentials, `sentinel_user`/`sentinel_password`, never the URL's, which are the data nodes';
 //! without the primary check: a Sentinel is no data node. A connection that fails is dropped.
 //! The Sentinel that answered last is asked first. Asking is bounded by the deadline of the call
-//! that needs the primary, across all the Sentinels tried; a re-check that finds no Sentinel
-//! keeps the cached primary (still checked by the data-node connection) for another interval.
+//! that needs the primary, each Sentinel tried getting its share of what is left; a re-check
+//! takes at most half of `connect_timeout` and, when it finds no Sentinel, keeps the cached
+//! primary (still checked by the data-node connection) for another interval.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -121,8 +122,9 @@ impl Sentinel {
         if !interval.is_zero() && start.saturating_duration_since(asked_at) < interval {
             return Ok(node);
         }
-        // Leave the request its `timeout`: the re-check may take the connect part only.
-        match self.ask_sentinels(config, start + config.connect_timeout) {
+        // The re-check may take half of the connect part: the call's own connection and request
+        // keep the rest of its bound even when a Sentinel does not answer.
+        match self.ask_sentinels(config, start + config.connect_timeout / 2) {
             Ok(answer) => Ok(answer),
             Err(_) => {
                 let mut primary = self.primary.write();
@@ -163,11 +165,16 @@ impl Sentinel {
         let count = self.sentinel_pools.len();
         let first = self.preferred.load(Relaxed);
         let mut last = None;
-        for i in (0..count).map(|k| (first + k) % count) {
-            if Instant::now() >= deadline {
+        for k in 0..count {
+            let i = (first + k) % count;
+            let now = Instant::now();
+            if now >= deadline {
                 break;
             }
-            match self.ask(&self.sentinel_pools[i], config, deadline) {
+            // A Sentinel that does not answer (a stopped process, a lost route) takes only its
+            // share of what is left, so that the others are still asked in time.
+            let share = deadline.saturating_duration_since(now) / (count - k) as u32;
+            match self.ask(&self.sentinel_pools[i], config, now + share) {
                 Ok(node) => {
                     self.preferred.store(i, Relaxed);
                     let mut last_primary = self.last_primary.lock();

@@ -392,3 +392,38 @@ fn a_login_event_for_nobody_on_a_switched_primary_throws() {
     assert_eq!(login.status(&id, None).unwrap().state, State::Scanned);
     events.nothing_more(QUIET);
 }
+
+/// A Sentinel that stops answering on its pooled connection (SIGSTOP: the kernel still accepts
+/// the bytes) costs a re-check only its share of half of `connect_timeout`: the next Sentinel
+/// answers in the same call, every call still publishes within its bound, and the next calls
+/// ask the one that answered first.
+#[test]
+fn a_frozen_sentinel_is_passed_over_within_the_call_bound() {
+    let mut topology = SentinelTopology::start();
+    let client = client_with(
+        &topology.url(),
+        &[
+            ("sentinel_check_interval", "0"),
+            ("connect_timeout", "0.3"),
+            ("timeout", "0.3"),
+        ],
+    );
+    let mut subscriber = topology.primary().subscribe(&["events"]);
+    assert_eq!(client.publish(b"events", b"warm").unwrap(), 1);
+    topology.sentinels_mut()[0].freeze();
+    let bound = client.config().call_bound() + qrpush_core::config::CALL_BOUND_MARGIN;
+    let mut took = Vec::new();
+    for i in 0..10 {
+        let start = std::time::Instant::now();
+        assert_eq!(client.publish(b"events", b"m").unwrap(), 1, "publish #{i}");
+        took.push(start.elapsed());
+        assert!(took[i] < bound, "publish #{i} took {:?}", took[i]);
+    }
+    // Had the frozen Sentinel stayed first, each re-check would wait out its share there.
+    assert!(
+        took[1..].iter().all(|t| *t < Duration::from_millis(40)),
+        "{took:?}"
+    );
+    topology.sentinels_mut()[0].thaw();
+    assert_eq!(subscriber.recv(11, WAIT).len(), 11);
+}
