@@ -95,4 +95,73 @@ final class SentinelTest extends TestCase
         self::assertStringNotContainsString('sentinel-s3cret', $result->stdout . $result->stderr);
         $subscriber->assertNothingMore();
     }
+
+    public function testTheSwitchSettingsComeFromPhpIniAndOptions(): void
+    {
+        $result = PhpProcess::code(
+            ['qrpush.sentinel_check_interval' => '0.25', 'qrpush.sentinel_zero_check' => 'off'],
+            'phpinfo(INFO_MODULES);',
+        );
+        self::assertSame(0, $result->exitCode, $result->describe());
+        self::assertMatchesRegularExpression('/qrpush\.sentinel_check_interval => 0\.25/', $result->stdout);
+        self::assertMatchesRegularExpression('/qrpush\.sentinel_zero_check => off/', $result->stdout);
+        $defaults = PhpProcess::code([], 'phpinfo(INFO_MODULES);');
+        self::assertMatchesRegularExpression('/qrpush\.sentinel_check_interval => 1\.0/', $defaults->stdout);
+        self::assertMatchesRegularExpression('/qrpush\.sentinel_zero_check => on/', $defaults->stdout);
+
+        self::assertThrowsExactly(\ValueError::class, fn () => new Client('redis-sentinel://127.0.0.1#s', ['sentinel_zero_check' => 'maybe']), 'sentinel_zero_check');
+        self::assertThrowsExactly(\ValueError::class, fn () => new Client('redis-sentinel://127.0.0.1#s', ['sentinel_check_interval' => '-1']), 'sentinel_check_interval');
+    }
+
+    /**
+     * Right after SENTINEL FAILOVER the old primary still says it is master and runs PUBLISH for
+     * nobody once the subscriber moved to the new primary: the call that lands there throws
+     * ReplicaException (code 5) naming both nodes instead of returning 0, and every other call
+     * reaches the subscriber on the new primary.
+     */
+    public function testAPublishForNobodyOnASwitchedPrimaryThrows(): void
+    {
+        $sentinel = $this->redisSentinel();
+        $channel = self::channel('sentinel-switch');
+        $client = new Client($sentinel->url(), ['connect_timeout' => 1.0, 'timeout' => 1.0, 'sentinel_check_interval' => '60']);
+        $before = $this->subscribe($sentinel->primary, $channel);
+        self::assertSame(1, $client->publish($channel, 'before'));
+        self::assertSame(['before'], $before->messages(1));
+        $before->close();
+
+        $old = $sentinel->primary->port();
+        $new = $sentinel->replica->port();
+        self::assertSame('OK', (string) $sentinel->sentinels[0]->command('SENTINEL', 'FAILOVER', RedisSentinel::SERVICE));
+        self::assertTrue(Processes::waitFor(function () use ($sentinel, $new): bool {
+            if (($sentinel->replica->command('ROLE')[0] ?? null) !== 'master') {
+                return false;
+            }
+            foreach ($sentinel->sentinels as $s) {
+                $addr = $s->command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', RedisSentinel::SERVICE);
+                if (!\is_array($addr) || (int) $addr[1] !== $new) {
+                    return false;
+                }
+            }
+            return true;
+        }, 30.0, 0.05), 'the Sentinels did not switch to the replica within 30 s');
+        $after = $this->subscribe($sentinel->replica, $channel);
+
+        $delivered = [];
+        $thrown = 0;
+        for ($i = 0; $i < 50; $i++) {
+            try {
+                self::assertSame(1, $client->publish($channel, "after-{$i}"), "publish #{$i}");
+                $delivered[] = "after-{$i}";
+            } catch (\QrPush\ReplicaException $e) {
+                self::assertSame(5, $e->getCode());
+                self::assertStringContainsString("127.0.0.1:{$old}", $e->getMessage());
+                self::assertStringContainsString("127.0.0.1:{$new}", $e->getMessage());
+                $thrown++;
+            }
+        }
+        self::assertSame(1, $thrown, 'only the first call after the switch went to the old primary');
+        self::assertSame($delivered, $after->messages(\count($delivered)));
+        $after->assertNothingMore();
+        self::assertSame("127.0.0.1:{$new}", $client->stats()['topology']['primary']);
+    }
 }

@@ -123,36 +123,48 @@ impl Client {
     fn publish_one(&self, channel: &[u8], payload: &[u8]) -> Result<i64> {
         // The reply is interpreted inside the request so that an error reply (NOPERM, ...)
         // counts as a failure in the stats.
-        self.run(1, |conn, deadline| {
-            let published =
-                conn.publish_one(deadline, |p| self.pack_publish(p, channel, payload))?;
-            let receivers = self.receivers(published.replies, None)?;
-            if !published.on_primary && receivers == 0 {
-                // A demoted primary ran it for nobody: nothing was delivered, another connection
-                // may carry it (run() retries once on a new one, which checks the role).
-                return Err(no_longer_primary(conn));
-            }
-            Ok(receivers)
-        })
+        self.run_published(
+            1,
+            |conn, deadline| {
+                let published =
+                    conn.publish_one(deadline, |p| self.pack_publish(p, channel, payload))?;
+                let receivers = self.receivers(published.replies, None)?;
+                if !published.on_primary && receivers == 0 {
+                    // A demoted primary ran it for nobody: nothing was delivered, another
+                    // connection may carry it (run() retries once on a new one, which checks the
+                    // role).
+                    return Err(no_longer_primary(conn));
+                }
+                Ok(receivers)
+            },
+            |&n| n == 0,
+            |_, e| e,
+        )
     }
 
     /// SPUBLISH on the one server (or the Sentinels' primary), for a consumer that listens by
     /// SSUBSCRIBE outside a Cluster.
     fn spublish_one(&self, channel: &[u8], payload: &[u8]) -> Result<i64> {
         let prefix = self.config.channel_prefix.as_bytes();
-        self.run(1, |conn, timeout| {
-            let reply = conn.request_one(timeout, |p| p.spublish(prefix, channel, payload))?;
-            match reply {
-                Value::Int(n) => Ok(n),
-                Value::ServerError(e) => Err(server_error(&e, "SPUBLISH")),
-                // A reply came, so the SPUBLISH reached Redis: never retried (a possible duplicate).
-                other => Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("unexpected reply to SPUBLISH: {other:?}"),
-                )
-                .mark_maybe_sent()),
-            }
-        })
+        self.run_published(
+            1,
+            |conn, timeout| {
+                let reply = conn.request_one(timeout, |p| p.spublish(prefix, channel, payload))?;
+                match reply {
+                    Value::Int(n) => Ok(n),
+                    Value::ServerError(e) => Err(server_error(&e, "SPUBLISH")),
+                    // A reply came, so the SPUBLISH reached Redis: never retried (a possible
+                    // duplicate).
+                    other => Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("unexpected reply to SPUBLISH: {other:?}"),
+                    )
+                    .mark_maybe_sent()),
+                }
+            },
+            |&n| n == 0,
+            |_, e| e,
+        )
     }
 
     /// Many PUBLISHes in one round trip; all validated first. Returns receiver counts in order.
@@ -234,11 +246,35 @@ impl Client {
         messages: u64,
         op: impl FnMut(&mut Connection, Instant) -> Result<T>,
     ) -> Result<T> {
+        self.run_published(messages, op, |_| false, |_, e| e)
+    }
+
+    /// [`Client::run`] for a request that publishes: with Sentinel and `sentinel_zero_check`,
+    /// when `unreceived` says a message reached 0 subscribers, one question to a Sentinel says
+    /// whether the node is still the primary. After a failover the old primary says it is one
+    /// for seconds and runs the PUBLISH for nobody (the subscribers moved); then the call fails
+    /// with a `Replica` error (made by `on_switch` from the result and the error, which may
+    /// carry a batch's outcome), marked `maybe_sent`: it ran there and is never sent again.
+    pub fn run_published<T>(
+        &self,
+        messages: u64,
+        op: impl FnMut(&mut Connection, Instant) -> Result<T>,
+        unreceived: impl FnOnce(&T) -> bool,
+        on_switch: impl FnOnce(T, Error) -> Error,
+    ) -> Result<T> {
         let pool = match &self.target {
             Target::Single(pool) => pool,
             Target::Sentinel(sentinel) => {
                 let start = Instant::now();
-                let result = self.on_primary(sentinel, start, op);
+                let result = self.on_primary(sentinel, start, op).and_then(|(v, node)| {
+                    if !self.config.sentinel_zero_check || !unreceived(&v) {
+                        return Ok(v);
+                    }
+                    match sentinel.switched_from(&node, &self.config, start) {
+                        None => Ok(v),
+                        Some(new) => Err(on_switch(v, switched(sentinel, &node, &new))),
+                    }
+                });
                 record(&sentinel.stats, messages, &result, start);
                 return result;
             }
@@ -278,10 +314,29 @@ impl Client {
         &self,
         slot: u16,
         messages: u64,
+        op: impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+    ) -> Result<T> {
+        self.run_in_slot_published(slot, messages, op, |_| false, |_, e| e)
+    }
+
+    /// [`Client::run_in_slot`] for a request that publishes: outside a Cluster as
+    /// [`Client::run_published`] (with Sentinel, a result `unreceived` says reached nobody asks
+    /// whether the node is still the primary).
+    pub fn run_in_slot_published<T>(
+        &self,
+        slot: u16,
+        messages: u64,
         mut op: impl FnMut(&mut Connection, Instant, bool) -> Result<T>,
+        unreceived: impl FnOnce(&T) -> bool,
+        on_switch: impl FnOnce(T, Error) -> Error,
     ) -> Result<T> {
         let Target::Cluster(cluster) = &self.target else {
-            return self.run(messages, |conn, deadline| op(conn, deadline, false));
+            return self.run_published(
+                messages,
+                |conn, deadline| op(conn, deadline, false),
+                unreceived,
+                on_switch,
+            );
         };
         let start = Instant::now();
         let result = self.in_slot(cluster, slot, start, &mut op);
@@ -346,11 +401,29 @@ impl Client {
         &self,
         slots: &[u16],
         messages: u64,
+        send: impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+    ) -> Result<Vec<Value>> {
+        self.run_per_slot_published(slots, messages, send, |_| false)
+    }
+
+    /// [`Client::run_per_slot`] for requests that publish: outside a Cluster, with Sentinel, when
+    /// `unreceived` says a reply reached nobody, one question says whether the node is still the
+    /// primary; if not, the call fails with the `Replica` error (see [`Client::run_published`]).
+    pub fn run_per_slot_published(
+        &self,
+        slots: &[u16],
+        messages: u64,
         mut send: impl FnMut(&mut Connection, Instant, &[(usize, bool)]) -> Result<Vec<Value>>,
+        unreceived: impl Fn(&Value) -> bool,
     ) -> Result<Vec<Value>> {
         let Target::Cluster(cluster) = &self.target else {
             let all: Vec<(usize, bool)> = (0..slots.len()).map(|i| (i, false)).collect();
-            return self.run(messages, |conn, deadline| send(conn, deadline, &all));
+            return self.run_published(
+                messages,
+                |conn, deadline| send(conn, deadline, &all),
+                |replies| replies.iter().any(&unreceived),
+                |_, e| e,
+            );
         };
         let start = Instant::now();
         let result = self.per_slot(cluster, slots, start, &mut send);
@@ -467,17 +540,18 @@ impl Client {
     /// run there. After one of those, or a connection failure, the primary is forgotten; when
     /// nothing can have run, the Sentinels are asked again and `op` retried once, on the same
     /// deadline. A failure after bytes may have reached Redis is never retried.
+    /// Returns the node it ran on too.
     fn on_primary<T>(
         &self,
         sentinel: &Sentinel,
         start: Instant,
         mut op: impl FnMut(&mut Connection, Instant) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<(T, Node)> {
         let mut asked_again = false;
         loop {
             let node = sentinel.primary(&self.config, start)?;
             match self.on_pool(&sentinel.node_pool(&node), start, &mut op) {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok((v, node)),
                 Err(e) => {
                     if e.breaks_connection() {
                         sentinel.forget_primary();
@@ -965,6 +1039,38 @@ fn no_longer_primary(conn: &Connection) -> Error {
     )
 }
 
+/// A publish that the former primary `old` of a Sentinel service ran for nobody: the Sentinels
+/// name `new` now. Marked `maybe_sent`: it ran there, so it is never sent again.
+fn switched(sentinel: &Sentinel, old: &Node, new: &Node) -> Error {
+    let label = |n: &Node| sentinel.endpoint().member(&n.host, n.port).label();
+    Error::new(
+        ErrorKind::Replica,
+        format!(
+            "Redis at {} is no longer the primary of the Sentinel service '{}' (the Sentinels name {}): the PUBLISH reached no subscriber there and is not sent again",
+            label(old),
+            sentinel.service(),
+            label(new)
+        ),
+    )
+    .mark_maybe_sent()
+}
+
+/// A batch whose messages with 0 receivers ran on a former primary (`e`): those failed, the
+/// others reached subscribers there and count as published.
+fn switched_batch(counts: Vec<i64>, e: Error) -> Error {
+    let mut outcome = BatchOutcome::default();
+    let count = counts.len();
+    for (i, n) in counts.into_iter().enumerate() {
+        if n == 0 {
+            outcome.failed.push((i, e.clone()));
+        } else {
+            outcome.published.push((i, n));
+        }
+    }
+    // Never Ok: the messages with 0 receivers failed.
+    settle(outcome, count, Some(e.clone())).err().unwrap_or(e)
+}
+
 /// Publishes sent in one round trip, checked as they are added: nothing is sent unless every one
 /// is valid. Errors name the item ([`Subject::Item`]).
 pub struct Batch<'c, C, P> {
@@ -1025,13 +1131,18 @@ impl<C: AsRef<[u8]>, P: AsRef<[u8]>> Batch<'_, C, P> {
                 .collect();
             return client.publish_routed(cluster, &items, client.config.cluster_publish);
         }
-        client.run(items.len() as u64, |conn, deadline| {
-            let published = conn.publish_batch(deadline, items.len(), |p, i| {
-                let (channel, payload) = &items[i];
-                client.pack_publish(p, channel.as_ref(), payload.as_ref());
-            })?;
-            client.batch_result(conn, published, items.len())
-        })
+        client.run_published(
+            items.len() as u64,
+            |conn, deadline| {
+                let published = conn.publish_batch(deadline, items.len(), |p, i| {
+                    let (channel, payload) = &items[i];
+                    client.pack_publish(p, channel.as_ref(), payload.as_ref());
+                })?;
+                client.batch_result(conn, published, items.len())
+            },
+            |counts| counts.contains(&0),
+            switched_batch,
+        )
     }
 }
 

@@ -319,6 +319,22 @@ pub const SETTINGS: &[Setting] = &[
             None => String::new(),
         },
     },
+    Setting {
+        name: "sentinel_check_interval",
+        default: "1",
+        help: "redis-sentinel:// only: seconds a primary named by the Sentinels is trusted before a call asks them again (a switch is learned within it); 0: asked before every call",
+        secret: false,
+        parse: |c, v| parse_seconds_or_off(v).map(|value| c.sentinel_check_interval = value),
+        show: |c| format_seconds(c.sentinel_check_interval),
+    },
+    Setting {
+        name: "sentinel_zero_check",
+        default: "on",
+        help: "redis-sentinel:// only: on: a publish that reached 0 subscribers asks a Sentinel (one round trip) whether its node is still the primary, and throws if not; off: 0 is returned as is",
+        secret: false,
+        parse: |c, v| parse_on_off(v).map(|on| c.sentinel_zero_check = on),
+        show: |c| if c.sentinel_zero_check { "on" } else { "off" }.to_string(),
+    },
 ];
 
 /// The row of setting `name`.
@@ -426,6 +442,10 @@ pub struct Config {
     /// The `sentinel_user`/`sentinel_password` settings; also copied into a `redis-sentinel://`
     /// endpoint.
     pub sentinel_auth: SentinelAuth,
+    /// How long the Sentinels' answer is trusted before a call asks again; zero: every call.
+    pub sentinel_check_interval: Duration,
+    /// A publish through Sentinel that reached nobody asks whether its node is still the primary.
+    pub sentinel_zero_check: bool,
 }
 
 impl Default for Config {
@@ -454,6 +474,8 @@ impl Default for Config {
             stream_ttl: Duration::ZERO,
             tls: TlsOptions::default(),
             sentinel_auth: SentinelAuth::default(),
+            sentinel_check_interval: Duration::ZERO,
+            sentinel_zero_check: true,
         };
         for s in SETTINGS {
             config
@@ -610,6 +632,19 @@ fn parse_seconds_or_off(value: &str) -> Result<Duration> {
     }
 }
 
+/// A switch: `on`, `off` or PHP's other spellings of them. PHP's ini parser turns an unquoted
+/// `off`/`no`/`false`/`none` into an empty string, so an empty value is off.
+fn parse_on_off(value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "1" | "yes" | "true" => Ok(true),
+        "off" | "0" | "no" | "false" | "" => Ok(false),
+        _ => Err(Error::invalid(format!(
+            "expected on or off, got '{}'",
+            excerpt(value, 32)
+        ))),
+    }
+}
+
 /// Whole or fractional seconds from 0 (off) to `max`, like 86400 or 0.5.
 fn parse_stream_seconds(value: &str, max: f64) -> Result<Duration> {
     match value.parse::<f64>() {
@@ -751,7 +786,7 @@ mod tests {
             ("login_scan_window", "0", "login_scan_window: expected seconds greater than 0 and at most 3600, like 0.5, got '0'"),
             ("channel_prefix", "a\nb", "channel_prefix: must not contain control characters (byte 0x0a at offset 1)"),
             ("url", "ftp://x", "url: unsupported URL scheme 'ftp://'; expected redis://, rediss://, unix://, redis-cluster:// or redis-sentinel://"),
-            ("colour", "red", "unknown option 'colour'; known options: url, cluster_publish, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name, sentinel_user, sentinel_password"),
+            ("colour", "red", "unknown option 'colour'; known options: url, cluster_publish, pool_size, connect_timeout, timeout, breaker_cooldown, idle_check_after, channel_prefix, max_payload, max_batch_payload, login_channel, login_channel_mode, login_pending_ttl, login_approved_ttl, login_terminal_ttl, login_scan_limit, login_scan_window, gateway_secret, stream_maxlen, stream_max_age, stream_ttl, tls_ca_file, tls_verify, tls_server_name, sentinel_user, sentinel_password, sentinel_check_interval, sentinel_zero_check"),
             ("login_channel", "", "login_channel: must not be empty"),
             ("login_channel_mode", "fanout", "login_channel_mode: expected single or per_login, got 'fanout'"),
             ("cluster_publish", "broadcast", "cluster_publish: expected sharded or global, got 'broadcast'"),
@@ -994,5 +1029,42 @@ mod tests {
         c.set("sentinel_password", "x").unwrap();
         c.set("url", "redis://:pw@h:1").unwrap();
         assert_eq!(c.endpoint, Endpoint::parse("redis://:pw@h:1").unwrap());
+    }
+
+    #[test]
+    fn sentinel_switch_settings() {
+        let mut c = Config::default();
+        assert_eq!(c.sentinel_check_interval, Duration::from_secs(1));
+        assert!(c.sentinel_zero_check);
+        assert_eq!(c.display_value("sentinel_check_interval"), "1.0");
+        assert_eq!(c.display_value("sentinel_zero_check"), "on");
+        c.set("sentinel_check_interval", "0").unwrap();
+        assert_eq!(c.sentinel_check_interval, Duration::ZERO);
+        c.set("sentinel_check_interval", "0.25").unwrap();
+        assert_eq!(c.display_value("sentinel_check_interval"), "0.25");
+        let e = c.set("sentinel_check_interval", "-1").unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("sentinel_check_interval: expected 0 (off)"),
+            "{}",
+            e.message()
+        );
+        // PHP's ini parser reads an unquoted off as an empty string.
+        for off in ["off", "OFF", "0", "no", "false", ""] {
+            c.set("sentinel_zero_check", "on").unwrap();
+            c.set("sentinel_zero_check", off).unwrap();
+            assert!(!c.sentinel_zero_check, "{off:?}");
+        }
+        assert_eq!(c.display_value("sentinel_zero_check"), "off");
+        for on in ["on", "1", "yes", "true"] {
+            c.set("sentinel_zero_check", "off").unwrap();
+            c.set("sentinel_zero_check", on).unwrap();
+            assert!(c.sentinel_zero_check, "{on:?}");
+        }
+        let e = c.set("sentinel_zero_check", "maybe").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "sentinel_zero_check: expected on or off, got 'maybe'"
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct Pool {
     pub stats: Stats,
     /// Fails calls fast after a slow connection failure (see `breaker`).
     pub breaker: Breaker,
+    /// The connections go to a Sentinel, not a data node: they skip the primary check (a
+    /// Sentinel answers ROLE with `sentinel`).
+    to_sentinel: bool,
 }
 
 struct PoolState {
@@ -160,6 +163,17 @@ impl Pool {
             returned: Condvar::new(),
             stats: Stats::default(),
             breaker: Breaker::default(),
+            to_sentinel: false,
+        }
+    }
+
+    /// A pool of connections to one Sentinel (`endpoint` carries the Sentinels' own
+    /// credentials): no primary check on them. Owned by its [`crate::sentinel::Sentinel`], not
+    /// shared through `shared_pool`.
+    pub fn to_sentinel(endpoint: Endpoint, size: usize) -> Self {
+        Pool {
+            to_sentinel: true,
+            ..Pool::new(endpoint, size)
         }
     }
 
@@ -290,7 +304,12 @@ impl Pool {
             }
         };
         let connect_by = terms.connect_by();
-        match Connection::open(&self.endpoint, connect_by) {
+        let opened = if self.to_sentinel {
+            Connection::open_to_sentinel(&self.endpoint, connect_by)
+        } else {
+            Connection::open(&self.endpoint, connect_by)
+        };
+        match opened {
             Ok(mut conn) => {
                 permit.succeeded();
                 self.stats.connections_created.fetch_add(1, Relaxed);

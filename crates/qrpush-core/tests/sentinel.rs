@@ -181,3 +181,249 @@ fn no_sentinel_or_an_unknown_service_fails_typed() {
     let e = client(&url).publish(b"c", b"m").unwrap_err();
     assert!(e.message().contains("'nosuch'"), "{}", e.message());
 }
+
+fn client_with(url: &str, settings: &[(&str, &str)]) -> Client {
+    let mut config = Config::default();
+    config.set("url", url).unwrap();
+    for (name, value) in settings {
+        config.set(name, value).unwrap();
+    }
+    Client::new(config)
+}
+
+/// Right after `SENTINEL FAILOVER` the old primary still says master and runs PUBLISH for the
+/// subscribers it has: none, once they moved to the new primary. With the answer cached for
+/// long (so only the 0-receiver check can notice), every call either reaches the subscriber on
+/// the new primary (returns 1, the message arrives) or throws `Replica` naming both nodes;
+/// none returns 0; and what was thrown is never delivered later (not re-sent).
+#[test]
+fn a_publish_for_nobody_on_a_switched_primary_throws_instead_of_returning_0() {
+    let topology = SentinelTopology::start();
+    let old = topology.primary().port();
+    let client = client_with(&topology.url(), &[("sentinel_check_interval", "60")]);
+    let routing = shared_sentinel(&client.config().endpoint, client.config().pool_size);
+    {
+        let mut before = topology.primary().subscribe(&["events"]);
+        assert_eq!(client.publish(b"events", b"before").unwrap(), 1);
+        assert_eq!(before.recv(1, WAIT), vec![b"before".to_vec()]);
+    }
+    let new = topology.begin_failover();
+    let mut after = topology.node(new).subscribe(&["events"]);
+    let (mut delivered, mut thrown) = (Vec::new(), 0);
+    for i in 0..200 {
+        let message = format!("after-{i}");
+        match client.publish(b"events", message.as_bytes()) {
+            Ok(n) => {
+                assert_eq!(n, 1, "publish #{i} returned {n}");
+                delivered.push(message.into_bytes());
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+                assert!(e.maybe_sent(), "{}", e.message());
+                assert!(
+                    e.message().contains(&format!("127.0.0.1:{old}"))
+                        && e.message().contains(&format!("127.0.0.1:{new}")),
+                    "{}",
+                    e.message()
+                );
+                thrown += 1;
+            }
+        }
+    }
+    assert_eq!(
+        thrown, 1,
+        "only the first call after the switch went to the old primary"
+    );
+    assert_eq!(after.recv(delivered.len(), WAIT), delivered);
+    after.nothing_more(QUIET);
+    assert_eq!(routing.current_primary().map(|n| n.port), Some(new));
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed), (200, 1));
+
+    // A batch with messages for nobody on the old primary: the same question, once.
+    let _ = topology.begin_failover();
+    drop(after);
+    let mut back = topology.node(old).subscribe(&["events"]);
+    let e = client
+        .publish_many(&[(b"events", b"m0"), (b"events", b"m1")])
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    assert_eq!(
+        client
+            .publish_many(&[(b"events", b"m2"), (b"events", b"m3")])
+            .unwrap(),
+        vec![1, 1]
+    );
+    assert_eq!(back.recv(2, WAIT), vec![b"m2".to_vec(), b"m3".to_vec()]);
+}
+
+/// With the 0-receiver check off, `sentinel_check_interval` alone bounds how long calls go to a
+/// demoted primary: a call made one interval after the Sentinels switched reaches the new one.
+#[test]
+fn the_primary_is_asked_again_after_the_check_interval() {
+    let topology = SentinelTopology::start();
+    let client = client_with(
+        &topology.url(),
+        &[
+            ("sentinel_check_interval", "0.5"),
+            ("sentinel_zero_check", "off"),
+        ],
+    );
+    assert_eq!(client.publish(b"events", b"warm").unwrap(), 0);
+    let new = topology.begin_failover();
+    let mut after = topology.node(new).subscribe(&["events"]);
+    std::thread::sleep(Duration::from_millis(600));
+    for i in 0..10 {
+        assert_eq!(
+            client
+                .publish(b"events", format!("m{i}").as_bytes())
+                .unwrap(),
+            1,
+            "publish #{i}"
+        );
+    }
+    assert_eq!(after.recv(10, WAIT).len(), 10);
+    assert_eq!(
+        client.stats().topology.primary,
+        Some(format!("127.0.0.1:{new}"))
+    );
+}
+
+/// The Sentinels are asked over pooled connections: 50 calls that each ask (interval 0) open
+/// one connection to one Sentinel, not 50. A Sentinel that is down is skipped for the next one.
+#[test]
+fn sentinel_connections_are_pooled_and_a_down_sentinel_is_skipped() {
+    let mut topology = SentinelTopology::start();
+    let received = |topology: &SentinelTopology| -> u64 {
+        topology
+            .sentinels()
+            .iter()
+            .map(|s| {
+                SentinelTopology::info(s, "stats", "total_connections_received")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .expect("INFO stats of a Sentinel")
+            })
+            .sum()
+    };
+    let client = client_with(
+        &topology.url(),
+        &[("sentinel_check_interval", "0"), ("breaker_cooldown", "0")],
+    );
+    let mut subscriber = topology.primary().subscribe(&["events"]);
+    let before = received(&topology);
+    for _ in 0..50 {
+        assert_eq!(client.publish(b"events", b"m").unwrap(), 1);
+    }
+    // Our INFO calls above and below are one connection each, to every Sentinel.
+    let opened = received(&topology) - before - topology.sentinels().len() as u64;
+    assert!(
+        opened <= 1,
+        "{opened} connections opened to the Sentinels for 50 calls"
+    );
+    assert_eq!(subscriber.recv(50, WAIT).len(), 50);
+
+    // The Sentinel that answered is stopped: the next one answers, every call still publishes.
+    topology.sentinels_mut()[0].stop();
+    for _ in 0..20 {
+        assert_eq!(client.publish(b"events", b"n").unwrap(), 1);
+    }
+    assert_eq!(subscriber.recv(20, WAIT).len(), 20);
+}
+
+/// Durable publishes (one and a batch) that reached nobody on a switched primary throw
+/// `Replica` the same way; the next one reaches the subscriber on the new primary.
+#[test]
+fn a_durable_publish_for_nobody_on_a_switched_primary_throws() {
+    use qrpush_core::durable::Durable;
+
+    let topology = SentinelTopology::start();
+    let client = client_with(&topology.url(), &[("sentinel_check_interval", "60")]);
+    let durable = Durable::new(&client);
+    assert_eq!(durable.publish(b"news", b"warm").unwrap().receivers, 0);
+
+    let new = topology.begin_failover();
+    let mut after = topology.node(new).subscribe(&["news"]);
+    let e = durable.publish(b"news", b"lost").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    assert_eq!(durable.publish(b"news", b"one").unwrap().receivers, 1);
+    // A durable message goes out framed with its offset: the body is last.
+    assert!(after.recv(1, WAIT)[0].ends_with(b"\none"));
+
+    let old = topology.begin_failover();
+    drop(after);
+    let mut back = topology.node(old).subscribe(&["news"]);
+    let mut batch = durable.batch::<&[u8]>(2);
+    batch.push_encoded(b"news", || Ok(b"b0")).unwrap();
+    batch.push_encoded(b"news", || Ok(b"b1")).unwrap();
+    let e = batch.publish().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    assert_eq!(durable.publish(b"news", b"two").unwrap().receivers, 1);
+    assert!(back.recv(1, WAIT)[0].ends_with(b"\ntwo"));
+    back.nothing_more(QUIET);
+}
+
+/// A login transition whose event reached nobody on a switched primary throws `Replica` (its
+/// state change there is lost when the node is demoted); the same scan on the new primary then
+/// goes through and its event reaches the subscriber there.
+#[test]
+fn a_login_event_for_nobody_on_a_switched_primary_throws() {
+    use qrpush_core::login::{Login, State};
+
+    let topology = SentinelTopology::start();
+    let client = client_with(&topology.url(), &[("sentinel_check_interval", "60")]);
+    let login = Login::new(&client);
+    let started = login.start("203.0.113.7", "Firefox/128").unwrap();
+    let id = started.status.id.clone();
+
+    let new = topology.begin_failover();
+    let mut events = topology.node(new).subscribe(&["qr-login-events"]);
+    let e = login
+        .scan(started.qr.expose(), "user-42", "Pixel 8")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Replica, "{}", e.message());
+    login
+        .scan(started.qr.expose(), "user-42", "Pixel 8")
+        .unwrap();
+    let event = String::from_utf8(events.recv(1, WAIT).remove(0)).unwrap();
+    assert!(
+        event.contains("\"type\":\"scanned\"") && event.contains(&id),
+        "{event}"
+    );
+    assert_eq!(login.status(&id, None).unwrap().state, State::Scanned);
+    events.nothing_more(QUIET);
+}
+
+/// A Sentinel that stops answering on its pooled connection (SIGSTOP: the kernel still accepts
+/// the bytes) costs a re-check only its share of half of `connect_timeout`: the next Sentinel
+/// answers in the same call, every call still publishes within its bound, and the next calls
+/// ask the one that answered first.
+#[test]
+fn a_frozen_sentinel_is_passed_over_within_the_call_bound() {
+    let mut topology = SentinelTopology::start();
+    let client = client_with(
+        &topology.url(),
+        &[
+            ("sentinel_check_interval", "0"),
+            ("connect_timeout", "0.3"),
+            ("timeout", "0.3"),
+        ],
+    );
+    let mut subscriber = topology.primary().subscribe(&["events"]);
+    assert_eq!(client.publish(b"events", b"warm").unwrap(), 1);
+    topology.sentinels_mut()[0].freeze();
+    let bound = client.config().call_bound() + qrpush_core::config::CALL_BOUND_MARGIN;
+    let mut took = Vec::new();
+    for i in 0..10 {
+        let start = std::time::Instant::now();
+        assert_eq!(client.publish(b"events", b"m").unwrap(), 1, "publish #{i}");
+        took.push(start.elapsed());
+        assert!(took[i] < bound, "publish #{i} took {:?}", took[i]);
+    }
+    // Had the frozen Sentinel stayed first, each re-check would wait out its share there.
+    assert!(
+        took[1..].iter().all(|t| *t < Duration::from_millis(40)),
+        "{took:?}"
+    );
+    topology.sentinels_mut()[0].thaw();
+    assert_eq!(subscriber.recv(11, WAIT).len(), 11);
+}

@@ -246,6 +246,62 @@ impl SentinelTopology {
         new
     }
 
+    /// `SENTINEL FAILOVER` on the first Sentinel, waiting only until the other data node says it
+    /// is master and every Sentinel names it: the old primary still says master and accepts
+    /// PUBLISH until Sentinel reconfigures it, seconds later (the window a client must not
+    /// publish into silently). Returns the new primary's port.
+    ///
+    /// Right after a failover the Sentinels refuse another (NOGOODSLAVE until the old primary
+    /// replicates from the new one, INPROG while one runs): it is asked again until accepted.
+    pub fn begin_failover(&self) -> u16 {
+        let old = self.primary_port();
+        poll(
+            "a Sentinel to accept SENTINEL FAILOVER",
+            SETTLE_BOUND,
+            || {
+                let reply = self.sentinels[0]
+                    .try_admin()
+                    .and_then(|mut admin| admin.try_cmd(&["SENTINEL", "FAILOVER", SERVICE]))
+                    .map_err(|e| e.to_string())?;
+                match reply {
+                    Value::Okay => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            },
+        );
+        let new = self
+            .nodes
+            .iter()
+            .map(RedisServer::port)
+            .find(|p| *p != old)
+            .expect("two data nodes");
+        let new_node = self.node(new);
+        poll(
+            "the new primary to say role:master",
+            SETTLE_BOUND,
+            || match info_field(new_node, "replication", "role").as_deref() {
+                Some("master") => Ok(()),
+                other => Err(format!("role {other:?}")),
+            },
+        );
+        for sentinel in &self.sentinels {
+            poll(
+                &format!("Sentinel {} to name primary {new}", sentinel.port()),
+                SETTLE_BOUND,
+                || match Self::reported_primary(sentinel)? {
+                    reported if reported == new => Ok(()),
+                    reported => Err(format!("primary {reported}")),
+                },
+            );
+        }
+        new
+    }
+
+    /// A field of `INFO <section>` on a server of this topology (a Sentinel or a data node).
+    pub fn info(server: &RedisServer, section: &str, field: &str) -> Option<String> {
+        info_field(server, section, field)
+    }
+
     /// Waits until every Sentinel reports `primary` and knows the 2 other Sentinels and the
     /// replica, `primary` says it is a master, and the replica's link to it is up.
     pub fn wait_settled(&self, primary: u16) {

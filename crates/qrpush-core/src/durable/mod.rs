@@ -165,8 +165,10 @@ impl<'a> Durable<'a> {
             .map_err(|e| e.about(Subject::Message))?;
         let item = self.item(channel, message.as_ref());
         let in_slot = slot::slot(&item.stream);
-        self.client
-            .run_in_slot(in_slot, 1, |conn, timeout, asking| {
+        self.client.run_in_slot_published(
+            in_slot,
+            1,
+            |conn, timeout, asking| {
                 let reply =
                     conn.request_one_asking(timeout, asking, |p| item.pack(p, &PUBLISH, true))?;
                 let reply = match reply {
@@ -176,7 +178,10 @@ impl<'a> Durable<'a> {
                     other => other,
                 };
                 published(reply, None)
-            })
+            },
+            |p| p.receivers == 0,
+            |_, e| e,
+        )
     }
 
     /// On Redis Cluster in the `sharded` mode the script's SPUBLISH must be in its keys' slot:
@@ -326,10 +331,11 @@ impl<P: AsRef<[u8]>> DurableBatch<'_, '_, P> {
             .collect();
         // One slot per item (its stream's): on Redis Cluster, one pipeline per owning node.
         let slots: Vec<u16> = items.iter().map(|item| slot::slot(&item.stream)).collect();
-        let replies = self.durable.client.run_per_slot(
+        let replies = self.durable.client.run_per_slot_published(
             &slots,
             items.len() as u64,
             |conn, timeout, which| send_publishes(conn, timeout, &items, which),
+            reached_nobody,
         )?;
         replies
             .into_iter()
@@ -441,6 +447,11 @@ fn check_channel(channel: &[u8]) -> Result<()> {
 }
 
 /// The publish script's reply: `{offset, epoch, receivers}`.
+/// Whether a durable publish script's reply says its PUBLISH reached no subscriber.
+fn reached_nobody(reply: &Value) -> bool {
+    matches!(reply, Value::Array(items) if matches!(items.get(2), Some(Value::Int(0))))
+}
+
 fn published(reply: Value, index: Option<usize>) -> Result<Published> {
     let at = index.map(|i| format!(" message #{i}")).unwrap_or_default();
     let items = match reply {

@@ -46,12 +46,16 @@ local function int(n)
   return string.format('%d', n)
 end
 
+-- The subscribers the event reached (-1: no event): a client that publishes through Sentinel
+-- asks whether a node that reached nobody is still the primary.
+local receivers = -1
+
 local function ok(h, first, second)
-  return {'ok', h.state, int(h.version), h.created, h.deadline, first or '', second or ''}
+  return {'ok', h.state, int(h.version), h.created, h.deadline, first or '', second or '', int(receivers)}
 end
 
 local function refuse(reason, h)
-  return {'err', reason, h and h.state or ''}
+  return {'err', reason, h and h.state or '', int(receivers)}
 end
 
 if op == 'start' then
@@ -97,7 +101,7 @@ local function move(state, data, fields, ttl)
     event = event .. ',"sessionId":"' .. id .. '"'
   end
   event = event .. ',"seq":' .. int(h.version) .. ',"ts":' .. int(now) .. ',"data":{' .. data .. '}}'
-  redis.call(publish, channel, event)
+  receivers = redis.call(publish, channel, event)
 end
 
 -- The deadline passed: whichever call sees it first records and announces the expiry.

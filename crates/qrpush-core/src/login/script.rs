@@ -154,6 +154,7 @@ pub fn run<R: Returned>(
         keys,
         &argv,
         "the QrPush login script failed",
+        event_reached_nobody,
     )?;
     decode(reply)
 }
@@ -185,6 +186,7 @@ pub fn reserve_scan(
         &[key],
         &[b"reserve", limit.as_bytes(), window_ms.as_bytes()],
         "the QrPush scan limit script failed",
+        |_| false,
     )?;
     match reply {
         Value::BulkString(b) if b == b"rate_limited" => Ok(None),
@@ -203,6 +205,7 @@ pub fn release_scan(client: &Client, key: &str, reservation: &Reservation) -> Re
         &[key],
         &[b"release", reservation.0.as_bytes()],
         "the QrPush scan limit script failed",
+        |_| false,
     )?;
     match reply {
         Value::Int(_) => Ok(()),
@@ -212,16 +215,19 @@ pub fn release_scan(client: &Client, key: &str, reservation: &Reservation) -> Re
 
 /// Runs a script (EVALSHA, then EVAL on NOSCRIPT, on the same connection) whose keys share
 /// `keys[0]`'s slot: on Redis Cluster on that slot's primary (see [`Client::run_in_slot`]).
-/// An error reply is an error, about `context`.
+/// An error reply is an error, about `context`. A reply `unreceived` says published an event to
+/// nobody asks, through Sentinel, whether the node is still the primary (see
+/// [`Client::run_published`]).
 fn eval(
     client: &Client,
     (source, sha): (&str, &str),
     keys: &[&str],
     argv: &[&[u8]],
     context: &str,
+    unreceived: fn(&Value) -> bool,
 ) -> Result<Value> {
     let slot = slot::slot(keys[0].as_bytes());
-    client.run_in_slot(slot, 0, |conn, deadline, asking| {
+    let op = |conn: &mut crate::connection::Connection, deadline, asking| {
         let script = |p: &mut Packer<'_>, by_sha: bool| {
             p.command(|cmd| {
                 if by_sha {
@@ -252,7 +258,21 @@ fn eval(
             Value::ServerError(e) => Err(server_error(&e, context)),
             other => Ok(other),
         }
-    })
+    };
+    client.run_in_slot_published(slot, 0, op, unreceived, |_, e| e)
+}
+
+/// Whether `login.lua`'s reply says its event reached no subscriber (its last item is the
+/// PUBLISH's count, -1 when the call published nothing).
+fn event_reached_nobody(reply: &Value) -> bool {
+    let Value::Array(items) = reply else {
+        return false;
+    };
+    match items.last() {
+        Some(Value::BulkString(b)) => b == b"0",
+        Some(Value::Int(n)) => *n == 0,
+        _ => false,
+    }
 }
 
 fn sha1_hex(source: &str) -> String {
@@ -287,14 +307,14 @@ fn decode<R: Returned>(reply: Value) -> Result<Reply<R>> {
             .ok_or_else(|| protocol("the login script returned an unknown state"))
     };
     match text(0)?.as_str() {
-        "ok" if items.len() == 7 => Ok(Reply::Accepted(Accepted {
+        "ok" if items.len() == 8 => Ok(Reply::Accepted(Accepted {
             state: state(1)?,
             version: int(2)?,
             created_ms: int(3)?,
             deadline_ms: int(4)?,
             returned: R::from_fields(text(5)?, text(6)?),
         })),
-        "err" if items.len() == 3 => Ok(Reply::Refused {
+        "err" if items.len() == 4 => Ok(Reply::Refused {
             why: LoginError::from_name(&text(1)?)
                 .ok_or_else(|| protocol("the login script refused a call for an unknown reason"))?,
             state: match text(2)?.as_str() {
