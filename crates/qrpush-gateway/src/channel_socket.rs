@@ -21,11 +21,11 @@
 //! Plain publishes on the channel reach the socket too (no offset: nothing to resume from).
 //! Heartbeats, the send queue, the write timeout and the token's expiry are the login socket's.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use qrpush_core::channel_token::Claims;
 use qrpush_core::durable::{Durable, Offset, ReadOutcome, Replay};
 use serde_json::{json, Value};
@@ -33,9 +33,9 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{frame, ChannelOut, Outgoing, Peer};
+use crate::hub::{frame, ChannelOut, FanoutTimer, Outgoing, Peer};
 use crate::metrics::{CloseReason, DropReason};
-use crate::socket::{close_cleanly, instant_at, now_ms};
+use crate::socket::{close_cleanly, instant_at, now_ms, send_within};
 use crate::App;
 
 /// The most entries one replay sends; a browser further behind is told to resync.
@@ -59,12 +59,19 @@ pub fn parse_since(value: &str) -> Option<(String, String, Offset)> {
 /// A position in a stream: its epoch and an entry's offset.
 type At = (Arc<str>, Offset);
 
+/// A live message held during a replay read: its position, its frame, its fan-out.
+type Held = (Option<At>, Utf8Bytes, Arc<FanoutTimer>);
+
+/// What to write now: the frame, `Some(ms)` for a live durable message (its publish time, for the
+/// lag), and the fan-out it is part of (held until the write is done).
+type Batch = Vec<(Utf8Bytes, Option<u64>, Option<Arc<FanoutTimer>>)>;
+
 struct ChannelState {
     name: String,
     /// The last position sent (or the one the browser resumes from).
     at: Option<At>,
     /// Live messages that came while a replay read is in flight; `None` once live.
-    held: Option<Vec<(Option<At>, Utf8Bytes)>>,
+    held: Option<Vec<Held>>,
     /// The replay read that counts (an older one, overtaken by a resubscribe, is ignored).
     read: u64,
 }
@@ -92,7 +99,7 @@ pub async fn serve(
     let peer = Peer {
         id: app.hub.next_peer_id(),
         tx: tx.clone(),
-        slow: CancellationToken::new(),
+        slow: Arc::default(),
     };
     let slow = peer.slow.clone();
     let peer_id = peer.id;
@@ -129,7 +136,15 @@ pub async fn serve(
     tokio::pin!(token_expired);
     let mut reads: u64 = 0;
 
+    // Made once: a new wait each round would register with the token (a lock) and leave it again.
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
+
     let end = loop {
+        if slow.load(Acquire) {
+            app.metrics.dropped(DropReason::Slow);
+            break End::Drop;
+        }
         let heartbeat_lost = async {
             match pong_deadline {
                 Some(deadline) => sleep_until(deadline).await,
@@ -138,18 +153,13 @@ pub async fn serve(
         };
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break End::Close(1001, "server shutting down"),
-            _ = slow.cancelled() => {
-                app.metrics.dropped(DropReason::Slow);
-                break End::Drop;
-            }
+            _ = &mut shutting_down => break End::Close(1001, "server shutting down"),
             _ = &mut token_expired => {
                 app.metrics.closed(CloseReason::TokenExpired);
                 break End::Close(4001, "token expired");
             }
             outgoing = rx.recv() => {
-                // (frame, Some(ms) for a live durable message: its publish time, for the lag)
-                let mut batch: Vec<(Utf8Bytes, Option<u64>)> = Vec::new();
+                let mut batch = Batch::new();
                 match outgoing {
                     Some(Outgoing::Channel(ChannelOut::Subscribed { index })) => {
                         let Some(state) = channels.get_mut(index) else { continue };
@@ -172,15 +182,15 @@ pub async fn serve(
                         }
                         replayed(state, outcome, &mut batch);
                     }
-                    Some(Outgoing::Channel(ChannelOut::Live { index, at, text })) => {
+                    Some(Outgoing::Channel(ChannelOut::Live { index, at, text, fanout })) => {
                         let Some(state) = channels.get_mut(index) else { continue };
                         match &mut state.held {
-                            Some(held) if held.len() < MAX_HELD => held.push((at, text)),
+                            Some(held) if held.len() < MAX_HELD => held.push((at, text, fanout)),
                             Some(_) => {
                                 app.metrics.dropped(DropReason::Slow);
                                 break End::Drop;
                             }
-                            None => live(state, at, text, &mut batch),
+                            None => live(state, at, text, fanout, &mut batch),
                         }
                     }
                     Some(Outgoing::Close(code, reason)) => break End::Close(code, reason),
@@ -188,8 +198,8 @@ pub async fn serve(
                     None => break End::Drop,
                 }
                 let mut end = None;
-                for (text, published_ms) in batch {
-                    match tokio::time::timeout(send_timeout, sink.send(Message::Text(text))).await {
+                for (text, published_ms, _fanout) in batch {
+                    match send_within(&mut sink, Message::Text(text), send_timeout).await {
                         Ok(Ok(())) => {
                             if let Some(ms) = published_ms {
                                 app.metrics.forwarded(now_ms() - ms as f64);
@@ -216,7 +226,7 @@ pub async fn serve(
             },
             _ = ping.tick() => {
                 if pong_deadline.is_none() {
-                    match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await {
+                    match send_within(&mut sink, Message::Ping(Default::default()), send_timeout).await {
                         Ok(Ok(())) => pong_deadline = Some(Instant::now() + settings.ping_timeout),
                         Ok(Err(_)) => break End::Drop,
                         Err(_) => {
@@ -274,11 +284,7 @@ async fn replay_read(
 }
 
 /// The replay's frames, then the held live messages after it, then `ready`.
-fn replayed(
-    state: &mut ChannelState,
-    outcome: Result<ReadOutcome, String>,
-    batch: &mut Vec<(Utf8Bytes, Option<u64>)>,
-) {
+fn replayed(state: &mut ChannelState, outcome: Result<ReadOutcome, String>, batch: &mut Batch) {
     let head = |outcome: &ReadOutcome| -> Option<At> {
         outcome
             .head
@@ -297,7 +303,7 @@ fn replayed(
                 for entry in entries {
                     let at = epoch.clone().map(|e| (e, entry.offset));
                     if let Some(text) = frame(&state.name, at.as_ref(), &entry.message, true) {
-                        batch.push((text, None));
+                        batch.push((text, None, None));
                     }
                     if at.is_some() {
                         state.at = at;
@@ -309,18 +315,23 @@ fn replayed(
                 batch.push((
                     resync(&state.name, reason.as_str(), state.at.as_ref()),
                     None,
+                    None,
                 ));
             }
         },
         Err(_) => {
             // The position is kept: the next resubscribe (or reconnect) reads from it again.
-            batch.push((resync(&state.name, "unavailable", state.at.as_ref()), None));
+            batch.push((
+                resync(&state.name, "unavailable", state.at.as_ref()),
+                None,
+                None,
+            ));
         }
     }
-    for (at, text) in state.held.take().unwrap_or_default() {
-        live(state, at, text, batch);
+    for (at, text, fanout) in state.held.take().unwrap_or_default() {
+        live(state, at, text, fanout, batch);
     }
-    batch.push((ready(&state.name, state.at.as_ref()), None));
+    batch.push((ready(&state.name, state.at.as_ref()), None, None));
 }
 
 /// A live message, unless the replay already sent it; a message of another epoch than the
@@ -329,10 +340,11 @@ fn live(
     state: &mut ChannelState,
     at: Option<At>,
     text: Utf8Bytes,
-    batch: &mut Vec<(Utf8Bytes, Option<u64>)>,
+    fanout: Arc<FanoutTimer>,
+    batch: &mut Batch,
 ) {
     let Some((epoch, offset)) = at else {
-        batch.push((text, None));
+        batch.push((text, None, Some(fanout)));
         return;
     };
     if let Some((known_epoch, known_offset)) = &state.at {
@@ -344,11 +356,12 @@ fn live(
             batch.push((
                 resync(&state.name, "epoch_changed", state.at.as_ref()),
                 None,
+                None,
             ));
         }
     }
     state.at = Some((epoch, offset));
-    batch.push((text, Some(offset.ms)));
+    batch.push((text, Some(offset.ms), Some(fanout)));
 }
 
 fn position(at: Option<&At>) -> (Value, Value) {

@@ -11,7 +11,7 @@
 //! the subscription and the status read reach the socket too: the browser keeps the highest `seq`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
@@ -21,7 +21,6 @@ use qrpush_core::login::wire::EventMeta;
 use qrpush_core::login::Login;
 use qrpush_core::Client;
 use tokio::sync::{mpsc, Notify};
-use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
@@ -60,6 +59,8 @@ pub enum ChannelOut {
         index: usize,
         at: Option<(Arc<str>, Offset)>,
         text: Utf8Bytes,
+        /// Held until this socket wrote the frame (or let it go): the fan-out's duration.
+        fanout: Arc<FanoutTimer>,
     },
     /// The socket's own replay read number `read`, done.
     Replayed {
@@ -69,13 +70,38 @@ pub enum ChannelOut {
     },
 }
 
+/// Times the fan-out of one message of a general channel: every queued copy holds a reference
+/// until its socket wrote it (or dropped it); the last reference gone records the time since the
+/// message arrived from Redis (`qrpush_gateway_fanout_seconds`). One shared atomic count per
+/// socket: the cost of knowing what the gateway's own part of a delivery takes.
+pub struct FanoutTimer {
+    arrived: std::time::Instant,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for FanoutTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanoutTimer")
+            .field("arrived", &self.arrived)
+            .finish()
+    }
+}
+
+impl Drop for FanoutTimer {
+    fn drop(&mut self) {
+        self.metrics.fanned_out(self.arrived.elapsed());
+    }
+}
+
 /// The hub's handle on one socket.
 #[derive(Clone, Debug)]
 pub struct Peer {
     pub id: u64,
     pub tx: mpsc::Sender<Outgoing>,
-    /// Cancelled when the socket's queue overflowed: its task drops it as too slow.
-    pub slow: CancellationToken,
+    /// Set when the socket's queue overflowed: its task drops it as too slow. A flag, not a
+    /// wake-up: a full queue has woken the task already, and it checks the flag before every
+    /// message it takes (a token to wait on would cost each socket a lock per event).
+    pub slow: Arc<AtomicBool>,
 }
 
 impl Peer {
@@ -84,7 +110,7 @@ impl Peer {
         match self.tx.try_send(message) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.slow.cancel();
+                self.slow.store(true, Release);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -340,6 +366,7 @@ impl Hub {
     /// Routes a message of a general channel, if `channel` is one here: its frame is made once
     /// and shared by every socket of the channel.
     fn dispatch_general(&self, channel: &str, payload: &[u8]) -> bool {
+        let arrived = std::time::Instant::now();
         // The frame is made outside the lock (it checks whether the message is JSON).
         let Some(name) = self.lock().channels.get(channel).map(|e| e.name.clone()) else {
             return false;
@@ -353,12 +380,17 @@ impl Hub {
             tracing::debug!(channel, "dropping a message that is not UTF-8 text");
             return true;
         };
+        let fanout = Arc::new(FanoutTimer {
+            arrived,
+            metrics: self.metrics.clone(),
+        });
         let inner = self.lock();
         for (peer, index) in inner.channels.get(channel).iter().flat_map(|e| &e.peers) {
             peer.offer(Outgoing::Channel(ChannelOut::Live {
                 index: *index,
                 at: at.clone(),
                 text: text.clone(),
+                fanout: fanout.clone(),
             }));
         }
         true

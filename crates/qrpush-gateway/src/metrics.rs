@@ -1,7 +1,9 @@
-//! Counters and the publish→send lag histogram, rendered as Prometheus text at `/metrics`.
+//! Counters, the publish→send lag histogram and the fan-out duration histogram, rendered as
+//! Prometheus text at `/metrics`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// Upper bounds (seconds) of the lag histogram's buckets.
 const LAG_BUCKETS: [f64; 12] = [
@@ -56,6 +58,10 @@ pub struct Metrics {
     lag_buckets: [AtomicU64; LAG_BUCKETS.len()],
     lag_count: AtomicU64,
     lag_sum_us: AtomicU64,
+    /// Messages of general channels fanned out, by how long the whole fan-out took.
+    fanout_buckets: [AtomicU64; LAG_BUCKETS.len()],
+    fanout_count: AtomicU64,
+    fanout_sum_us: AtomicU64,
 }
 
 impl Metrics {
@@ -84,6 +90,20 @@ impl Metrics {
         }
         self.lag_count.fetch_add(1, Relaxed);
         self.lag_sum_us.fetch_add((lag * 1e6) as u64, Relaxed);
+    }
+
+    /// One message of a general channel fanned out: `took` from its arrival from Redis until the
+    /// last socket it was queued to wrote it (or was let go).
+    pub fn fanned_out(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        for (bound, bucket) in LAG_BUCKETS.iter().zip(&self.fanout_buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Relaxed);
+            }
+        }
+        self.fanout_count.fetch_add(1, Relaxed);
+        self.fanout_sum_us
+            .fetch_add(took.as_micros().try_into().unwrap_or(u64::MAX), Relaxed);
     }
 
     /// The Prometheus text exposition (version 0.0.4).
@@ -232,28 +252,47 @@ impl Metrics {
             "Channels subscribed on the current Redis connection.",
             g(&self.subscriptions),
         );
-        let name = "qrpush_gateway_publish_to_send_lag_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} From the event's ts (Redis time at publish) to the write to the socket.\n# TYPE {name} histogram"
+        histogram(
+            &mut out,
+            "qrpush_gateway_publish_to_send_lag_seconds",
+            "From the event's ts (Redis time at publish) to the write to the socket.",
+            &self.lag_buckets,
+            &self.lag_count,
+            &self.lag_sum_us,
         );
-        for (bound, bucket) in LAG_BUCKETS.iter().zip(&self.lag_buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
-            );
-        }
-        let count = self.lag_count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.lag_sum_us.load(Relaxed) as f64 / 1e6
+        histogram(
+            &mut out,
+            "qrpush_gateway_fanout_seconds",
+            "From a general channel's message arriving from Redis to the last of its sockets having written it (or been let go).",
+            &self.fanout_buckets,
+            &self.fanout_count,
+            &self.fanout_sum_us,
         );
-        let _ = writeln!(out, "{name}_count {count}");
         out
     }
+}
+
+/// One histogram in the text exposition, from its cumulative buckets (bounds: `LAG_BUCKETS`).
+fn histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    buckets: &[AtomicU64],
+    count: &AtomicU64,
+    sum_us: &AtomicU64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, bucket) in LAG_BUCKETS.iter().zip(buckets) {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{bound}\"}} {}",
+            bucket.load(Relaxed)
+        );
+    }
+    let count = count.load(Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {}", sum_us.load(Relaxed) as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {count}");
 }
 
 #[cfg(test)]
@@ -273,5 +312,18 @@ mod tests {
         assert!(text.contains("qrpush_gateway_publish_to_send_lag_seconds_count 3"));
         assert!(text.contains("qrpush_gateway_events_forwarded_total 3"));
         assert!(text.contains("qrpush_gateway_rejected_total{reason=\"token\"} 0"));
+    }
+
+    #[test]
+    fn fanout_histogram() {
+        let m = Metrics::default();
+        m.fanned_out(Duration::from_millis(3));
+        m.fanned_out(Duration::from_millis(40));
+        let text = m.render();
+        assert!(text.contains("qrpush_gateway_fanout_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("qrpush_gateway_fanout_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("qrpush_gateway_fanout_seconds_bucket{le=\"0.05\"} 2"));
+        assert!(text.contains("qrpush_gateway_fanout_seconds_sum 0.043"));
+        assert!(text.contains("qrpush_gateway_fanout_seconds_count 2"));
     }
 }

@@ -10,8 +10,10 @@
 //! has a greater `seq` than the message before it; a status (sent after every resubscribe) may
 //! repeat the last `seq`.
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::future::Future;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -74,6 +76,31 @@ pub(crate) async fn close_cleanly<W, R>(
     .await;
 }
 
+/// Writes `message`, for at most `limit` (else `Err(Elapsed)`: the socket is too slow). A write
+/// the socket's buffer takes at once, nearly every one, is done without arming a timer: the
+/// timer's registration would cost more than the write; one that has to wait gets the bound.
+pub(crate) async fn send_within<S>(
+    sink: &mut S,
+    message: Message,
+    limit: Duration,
+) -> Result<Result<(), S::Error>, tokio::time::error::Elapsed>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let mut send = std::pin::pin!(sink.send(message));
+    let at_once = std::future::poll_fn(|cx| {
+        Poll::Ready(match send.as_mut().poll(cx) {
+            Poll::Ready(done) => Some(done),
+            Poll::Pending => None,
+        })
+    })
+    .await;
+    match at_once {
+        Some(done) => Ok(done),
+        None => tokio::time::timeout(limit, send).await,
+    }
+}
+
 /// The monotonic instant of the wall-clock time `unix_ms` (now, if that is past).
 pub(crate) fn instant_at(unix_ms: i64) -> Instant {
     let ahead = (unix_ms as f64 - now_ms()).max(0.0);
@@ -94,7 +121,7 @@ pub async fn serve(
     let peer = Peer {
         id: app.hub.next_peer_id(),
         tx,
-        slow: CancellationToken::new(),
+        slow: Arc::default(),
     };
     let slow = peer.slow.clone();
     let peer_id = peer.id;
@@ -133,7 +160,15 @@ pub async fn serve(
     let token_expired = sleep_until(instant_at(token_expires_at_ms));
     tokio::pin!(token_expired);
 
+    // Made once: a new wait each round would register with the token (a lock) and leave it again.
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
+
     let end = loop {
+        if slow.load(Acquire) {
+            app.metrics.dropped(DropReason::Slow);
+            break End::Drop;
+        }
         let heartbeat_lost = async {
             match pong_deadline {
                 Some(deadline) => sleep_until(deadline).await,
@@ -142,11 +177,7 @@ pub async fn serve(
         };
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break End::Close(1001, "server shutting down"),
-            _ = slow.cancelled() => {
-                app.metrics.dropped(DropReason::Slow);
-                break End::Drop;
-            }
+            _ = &mut shutting_down => break End::Close(1001, "server shutting down"),
             _ = &mut token_expired => {
                 app.metrics.closed(CloseReason::TokenExpired);
                 break End::Close(4001, "token expired");
@@ -187,7 +218,7 @@ pub async fn serve(
                 }
                 let mut end = None;
                 for (text, lag_from, ends_login) in batch {
-                    match tokio::time::timeout(send_timeout, sink.send(Message::Text(text))).await {
+                    match send_within(&mut sink, Message::Text(text), send_timeout).await {
                         Ok(Ok(())) => match lag_from {
                             Some(ts) => app.metrics.forwarded(now_ms() - ts as f64),
                             None => {
@@ -223,7 +254,7 @@ pub async fn serve(
             },
             _ = ping.tick() => {
                 if pong_deadline.is_none() {
-                    match tokio::time::timeout(send_timeout, sink.send(Message::Ping(Default::default()))).await {
+                    match send_within(&mut sink, Message::Ping(Default::default()), send_timeout).await {
                         Ok(Ok(())) => pong_deadline = Some(Instant::now() + settings.ping_timeout),
                         Ok(Err(_)) => break End::Drop,
                         Err(_) => {
