@@ -93,13 +93,16 @@ final class Proxy
 function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, string $fpmBinary): Outcome
 {
     $dir = Processes::tempDir('fault');
-    $redis = new RedisServer(null, $sc->redisArgs, $sc->unixSocket);
+    $topology = $sc->topology === null ? null : ($sc->topology)();
+    $redis = $topology === null ? new RedisServer(null, $sc->redisArgs, $sc->unixSocket) : null;
     $stack = new Stack($redis, $s, $dir);
+    $stack->topology = $topology;
     $stack->fpmBinary = $fpmBinary;
     $proxy = null;
     $fpm = null;
     $subPid = $loadPid = null;
     $channel = 'fault:' . bin2hex(random_bytes(4));
+    $stack->channel = $channel;
     try {
         if ($sc->viaProxy) {
             $proxy = new Proxy($redis->port(), $dir);
@@ -108,15 +111,16 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         if ($sc->prepare !== null) {
             ($sc->prepare)($stack);
         }
-        $targetPort = $proxy?->port ?? $redis->port();
-        $url = $stack->url ?? ($sc->unixSocket ? 'unix://' . $redis->unixSocket() : "redis://127.0.0.1:{$targetPort}");
+        $targetPort = $proxy?->port ?? $redis?->port();
+        $url = $stack->url ?? $topology?->url() ?? ($sc->unixSocket ? 'unix://' . $redis->unixSocket() : "redis://127.0.0.1:{$targetPort}");
         $fpm = startFpm($stack->fpmBinary, $ext, $flavour, $s, $sc, $url);
         $fpmPort = $fpm->port();
         $subRedis = $stack->subscriberRedis ?? $redis;
 
         $subLog = "{$dir}/subscriber.log";
         touch($subLog);
-        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', (string) $subRedis->port(), $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
+        $subTarget = $topology?->subscriberTarget() ?? (string) $subRedis->port();
+        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', $subTarget, $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
         waitFor(fn (): bool => str_contains((string) file_get_contents($subLog), "S "), 5.0, 'the subscriber');
 
         $query = 'ch=' . rawurlencode($channel) . '&id={id}' . ($sc->fork ? "&fork=1&redis_port={$targetPort}" : '');
@@ -144,9 +148,10 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
 
         // Every confirmed message reached Redis before its reply: once a marker published now has
         // reached the subscriber, everything before it has too (Pub/Sub keeps order per connection).
-        waitFor(function () use ($subRedis, $channel): bool {
+        // On a topology: on its primary now, which the subscriber follows.
+        waitFor(function () use ($subRedis, $topology, $channel): bool {
             try {
-                return $subRedis->command('PUBLISH', $channel, '__end__') >= 1;
+                return ($topology?->publishMarker($channel, '__end__') ?? $subRedis->command('PUBLISH', $channel, '__end__')) >= 1;
             } catch (RuntimeException) {
                 return false;
             }
@@ -157,10 +162,12 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         // process other than the one that named it would outlive its namer).
         $workers = $fpm->workerPids();
         $stale = [];
-        foreach ($redis->qrpushClients() as $c) {
-            $pid = (int) substr($c['name'], strlen('qrpush-'));
-            if (!in_array($pid, $workers, true)) {
-                $stale[] = $c['name'];
+        foreach ($topology?->liveNodes() ?? [$redis] as $node) {
+            foreach ($node->qrpushClients() as $c) {
+                $pid = (int) substr($c['name'], strlen('qrpush-'));
+                if (!in_array($pid, $workers, true)) {
+                    $stale[] = "{$c['name']} on port {$node->port()}";
+                }
             }
         }
         if ($proxy !== null) {
@@ -184,7 +191,8 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         foreach ($stack->servers as $server) {
             $server->kill();
         }
-        $redis->kill();
+        $redis?->kill();
+        $topology?->stop();
         if (getenv('QRPUSH_FAULT_KEEP') === false) {
             Processes::removeDir($dir);
         } else {
