@@ -74,8 +74,8 @@ final class Tally
      * another node (an old primary, a replica, a slot's former owner), not on the topology's current one
      */
     public int $staleNode = 0;
-    /** from the fault's start to the end of the last such call (worst cycle) */
-    public ?float $staleUntil = null;
+    /** @var list<float> when each of those returned */
+    public array $staleTimes = [];
     /** calls that threw something other than a QrPush exception */
     public int $untyped = 0;
     /** calls that threw although the subscriber received their message */
@@ -106,6 +106,13 @@ function analyse(Scenario $sc, Settings $s, array $windows, string $resultsFile,
     [$duplicates, $phantoms] = duplicatesAndPhantoms($received, $tally);
     [$recovery, $tail] = recovery($windows, $load->publishes, $stopAt);
     [$failFrom, $failTo, $settled] = failureWindow($windows, $load->publishes, $stopAt);
+    $staleUntil = null;
+    foreach ($tally->staleTimes as $t) {
+        $starts = array_filter(array_map(fn (FaultWindow $w): float => $w->start, $windows), fn (float $s): bool => $s <= $t);
+        if ($starts !== []) {
+            $staleUntil = max($staleUntil ?? 0.0, $t - max($starts));
+        }
+    }
 
     ksort($tally->exceptions);
     $o->row = [
@@ -133,6 +140,7 @@ function analyse(Scenario $sc, Settings $s, array $windows, string $resultsFile,
         'settled' => $settled,
         'zero_receivers' => $tally->zeroReceivers,
         'stale_node' => $tally->staleNode,
+        'stale_until' => $staleUntil,
         'untyped' => $tally->untyped,
         'cuts' => $received->cuts,
         'forks' => $load->forks,
@@ -269,6 +277,7 @@ function tallyPublishes(array $publishes, Received $received, \Closure $inCut, S
                 $tally->zeroReceivers++;
                 if ($received->subscribedThrough($p['t0'], $p['t1'])) {
                     $tally->staleNode++;
+                    $tally->staleTimes[] = $p['t1'];
                     $o->samples['stale node'] ??= json_encode($p);
                 }
             }
@@ -402,6 +411,13 @@ function judge(
     }
     if ($tally->over > 0) {
         $miss(sprintf('%d call(s) over the bound of %.2f s (+%.0f ms), e.g. %s', $tally->over, $s->bound(), $s->slack * 1000, $o->samples['over the bound'] ?? ''));
+    }
+    // Strict reading of "every confirmed call reached the new topology": a confirmed call that ran on
+    // a node the topology had already left (0 receivers there) counts as a loss. Off by default:
+    // a Sentinel-managed primary keeps accepting PUBLISH after SENTINEL FAILOVER until Sentinel
+    // demotes it (about 10 s), and the client follows only on that demotion (docs/TOPOLOGY.md).
+    if ($sc->topology !== null && getenv('QRPUSH_FAULT_STRICT_TOPOLOGY') === '1' && $tally->staleNode > 0) {
+        $miss("{$tally->staleNode} confirmed call(s) ran on a node the topology had left (0 receivers), e.g. " . ($o->samples['stale node'] ?? ''));
     }
     if ($tally->untyped > 0) {
         $miss("{$tally->untyped} call(s) threw something other than a QrPush exception");

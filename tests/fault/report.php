@@ -41,14 +41,14 @@ function tableCells(array $rows, bool $topology): array
                 $r['scenario'],
                 (string) $r['requests'],
                 sprintf('%d (%d)', $r['confirmed'], $r['heard']),
-                sprintf('%d (%d)', $r['zero_receivers'], $r['stale_node']),
+                sprintf('%d (%d%s)', $r['zero_receivers'], $r['stale_node'], $r['stale_until'] === null ? '' : sprintf(', to %+.1f s', $r['stale_until'])),
                 fmtExceptions($r['exceptions']),
                 (string) $r['untyped'],
                 (string) $r['received'],
                 (string) $r['duplicates'],
                 (string) $r['lost'],
                 (string) $r['excused'],
-                $r['fail_from'] === null ? 'none' : sprintf('+%.3f -> +%.3f s', $r['fail_from'], $r['fail_to']),
+                $r['fail_from'] === null ? 'none' : sprintf('%+.3f -> %+.3f s', $r['fail_from'], $r['fail_to']),
                 fmtSeconds($r['recovery']),
                 fmtSeconds($r['settled']),
                 sprintf('%.3f (%.3f) s', $r['max_call'], $r['max_net']),
@@ -191,7 +191,8 @@ function printTopologyRules(Settings $s): void
           ok, 0 recv confirmed calls that returned 0 receivers: not silent, the caller sees the 0, but not heard by
                      the new topology. (other node): of those, calls made while the subscriber was subscribed on
                      the node the topology names: they ran on another node (the old primary still accepting
-                     PUBLISH after the subscriber left it); the rest ran while the subscriber was moving.
+                     PUBLISH after the subscriber left it), and until when after the fault's start; the rest ran
+                     while the subscriber was moving.
           failed     calls that threw, by QrPush exception class; untyped: anything else (target 0).
           lost       silent losses: heard, never received by the subscriber, and not excused (target 0). Heard
                      calls that returned from 50 ms before a kill -9 to 50 ms after the process was gone are
