@@ -97,9 +97,10 @@ final class Tally
  * @param list<FaultWindow> $windows
  * @param list<string> $stale Redis connections of processes that are gone
  */
-function analyse(Scenario $sc, Settings $s, array $windows, string $resultsFile, string $subLog, array $stale, float $stopAt): Outcome
+function analyse(Scenario $sc, Settings $s, array $windows, string $resultsFile, string $subLog, array $stale, float $stopAt, ?string $loginResults = null): Outcome
 {
     $o = new Outcome();
+    $logins = $loginResults === null ? null : readLogins($loginResults, $o);
     $load = readLoad($resultsFile, $o);
     $received = readReceived($subLog);
     $tally = tallyPublishes($load->publishes, $received, cutWindows($windows), $s, $o, $sc->heardThroughReplica);
@@ -148,8 +149,12 @@ function analyse(Scenario $sc, Settings $s, array $windows, string $resultsFile,
         'shared' => $load->shared,
         'stale' => count($stale),
         'fcgi_failures' => $load->fcgiFailures,
+        'logins' => $logins === null ? null : (array) $logins,
     ];
     judge($sc, $s, $o, $load, $tally, $duplicates, $phantoms, $recovery, $stale);
+    if ($logins !== null) {
+        judgeLogins($sc, $o, $logins);
+    }
     return $o;
 }
 
@@ -189,6 +194,65 @@ function readLoad(string $resultsFile, Outcome $o): Load
         }
     }
     return $load;
+}
+
+/** The whole login flows run beside the load (www/login.php): how each ended. */
+final class Logins
+{
+    public int $flows = 0;
+    public int $complete = 0;
+    /** @var array<string, int> exception class (short name) => flows it ended */
+    public array $failed = [];
+    /** flows ended by something other than a QrPush exception */
+    public int $untyped = 0;
+    /** requests without a proper answer */
+    public int $fcgiFailures = 0;
+}
+
+/** Reads logins.log (the login load generator's results.log). */
+function readLogins(string $file, Outcome $o): Logins
+{
+    $l = new Logins();
+    foreach (file($file, FILE_IGNORE_NEW_LINES) ?: [] as $line) {
+        $l->flows++;
+        $parts = explode(' ', $line, 5);
+        if ($parts[0] === 'F') {
+            $l->fcgiFailures++;
+            $o->samples['login FastCGI'] ??= $line;
+            continue;
+        }
+        $flow = json_decode($parts[4], true);
+        if ($flow['ok']) {
+            $l->complete++;
+            continue;
+        }
+        if (!str_starts_with($flow['e'], 'QrPush\\')) {
+            $l->untyped++;
+            $o->samples['login untyped'] ??= json_encode($flow);
+        }
+        $class = preg_replace('/^QrPush\\\\|Exception$/', '', $flow['e']);
+        $l->failed[$class] = ($l->failed[$class] ?? 0) + 1;
+        $o->samples["login {$class}"] ??= "{$flow['step']}: {$flow['m']}";
+    }
+    ksort($l->failed);
+    return $l;
+}
+
+/** The login targets: every flow completes or ends with a typed exception; none at all where nothing may fail. */
+function judgeLogins(Scenario $sc, Outcome $o, Logins $l): void
+{
+    if ($l->untyped > 0) {
+        $o->missed[] = "{$sc->name}: {$l->untyped} login flow(s) ended by something other than a QrPush exception, e.g. " . $o->samples['login untyped'];
+    }
+    if ($l->fcgiFailures > 0) {
+        $o->missed[] = "{$sc->name}: {$l->fcgiFailures} login request(s) without a proper answer, e.g. " . $o->samples['login FastCGI'];
+    }
+    if ($sc->noErrors && $l->failed !== []) {
+        $o->missed[] = "{$sc->name}: login flows failed where nothing may fail: " . json_encode($l->failed);
+    }
+    if ($l->complete === 0) {
+        $o->missed[] = "{$sc->name}: no login flow completed";
+    }
 }
 
 /** Reads subscriber.log: "M <id>" per message, "C ..." per connection cut. */

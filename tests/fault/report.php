@@ -34,7 +34,7 @@ function fmtSeconds(?float $t, string $prefix = ''): string
 function tableCells(array $rows, bool $topology): array
 {
     if ($topology) {
-        $head = ['scenario', 'req', 'ok (heard)', 'ok, 0 recv (other node)', 'failed (typed)', 'untyped', 'recv', 'dup', 'lost', 'excused', 'failing from -> to', 'first ok after', 'settled', 'max call (net)', 'over'];
+        $head = ['scenario', 'req', 'ok (heard)', 'ok, 0 recv (other node)', 'failed (typed)', 'untyped', 'recv', 'dup', 'lost', 'excused', 'failing from -> to', 'first ok after', 'settled', 'max call (net)', 'over', 'logins ok / failed (typed)'];
         $lines = [];
         foreach ($rows as $r) {
             $lines[] = [
@@ -53,9 +53,11 @@ function tableCells(array $rows, bool $topology): array
                 fmtSeconds($r['settled']),
                 sprintf('%.3f (%.3f) s', $r['max_call'], $r['max_net']),
                 (string) $r['over'],
+                $r['logins'] === null ? '-' : sprintf('%d / %s', $r['logins']['complete'], fmtExceptions($r['logins']['failed']))
+                    . ($r['logins']['untyped'] + $r['logins']['fcgiFailures'] > 0 ? " ({$r['logins']['untyped']} untyped, {$r['logins']['fcgiFailures']} unanswered)" : ''),
             ];
         }
-        return [$head, $lines, [0, 4]];
+        return [$head, $lines, [0, 4, 15]];
     }
     $head = ['scenario', 'req', 'confirmed (heard)', 'exceptions', 'recv', 'dup', 'lost', 'excused', 'exc+recv', 'max call (net) / e2e', 'over', 'recovery', 'tail'];
     $lines = [];
@@ -207,7 +209,10 @@ function printTopologyRules(Settings $s): void
                      one primary that says ROLE master and the others replicate from; every Cluster node says
                      cluster_state:ok and names one live owner of the slot).
           over       calls whose net time exceeds the bound ({$bound}) + {$slack} (target 0).
-          Also a target: no exception at all while one Sentinel is down.
+          logins     whole QR login flows (start, scan, approve, status, redeem) run through php-fpm beside the
+                     load, one at a time, at most 40 a second: completed / ended by a typed exception, by class
+                     (target: no untyped one, every request answered, at least one completed).
+          Also a target: no exception at all, publishing or logging in, while one Sentinel is down.
 
         TXT;
 }

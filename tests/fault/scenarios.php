@@ -109,6 +109,8 @@ final class Scenario
         public readonly ?\Closure $topology = null,
         /** recovery target: publishing works again within this many seconds after the fault */
         public readonly float $recoveryBound = 1.0,
+        /** whole QR login flows run through php-fpm beside the publishing load (www/login.php) */
+        public readonly bool $logins = false,
     ) {
     }
 }

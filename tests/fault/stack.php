@@ -51,6 +51,9 @@ function startFpm(string $binary, string $ext, string $flavour, Settings $s, Sce
     return new Fpm($url, $s->workers, $ini, pool: $pool, binary: $binary, extension: $ext, options: $options, name: 'fault');
 }
 
+/** Login flows a second, at most, in scenarios that run them. */
+const LOGIN_RATE = 40;
+
 final class Proxy
 {
     public int $pid;
@@ -100,7 +103,7 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
     $stack->fpmBinary = $fpmBinary;
     $proxy = null;
     $fpm = null;
-    $subPid = $loadPid = null;
+    $subPid = $loadPid = $loginPid = null;
     $channel = 'fault:' . bin2hex(random_bytes(4));
     $stack->channel = $channel;
     try {
@@ -131,6 +134,17 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
             'load generator',
         );
         $stack->loadgenPid = $loadPid;
+        $loginResults = null;
+        if ($sc->logins) {
+            // One flow at a time, at most LOGIN_RATE a second: logins in flight at every moment of
+            // the fault without taking the publishing load's workers.
+            $loginResults = "{$dir}/logins.log";
+            [, $loginPid] = Processes::start(
+                [PHP_CLI, '-n', __DIR__ . '/loadgen.php', (string) $fpmPort, __DIR__ . '/www/login.php', 'id={id}', '1', (string) LOGIN_RATE, $loginResults],
+                "{$dir}/logins.err",
+                'login load generator',
+            );
+        }
 
         $windows = [];
         $t = microtime(true) + $s->before;
@@ -145,6 +159,10 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         $stopAt = microtime(true);
         Processes::stop($loadPid, Processes::SIGTERM, 30.0);
         $loadPid = null;
+        if ($loginPid !== null) {
+            Processes::stop($loginPid, Processes::SIGTERM, 30.0);
+            $loginPid = null;
+        }
 
         // Every confirmed message reached Redis before its reply: once a marker published now has
         // reached the subscriber, everything before it has too (Pub/Sub keeps order per connection).
@@ -176,9 +194,9 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         Processes::stop($subPid);
         $subPid = null;
 
-        return analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt);
+        return analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt, $loginResults);
     } finally {
-        foreach ([$loadPid, $subPid] as $pid) {
+        foreach ([$loadPid, $loginPid, $subPid] as $pid) {
             if ($pid !== null) {
                 Processes::stop($pid, Processes::SIGTERM, 10.0);
             }

@@ -58,10 +58,11 @@ $settings = $soak
         before: 0.4, after: 0.8, hold: 1.0, cycles: 1, slack: 0.05);
 if ($topology) {
     // A failover settles in seconds, not in tens of milliseconds: longer load around each fault.
+    // One worker more than the publishing load's concurrency, for the login flows beside it.
     $settings = $soak
-        ? new Settings(workers: 8, concurrency: 8, rate: 0, connectTimeout: 0.25, timeout: 0.25,
+        ? new Settings(workers: 9, concurrency: 8, rate: 0, connectTimeout: 0.25, timeout: 0.25,
             before: 1.0, after: 1.5, hold: 2.0, cycles: 3, slack: 0.05)
-        : new Settings(workers: 4, concurrency: 4, rate: 0, connectTimeout: 0.25, timeout: 0.25,
+        : new Settings(workers: 5, concurrency: 4, rate: 0, connectTimeout: 0.25, timeout: 0.25,
             before: 0.5, after: 1.0, hold: 1.0, cycles: 1, slack: 0.05);
 }
 

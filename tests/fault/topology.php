@@ -273,7 +273,9 @@ function topologyScenarios(Settings $s): array
     $hold = $s->hold;
     $sentinel = static fn (): Topology => new SentinelTopology(new RedisSentinel());
     $cluster = static fn (): Topology => new ClusterTopology(new RedisCluster());
-    $sharded = ['qrpush.cluster_publish' => 'sharded'];
+    // Per-login channels: what docs/TOPOLOGY.md recommends on a Cluster (single mode: one hot slot).
+    $perLogin = ['qrpush.login_channel_mode' => 'per_login'];
+    $sharded = ['qrpush.cluster_publish' => 'sharded'] + $perLogin;
     // A failover takes Sentinel's down-after-milliseconds (1 s) or the Cluster's node timeout (2 s)
     // plus an election: the publish window is measured and reported; the target is that publishing
     // works again within this bound, and never silently loses or duplicates on the way.
@@ -291,7 +293,7 @@ function topologyScenarios(Settings $s): array
             $w = new FaultWindow($t0, microtime(true));
             $w->settled = $t->waitSettled($old);
             return $w;
-        }, topology: $sentinel, recoveryBound: $failoverBound),
+        }, ini: $perLogin, topology: $sentinel, recoveryBound: $failoverBound, logins: true),
         new Scenario('Sentinel: kill -9 primary', 'SIGKILL the primary: Sentinel sees it down after 1 s and promotes the replica', function (Stack $st): FaultWindow {
             /** @var SentinelTopology $t */
             $t = $st->topology;
@@ -305,7 +307,7 @@ function topologyScenarios(Settings $s): array
             restartAsReplica($primary, fn (): bool => $t->agreedPrimary() !== $primary->port()
                 && str_contains((string) $primary->command('INFO', 'replication'), "master_link_status:up"));
             return $w;
-        }, topology: $sentinel, recoveryBound: $failoverBound),
+        }, ini: $perLogin, topology: $sentinel, recoveryBound: $failoverBound, logins: true),
         new Scenario('Sentinel: one Sentinel down', 'SIGKILL the Sentinel named first in qrpush.url for ' . $hold . ' s while workers recycle (pm.max_requests=10), so new processes discover the primary without it', function (Stack $st) use ($hold): FaultWindow {
             $first = $st->topology->sentinel->sentinels[0];
             $t0 = microtime(true);
@@ -313,7 +315,7 @@ function topologyScenarios(Settings $s): array
             sleepUntil($t0 + $hold);
             $first->restart();
             return new FaultWindow($t0, microtime(true));
-        }, topology: $sentinel, maxRequests: 10, noErrors: true),
+        }, ini: $perLogin, topology: $sentinel, maxRequests: 10, noErrors: true, logins: true),
         new Scenario('Cluster: kill -9 slot owner', 'SIGKILL the primary owning the channel\'s slot: its replica is promoted after the node timeout (2 s)', function (Stack $st) use ($hold): FaultWindow {
             /** @var ClusterTopology $t */
             $t = $st->topology;
@@ -328,7 +330,7 @@ function topologyScenarios(Settings $s): array
                 && str_contains((string) $owner->command('INFO', 'replication'), 'master_link_status:up'));
             $t->waitSettled($slot);
             return $w;
-        }, ini: $sharded, topology: $cluster, recoveryBound: $failoverBound),
+        }, ini: $sharded, topology: $cluster, recoveryBound: $failoverBound, logins: true),
         new Scenario('Cluster: slot migration', 'the channel\'s slot moved to another primary by hand (SETSLOT IMPORTING/MIGRATING, MIGRATE, held ' . $hold . ' s, SETSLOT NODE on every primary) while publishing', function (Stack $st) use ($hold): FaultWindow {
             /** @var ClusterTopology $t */
             $t = $st->topology;
@@ -338,6 +340,6 @@ function topologyScenarios(Settings $s): array
             $w = new FaultWindow($t0, $t1);
             $w->settled = $t->waitSettled($slot, $old);
             return $w;
-        }, ini: $sharded, topology: $cluster, recoveryBound: $failoverBound),
+        }, ini: $sharded, topology: $cluster, recoveryBound: $failoverBound, logins: true),
     ];
 }
