@@ -100,7 +100,7 @@ final class SentinelTopology implements Topology
                 }
             }
             return true;
-        }, 30.0, 'the Sentinels to settle on a new primary');
+        }, 45.0, 'the Sentinels to settle on a new primary');
         return microtime(true);
     }
 
@@ -201,7 +201,7 @@ final class ClusterTopology implements Topology
             $owners = array_unique($owners);
             return count($owners) === 1 && $owners[0] !== null && $owners[0] !== $not
                 && $this->cluster->node($owners[0])->isRunning();
-        }, 30.0, 'the Cluster to settle on an owner of slot ' . $slot . ($not === null ? '' : " other than port {$not}"));
+        }, 45.0, 'the Cluster to settle on an owner of slot ' . $slot . ($not === null ? '' : " other than port {$not}"));
         return microtime(true);
     }
 
