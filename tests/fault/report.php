@@ -140,6 +140,10 @@ function printTable(string $flavour, Settings $s, array $outcomes, bool $topolog
             $m = (string) ($o->samples[$class] ?? '');
             $notes[] = "{$class}: " . (strlen($m) > 150 ? substr($m, 0, 147) . '...' : $m);
         }
+        foreach (array_keys($r['logins']['failed'] ?? []) as $class) {
+            $m = (string) ($o->samples["login {$class}"] ?? '');
+            $notes[] = "login flow, {$class}: " . (strlen($m) > 150 ? substr($m, 0, 147) . '...' : $m);
+        }
         if ($notes !== []) {
             echo "  {$r['scenario']}: ", implode("\n    ", $notes), "\n";
         }
@@ -194,7 +198,8 @@ function printTopologyRules(Settings $s): void
                      the new topology. (other node): of those, calls made while the subscriber was subscribed on
                      the node the topology names: they ran on another node (the old primary still accepting
                      PUBLISH after the subscriber left it), and until when after the fault's start; the rest ran
-                     while the subscriber was moving.
+                     while the subscriber was moving. The subscriber notices a move a few ms after the node
+                     acted, so a call or two at that very moment can count as "other node" too.
           failed     calls that threw, by QrPush exception class; untyped: anything else (target 0).
           lost       silent losses: heard, never received by the subscriber, and not excused (target 0). Heard
                      calls that returned from 50 ms before a kill -9 to 50 ms after the process was gone are
