@@ -13,7 +13,6 @@ declare(strict_types=1);
  * stopped by pid.
  */
 
-use QrPush\Tests\Processes;
 use QrPush\Tests\RedisCluster;
 use QrPush\Tests\RedisSentinel;
 use QrPush\Tests\RedisServer;
