@@ -478,8 +478,8 @@ function judge(
     }
     // Strict reading of "every confirmed call reached the new topology": a confirmed call that ran on
     // a node the topology had already left (0 receivers there) counts as a loss. Off by default:
-    // a Sentinel-managed primary keeps accepting PUBLISH after SENTINEL FAILOVER until Sentinel
-    // demotes it (about 10 s), and the client follows only on that demotion (docs/TOPOLOGY.md).
+    // the subscriber notices a move a few ms after the node acted, so a call at that very moment
+    // can be counted here without having gone anywhere wrong (docs/TOPOLOGY.md).
     if ($sc->topology !== null && getenv('QRPUSH_FAULT_STRICT_TOPOLOGY') === '1' && $tally->staleNode > 0) {
         $miss("{$tally->staleNode} confirmed call(s) ran on a node the topology had left (0 receivers), e.g. " . ($o->samples['stale node'] ?? ''));
     }
