@@ -40,6 +40,9 @@ final class Settings
 /** What a scenario's fault did, for the analysis: when it ran and when it cut the subscriber. */
 final class FaultWindow
 {
+    /** when a topology had settled again after the fault (all its nodes agreeing), if it was waited for */
+    public ?float $settled = null;
+
     /** @param list<array{0: float, 1: float}> $cuts */
     public function __construct(public float $start, public float $end, public array $cuts = [])
     {
@@ -61,8 +64,13 @@ final class Stack
     public array $servers = [];
     /** @var list<int> more processes (pids), stopped with the stack */
     public array $pids = [];
+    /** the Sentinel or Cluster a topology scenario publishes through (topology.php) */
+    public ?Topology $topology = null;
+    /** the channel the load publishes on */
+    public string $channel = '';
 
-    public function __construct(public RedisServer $redis, public Settings $settings, public string $dir)
+    /** @param RedisServer|null $redis the one Redis (null in a topology scenario) */
+    public function __construct(public ?RedisServer $redis, public Settings $settings, public string $dir)
     {
     }
 }
@@ -97,6 +105,12 @@ final class Scenario
          * publish must reach it whatever its receiver count (0, the primary's own subscribers).
          */
         public readonly bool $heardThroughReplica = false,
+        /** @var \Closure(): Topology|null starts the Sentinel or Cluster to publish through instead of one Redis */
+        public readonly ?\Closure $topology = null,
+        /** recovery target: publishing works again within this many seconds after the fault */
+        public readonly float $recoveryBound = 1.0,
+        /** whole QR login flows run through php-fpm beside the publishing load (www/login.php) */
+        public readonly bool $logins = false,
     ) {
     }
 }

@@ -51,6 +51,9 @@ function startFpm(string $binary, string $ext, string $flavour, Settings $s, Sce
     return new Fpm($url, $s->workers, $ini, pool: $pool, binary: $binary, extension: $ext, options: $options, name: 'fault');
 }
 
+/** Login flows a second, at most, in scenarios that run them. */
+const LOGIN_RATE = 40;
+
 final class Proxy
 {
     public int $pid;
@@ -93,13 +96,16 @@ final class Proxy
 function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, string $fpmBinary): Outcome
 {
     $dir = Processes::tempDir('fault');
-    $redis = new RedisServer(null, $sc->redisArgs, $sc->unixSocket);
+    $topology = $sc->topology === null ? null : ($sc->topology)();
+    $redis = $topology === null ? new RedisServer(null, $sc->redisArgs, $sc->unixSocket) : null;
     $stack = new Stack($redis, $s, $dir);
+    $stack->topology = $topology;
     $stack->fpmBinary = $fpmBinary;
     $proxy = null;
     $fpm = null;
-    $subPid = $loadPid = null;
+    $subPid = $loadPid = $loginPid = null;
     $channel = 'fault:' . bin2hex(random_bytes(4));
+    $stack->channel = $channel;
     try {
         if ($sc->viaProxy) {
             $proxy = new Proxy($redis->port(), $dir);
@@ -108,15 +114,16 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         if ($sc->prepare !== null) {
             ($sc->prepare)($stack);
         }
-        $targetPort = $proxy?->port ?? $redis->port();
-        $url = $stack->url ?? ($sc->unixSocket ? 'unix://' . $redis->unixSocket() : "redis://127.0.0.1:{$targetPort}");
+        $targetPort = $proxy?->port ?? $redis?->port();
+        $url = $stack->url ?? $topology?->url() ?? ($sc->unixSocket ? 'unix://' . $redis->unixSocket() : "redis://127.0.0.1:{$targetPort}");
         $fpm = startFpm($stack->fpmBinary, $ext, $flavour, $s, $sc, $url);
         $fpmPort = $fpm->port();
         $subRedis = $stack->subscriberRedis ?? $redis;
 
         $subLog = "{$dir}/subscriber.log";
         touch($subLog);
-        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', (string) $subRedis->port(), $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
+        $subTarget = $topology?->subscriberTarget() ?? (string) $subRedis->port();
+        [, $subPid] = Processes::start([PHP_CLI, '-n', __DIR__ . '/subscriber.php', $subTarget, $channel, $subLog], "{$dir}/subscriber.err", 'subscriber');
         waitFor(fn (): bool => str_contains((string) file_get_contents($subLog), "S "), 5.0, 'the subscriber');
 
         $query = 'ch=' . rawurlencode($channel) . '&id={id}' . ($sc->fork ? "&fork=1&redis_port={$targetPort}" : '');
@@ -127,6 +134,17 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
             'load generator',
         );
         $stack->loadgenPid = $loadPid;
+        $loginResults = null;
+        if ($sc->logins) {
+            // One flow at a time, at most LOGIN_RATE a second: logins in flight at every moment of
+            // the fault without taking the publishing load's workers.
+            $loginResults = "{$dir}/logins.log";
+            [, $loginPid] = Processes::start(
+                [PHP_CLI, '-n', __DIR__ . '/loadgen.php', (string) $fpmPort, __DIR__ . '/www/login.php', 'id={id}', '1', (string) LOGIN_RATE, $loginResults],
+                "{$dir}/logins.err",
+                'login load generator',
+            );
+        }
 
         $windows = [];
         $t = microtime(true) + $s->before;
@@ -141,12 +159,17 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         $stopAt = microtime(true);
         Processes::stop($loadPid, Processes::SIGTERM, 30.0);
         $loadPid = null;
+        if ($loginPid !== null) {
+            Processes::stop($loginPid, Processes::SIGTERM, 30.0);
+            $loginPid = null;
+        }
 
         // Every confirmed message reached Redis before its reply: once a marker published now has
         // reached the subscriber, everything before it has too (Pub/Sub keeps order per connection).
-        waitFor(function () use ($subRedis, $channel): bool {
+        // On a topology: on its primary now, which the subscriber follows.
+        waitFor(function () use ($subRedis, $topology, $channel): bool {
             try {
-                return $subRedis->command('PUBLISH', $channel, '__end__') >= 1;
+                return ($topology?->publishMarker($channel, '__end__') ?? $subRedis->command('PUBLISH', $channel, '__end__')) >= 1;
             } catch (RuntimeException) {
                 return false;
             }
@@ -157,10 +180,12 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         // process other than the one that named it would outlive its namer).
         $workers = $fpm->workerPids();
         $stale = [];
-        foreach ($redis->qrpushClients() as $c) {
-            $pid = (int) substr($c['name'], strlen('qrpush-'));
-            if (!in_array($pid, $workers, true)) {
-                $stale[] = $c['name'];
+        foreach ($topology?->liveNodes() ?? [$redis] as $node) {
+            foreach ($node->qrpushClients() as $c) {
+                $pid = (int) substr($c['name'], strlen('qrpush-'));
+                if (!in_array($pid, $workers, true)) {
+                    $stale[] = "{$c['name']} on port {$node->port()}";
+                }
             }
         }
         if ($proxy !== null) {
@@ -169,9 +194,9 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         Processes::stop($subPid);
         $subPid = null;
 
-        return analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt);
+        return analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt, $loginResults);
     } finally {
-        foreach ([$loadPid, $subPid] as $pid) {
+        foreach ([$loadPid, $loginPid, $subPid] as $pid) {
             if ($pid !== null) {
                 Processes::stop($pid, Processes::SIGTERM, 10.0);
             }
@@ -184,7 +209,8 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         foreach ($stack->servers as $server) {
             $server->kill();
         }
-        $redis->kill();
+        $redis?->kill();
+        $topology?->stop();
         if (getenv('QRPUSH_FAULT_KEEP') === false) {
             Processes::removeDir($dir);
         } else {

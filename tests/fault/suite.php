@@ -9,7 +9,10 @@ declare(strict_types=1);
  * per scenario is injected into Redis or into the TCP path. One table row per scenario; exit status
  * 1 when a target is missed.
  *
- *   php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--only a,b] [--rules] [--json out]
+ *   php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--topology] [--only a,b] [--rules] [--json out]
+ *
+ * --topology: the topology fault table instead (topology.php): Sentinel and Cluster faults, the
+ * counting subscriber following the topology.
  *
  * The parts: scenarios.php (settings and the faults), stack.php (one scenario's processes, end to
  * end), analysis.php (figures and targets), report.php (the table); the processes they start are
@@ -22,21 +25,25 @@ require __DIR__ . '/../php/Support/Resp.php';
 require __DIR__ . '/../php/Support/RedisServer.php';
 require __DIR__ . '/../php/Support/PhpProcess.php';
 require __DIR__ . '/../php/Support/Fpm.php';
+require __DIR__ . '/../php/Support/RedisSentinel.php';
+require __DIR__ . '/../php/Support/RedisCluster.php';
 require __DIR__ . '/scenarios.php';
+require __DIR__ . '/topology.php';
 require __DIR__ . '/stack.php';
 require __DIR__ . '/analysis.php';
 require __DIR__ . '/report.php';
 
 const PHP_CLI = PHP_BINARY;
 
-$opts = getopt('', ['flavour:', 'ext:', 'fpm:', 'soak', 'only:', 'json:', 'rules']);
+$opts = getopt('', ['flavour:', 'ext:', 'fpm:', 'soak', 'topology', 'only:', 'json:', 'rules']);
+$topology = isset($opts['topology']);
 $flavour = $opts['flavour'] ?? 'nts';
 $ext = $opts['ext'] ?? '';
 $fpmBinary = $opts['fpm'] ?? '';
 $soak = isset($opts['soak']);
 $only = isset($opts['only']) ? explode(',', $opts['only']) : null;
 if (!is_file($ext) || !is_executable($fpmBinary)) {
-    fwrite(STDERR, "usage: php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--only a,b] [--json out]\n");
+    fwrite(STDERR, "usage: php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--topology] [--only a,b] [--json out]\n");
     exit(2);
 }
 
@@ -49,11 +56,20 @@ $settings = $soak
         before: 2.0, after: 3.0, hold: 3.0, cycles: 4, slack: 0.05)
     : new Settings(workers: 4, concurrency: 4, rate: 0, connectTimeout: 0.25, timeout: 0.25,
         before: 0.4, after: 0.8, hold: 1.0, cycles: 1, slack: 0.05);
+if ($topology) {
+    // A failover settles in seconds, not in tens of milliseconds: longer load around each fault.
+    // One worker more than the publishing load's concurrency, for the login flows beside it.
+    $settings = $soak
+        ? new Settings(workers: 9, concurrency: 8, rate: 0, connectTimeout: 0.25, timeout: 0.25,
+            before: 1.0, after: 1.5, hold: 2.0, cycles: 3, slack: 0.05)
+        : new Settings(workers: 5, concurrency: 4, rate: 0, connectTimeout: 0.25, timeout: 0.25,
+            before: 0.5, after: 1.0, hold: 1.0, cycles: 1, slack: 0.05);
+}
 
 $outcomes = [];
 $missed = [];
 $t0 = microtime(true);
-foreach (scenarios($settings) as $sc) {
+foreach ($topology ? topologyScenarios($settings) : scenarios($settings) as $sc) {
     if ($only !== null && !in_array($sc->name, $only, true) && !array_filter($only, fn ($o) => str_contains($sc->name, $o))) {
         continue;
     }
@@ -71,9 +87,9 @@ foreach (scenarios($settings) as $sc) {
         fprintf(STDERR, "  %-32s %5.1f s  ERROR %s\n", $sc->name, microtime(true) - $t, $e->getMessage());
     }
 }
-printTable($flavour, $settings, $outcomes);
+printTable($flavour, $settings, $outcomes, $topology);
 if (isset($opts['rules'])) {
-    printRules($settings);
+    $topology ? printTopologyRules($settings) : printRules($settings);
 }
 if (isset($opts['json'])) {
     $rows = array_map(fn (Outcome $o): array => $o->row, $outcomes);
