@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{frame, ChannelOut, FanoutTimer, Outgoing, Peer};
 use crate::metrics::{CloseReason, DropReason};
+use crate::quiet::WakeFlag;
 use crate::socket::{close_cleanly, instant_at, now_ms, send_within};
 use crate::App;
 
@@ -139,22 +140,28 @@ pub async fn serve(
     // Made once: a new wait each round would register with the token (a lock) and leave it again.
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
+    // Armed (reset) when a ping is sent; polled only while a pong is awaited.
+    let heartbeat_lost = sleep_until(Instant::now());
+    tokio::pin!(heartbeat_lost);
+    // A fan-out wakes each socket once per message, for its queue alone: the read side, the
+    // timers and the shutdown wait are polled only when they woke the task themselves.
+    let (shutdown_woke, token_woke, read_woke, ping_woke, heartbeat_woke) = (
+        WakeFlag::new(),
+        WakeFlag::new(),
+        WakeFlag::new(),
+        WakeFlag::new(),
+        WakeFlag::new(),
+    );
 
     let end = loop {
         if slow.load(Acquire) {
             app.metrics.dropped(DropReason::Slow);
             break End::Drop;
         }
-        let heartbeat_lost = async {
-            match pong_deadline {
-                Some(deadline) => sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             biased;
-            _ = &mut shutting_down => break End::Close(1001, "server shutting down"),
-            _ = &mut token_expired => {
+            _ = shutdown_woke.guard(shutting_down.as_mut()) => break End::Close(1001, "server shutting down"),
+            _ = token_woke.guard(token_expired.as_mut()) => {
                 app.metrics.closed(CloseReason::TokenExpired);
                 break End::Close(4001, "token expired");
             }
@@ -220,14 +227,19 @@ pub async fn serve(
                     break end;
                 }
             }
-            frame = stream.next() => match frame {
+            frame = read_woke.guard(stream.next()) => match frame {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Drop,
                 Some(Ok(_)) => pong_deadline = None,
             },
-            _ = ping.tick() => {
+            _ = ping_woke.guard(std::future::poll_fn(|cx| ping.poll_tick(cx))) => {
                 if pong_deadline.is_none() {
                     match send_within(&mut sink, Message::Ping(Default::default()), send_timeout).await {
-                        Ok(Ok(())) => pong_deadline = Some(Instant::now() + settings.ping_timeout),
+                        Ok(Ok(())) => {
+                            let deadline = Instant::now() + settings.ping_timeout;
+                            pong_deadline = Some(deadline);
+                            heartbeat_lost.as_mut().reset(deadline);
+                            heartbeat_woke.set();
+                        }
                         Ok(Err(_)) => break End::Drop,
                         Err(_) => {
                             app.metrics.dropped(DropReason::Slow);
@@ -236,7 +248,7 @@ pub async fn serve(
                     }
                 }
             }
-            _ = heartbeat_lost => {
+            _ = heartbeat_woke.guard(heartbeat_lost.as_mut()), if pong_deadline.is_some() => {
                 app.metrics.dropped(DropReason::Heartbeat);
                 break End::Drop;
             }

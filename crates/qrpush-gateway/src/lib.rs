@@ -33,6 +33,7 @@ pub mod hub;
 mod link;
 mod listener;
 pub mod metrics;
+mod quiet;
 mod resp;
 mod server;
 mod socket;

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{close_code, next_json, now_ms, Ws, BOUND};
+use common::{close_code, next_json, now_ms, wait_for, Ws, BOUND};
 use qrpush_test_support as support;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -27,8 +27,12 @@ use tokio_tungstenite::tungstenite::Message;
 const SECRET: &str = "gateway-test-secret-0123456789";
 
 async fn gateway(redis: &RedisServer) -> Gateway {
+    gateway_with(redis, &[]).await
+}
+
+async fn gateway_with(redis: &RedisServer, extra: &[&str]) -> Gateway {
     let url = redis.url();
-    let flags = vec![
+    let mut flags = vec![
         "--listen",
         "127.0.0.1:0",
         "--redis-url",
@@ -44,6 +48,7 @@ async fn gateway(redis: &RedisServer) -> Gateway {
         "--shutdown-timeout",
         "2s",
     ];
+    flags.extend_from_slice(extra);
     let settings = Settings::from_flags(flags, SECRET).expect("settings");
     let gw = qrpush_gateway::start(settings).await.expect("start");
     let deadline = Instant::now() + BOUND;
@@ -366,4 +371,52 @@ async fn refusals_private_channels_and_login_channels() {
     assert_eq!(next_json(&mut ws).await["data"]["unread"], 1);
     assert_eq!(gw.metrics().rejected_token.load(Relaxed), 5);
     gw.stop().await;
+}
+
+/// A channel socket's task polls its read side, its timers and the shutdown wait only when they
+/// woke it, not for every message: pings still go out between messages, a socket that stops
+/// answering is dropped, one that answers keeps getting every message in order, and a shutdown
+/// still closes it with 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_order_and_shutdown_close_on_a_channel_socket() {
+    let redis = RedisServer::start();
+    let gw = gateway_with(
+        &redis,
+        &["--ping-interval", "150ms", "--ping-timeout", "150ms"],
+    )
+    .await;
+    let c = client(&redis, &[]);
+    let t = token(&c, &["news"], None);
+    let mut live = connect(&gw, &t, &[]).await;
+    ready(&mut live, "news").await;
+    // The silent one reads its `ready`, then never reads again: it never answers a ping.
+    let mut silent = connect(&gw, &t, &[]).await;
+    ready(&mut silent, "news").await;
+    // The live one keeps reading (so tungstenite answers every ping).
+    let reader = tokio::spawn(async move {
+        let mut data = Vec::new();
+        while data.len() < 6 {
+            data.push(next_json(&mut live).await["data"].clone());
+        }
+        (live, data)
+    });
+    publish_durable(&c, "news", "0".into()).await;
+    wait_for("the silent socket to be dropped", || {
+        gw.metrics().dropped_heartbeat.load(Relaxed) == 1
+    })
+    .await;
+    for i in 1..6 {
+        tokio::time::sleep(Duration::from_millis(120)).await; // pings between the messages
+        publish_durable(&c, "news", i.to_string()).await;
+    }
+    let (mut live, data) = tokio::time::timeout(BOUND, reader).await.unwrap().unwrap();
+    assert_eq!(data, (0..6).map(Json::from).collect::<Vec<_>>());
+    assert_eq!(gw.metrics().dropped_heartbeat.load(Relaxed), 1);
+    assert_eq!(gw.metrics().connections.load(Relaxed), 1);
+    let stopping = tokio::spawn(gw.stop());
+    assert_eq!(close_code(&mut live).await, Some(1001));
+    tokio::time::timeout(BOUND, stopping)
+        .await
+        .unwrap()
+        .unwrap();
 }
