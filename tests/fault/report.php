@@ -25,6 +25,22 @@ function fmtSeconds(?float $t, string $prefix = ''): string
 }
 
 /**
+ * The gateway column (gateway.php): "+X s (resent/moved)" — the last resent status after the fault's
+ * start, of the browsers whose channel moved to another node ("not needed" when none did) — then
+ * the events of the step taken after the fault that reached their browser, of those expected.
+ */
+function fmtGateway(?array $g): string
+{
+    if ($g === null) {
+        return '-';
+    }
+    $status = $g['moved'] === 0 ? 'not needed'
+        : sprintf('%s (%d/%d)', $g['status_after'] === null ? 'never' : sprintf('+%.2f s', $g['status_after']), $g['resent'], $g['moved']);
+    return sprintf('%s, events %d/%d', $status, $g['events'], $g['expected'])
+        . ($g['event_after'] === null ? '' : sprintf(' (%.3f s)', $g['event_after']));
+}
+
+/**
  * The columns of the fault table: the single-Redis suite's, or the topology suite's (the
  * publish-unavailability window, confirmed calls with 0 receivers, untyped exceptions).
  *
@@ -34,7 +50,7 @@ function fmtSeconds(?float $t, string $prefix = ''): string
 function tableCells(array $rows, bool $topology): array
 {
     if ($topology) {
-        $head = ['scenario', 'req', 'ok (heard)', 'ok, 0 recv (other node)', 'failed (typed)', 'untyped', 'recv', 'dup', 'lost', 'excused', 'failing from -> to', 'first ok after', 'settled', 'max call (net)', 'over', 'logins ok / failed (typed)'];
+        $head = ['scenario', 'req', 'ok (heard)', 'ok, 0 recv (other node)', 'failed (typed)', 'untyped', 'recv', 'dup', 'lost', 'excused', 'failing from -> to', 'first ok after', 'settled', 'max call (net)', 'over', 'logins ok / failed (typed)', 'gateway: status resent after (browsers), events after fault'];
         $lines = [];
         foreach ($rows as $r) {
             $lines[] = [
@@ -55,9 +71,10 @@ function tableCells(array $rows, bool $topology): array
                 (string) $r['over'],
                 $r['logins'] === null ? '-' : sprintf('%d / %s', $r['logins']['complete'], fmtExceptions($r['logins']['failed']))
                     . ($r['logins']['untyped'] + $r['logins']['fcgiFailures'] > 0 ? " ({$r['logins']['untyped']} untyped, {$r['logins']['fcgiFailures']} unanswered)" : ''),
+                fmtGateway($r['gateway'] ?? null),
             ];
         }
-        return [$head, $lines, [0, 4, 15]];
+        return [$head, $lines, [0, 4, 15, 16]];
     }
     $head = ['scenario', 'req', 'confirmed (heard)', 'exceptions', 'recv', 'dup', 'lost', 'excused', 'exc+recv', 'max call (net) / e2e', 'over', 'recovery', 'tail'];
     $lines = [];
@@ -217,6 +234,17 @@ function printTopologyRules(Settings $s): void
           logins     whole QR login flows (start, scan, approve, status, redeem) run through php-fpm beside the
                      load, one at a time, at most 40 a second: completed / ended by a typed exception, by class
                      (target: no untyped one, every request answered, at least one completed).
+          gateway    one qrpush-gateway on the same topology and channel mode as php-fpm, with one browser
+                     (WebSocket) per login started through php-fpm: 3 on Sentinel, one per primary on Cluster
+                     (the load's channel shares the first login's slot, so the fault's node or slot carries
+                     one). Status resent: for the browsers whose login channel is served by another node after
+                     the fault, when the gateway's resent status (saying the login's current state) reached
+                     the last of them, from the fault's start, and how many got it; "not needed": no channel
+                     moved (the gateway stays subscribed). Events: then each login is scanned (after the
+                     second fault: approved) through php-fpm, and each browser must receive that event
+                     (in parentheses: the slowest, from the request's start). Targets: every moved browser's
+                     status within 15 s of the fault's start, every event within 15 s of its request, no
+                     socket closed.
           Also a target: no exception at all, publishing or logging in, while one Sentinel is down.
 
         TXT;

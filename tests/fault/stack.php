@@ -32,7 +32,7 @@ function sleepUntil(float $t): void
 }
 
 /** The php-fpm pool under load: the flavour's php-fpm with the extension, the scenario's settings. */
-function startFpm(string $binary, string $ext, string $flavour, Settings $s, Scenario $scenario, string $url): Fpm
+function startFpm(string $binary, string $ext, string $flavour, Settings $s, Scenario $scenario, string $url, array $moreIni = []): Fpm
 {
     $ini = [
         'qrpush.connect_timeout' => (string) $s->connectTimeout,
@@ -41,7 +41,7 @@ function startFpm(string $binary, string $ext, string $flavour, Settings $s, Sce
         'display_errors' => 'stderr',
         'log_errors' => '0',
         'max_execution_time' => '30',
-    ] + $scenario->ini;
+    ] + $scenario->ini + $moreIni;
     $pool = ['listen.backlog' => '1024'];
     if ($scenario->maxRequests !== null) {
         $pool['pm.max_requests'] = (string) $scenario->maxRequests;
@@ -93,7 +93,8 @@ final class Proxy
     }
 }
 
-function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, string $fpmBinary): Outcome
+/** @param string|null $gateway the qrpush-gateway binary a topology scenario runs beside (gateway.php) */
+function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, string $fpmBinary, ?string $gateway = null): Outcome
 {
     $dir = Processes::tempDir('fault');
     $topology = $sc->topology === null ? null : ($sc->topology)();
@@ -104,6 +105,7 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
     $proxy = null;
     $fpm = null;
     $subPid = $loadPid = $loginPid = null;
+    $watch = null;
     $channel = 'fault:' . bin2hex(random_bytes(4));
     $stack->channel = $channel;
     try {
@@ -116,8 +118,15 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         }
         $targetPort = $proxy?->port ?? $redis?->port();
         $url = $stack->url ?? $topology?->url() ?? ($sc->unixSocket ? 'unix://' . $redis->unixSocket() : "redis://127.0.0.1:{$targetPort}");
-        $fpm = startFpm($stack->fpmBinary, $ext, $flavour, $s, $sc, $url);
+        // The gateway's handshake tokens are signed by php-fpm with the secret the gateway checks.
+        $gatewaySecret = $topology !== null && $gateway !== null ? bin2hex(random_bytes(24)) : null;
+        $fpm = startFpm($stack->fpmBinary, $ext, $flavour, $s, $sc, $url, $gatewaySecret === null ? [] : ['qrpush.gateway_secret' => $gatewaySecret]);
         $fpmPort = $fpm->port();
+        if ($gatewaySecret !== null) {
+            $watch = new GatewayWatch($gateway, $topology, $gatewaySecret, $dir, $fpm);
+            $channel = $watch->loadChannel($channel);
+            $stack->channel = $channel;
+        }
         $subRedis = $stack->subscriberRedis ?? $redis;
 
         $subLog = "{$dir}/subscriber.log";
@@ -151,8 +160,10 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         $cycles = $sc->inject === null ? 0 : $s->cycles;
         for ($i = 0; $i < $cycles; $i++) {
             sleepUntil($t);
+            $nodes = $watch?->beforeFault();
             $w = ($sc->inject)($stack);
             $windows[] = $w;
+            $watch?->afterFault($w, $nodes, $i);
             $t = $w->end + $s->after;
         }
         sleepUntil($sc->inject === null ? $t + $s->hold + $s->after : $t);
@@ -182,6 +193,9 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         $stale = [];
         foreach ($topology?->liveNodes() ?? [$redis] as $node) {
             foreach ($node->qrpushClients() as $c) {
+                if ($watch !== null && in_array($c['name'], $watch->connectionNames(), true)) {
+                    continue; // the gateway's own (Pub/Sub links, status reads), stopped with it
+                }
                 $pid = (int) substr($c['name'], strlen('qrpush-'));
                 if (!in_array($pid, $workers, true)) {
                     $stale[] = "{$c['name']} on port {$node->port()}";
@@ -194,8 +208,16 @@ function runScenario(Scenario $sc, Settings $s, string $flavour, string $ext, st
         Processes::stop($subPid);
         $subPid = null;
 
-        return analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt, $loginResults);
+        $o = analyse($sc, $s, $windows, $results, $subLog, $stale, $stopAt, $loginResults);
+        if ($watch !== null) {
+            $o->row['gateway'] = $watch->summary();
+            foreach ($watch->missed as $m) {
+                $o->missed[] = "{$sc->name}: {$m}";
+            }
+        }
+        return $o;
     } finally {
+        $watch?->stop();
         foreach ([$loadPid, $loginPid, $subPid] as $pid) {
             if ($pid !== null) {
                 Processes::stop($pid, Processes::SIGTERM, 10.0);

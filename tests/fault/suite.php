@@ -9,10 +9,11 @@ declare(strict_types=1);
  * per scenario is injected into Redis or into the TCP path. One table row per scenario; exit status
  * 1 when a target is missed.
  *
- *   php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--topology] [--only a,b] [--rules] [--json out]
+ *   php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--topology --gateway <qrpush-gateway>] [--only a,b] [--rules] [--json out]
  *
  * --topology: the topology fault table instead (topology.php): Sentinel and Cluster faults, the
- * counting subscriber following the topology.
+ * counting subscriber following the topology, and the given gateway with browsers waiting on
+ * logins (gateway.php, browsers.php).
  *
  * The parts: scenarios.php (settings and the faults), stack.php (one scenario's processes, end to
  * end), analysis.php (figures and targets), report.php (the table); the processes they start are
@@ -29,21 +30,23 @@ require __DIR__ . '/../php/Support/RedisSentinel.php';
 require __DIR__ . '/../php/Support/RedisCluster.php';
 require __DIR__ . '/scenarios.php';
 require __DIR__ . '/topology.php';
+require __DIR__ . '/gateway.php';
 require __DIR__ . '/stack.php';
 require __DIR__ . '/analysis.php';
 require __DIR__ . '/report.php';
 
 const PHP_CLI = PHP_BINARY;
 
-$opts = getopt('', ['flavour:', 'ext:', 'fpm:', 'soak', 'topology', 'only:', 'json:', 'rules']);
+$opts = getopt('', ['flavour:', 'ext:', 'fpm:', 'gateway:', 'soak', 'topology', 'only:', 'json:', 'rules']);
 $topology = isset($opts['topology']);
 $flavour = $opts['flavour'] ?? 'nts';
 $ext = $opts['ext'] ?? '';
 $fpmBinary = $opts['fpm'] ?? '';
 $soak = isset($opts['soak']);
 $only = isset($opts['only']) ? explode(',', $opts['only']) : null;
-if (!is_file($ext) || !is_executable($fpmBinary)) {
-    fwrite(STDERR, "usage: php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--topology] [--only a,b] [--json out]\n");
+$gateway = $opts['gateway'] ?? null;
+if (!is_file($ext) || !is_executable($fpmBinary) || ($topology && ($gateway === null || !is_executable($gateway)))) {
+    fwrite(STDERR, "usage: php suite.php --flavour nts|zts --ext <libqrpush.so> --fpm <php-fpm> [--soak] [--topology --gateway <qrpush-gateway>] [--only a,b] [--json out]\n");
     exit(2);
 }
 
@@ -58,11 +61,12 @@ $settings = $soak
         before: 0.4, after: 0.8, hold: 1.0, cycles: 1, slack: 0.05);
 if ($topology) {
     // A failover settles in seconds, not in tens of milliseconds: longer load around each fault.
-    // One worker more than the publishing load's concurrency, for the login flows beside it.
+    // Two workers more than the publishing load's concurrency: one for the login flows beside it,
+    // one for the gateway's logins (a load generator's kept-alive FastCGI connection holds its worker).
     $settings = $soak
-        ? new Settings(workers: 9, concurrency: 8, rate: 0, connectTimeout: 0.25, timeout: 0.25,
+        ? new Settings(workers: 10, concurrency: 8, rate: 0, connectTimeout: 0.25, timeout: 0.25,
             before: 1.0, after: 1.5, hold: 2.0, cycles: 3, slack: 0.05)
-        : new Settings(workers: 5, concurrency: 4, rate: 0, connectTimeout: 0.25, timeout: 0.25,
+        : new Settings(workers: 6, concurrency: 4, rate: 0, connectTimeout: 0.25, timeout: 0.25,
             before: 0.5, after: 1.0, hold: 1.0, cycles: 1, slack: 0.05);
 }
 
@@ -75,7 +79,7 @@ foreach ($topology ? topologyScenarios($settings) : scenarios($settings) as $sc)
     }
     $t = microtime(true);
     try {
-        $o = runScenario($sc, $settings, $flavour, $ext, $fpmBinary);
+        $o = runScenario($sc, $settings, $flavour, $ext, $fpmBinary, $gateway);
         $outcomes[] = $o;
         $missed = array_merge($missed, $o->missed);
         fprintf(STDERR, "  %-32s %5.1f s  %s\n", $sc->name, microtime(true) - $t, $o->missed === [] ? 'ok' : 'MISSED');

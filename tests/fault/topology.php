@@ -45,6 +45,9 @@ interface Topology
     /** Publishes on the channel's current primary as a subscriber of the new topology hears it; its receiver count. */
     public function publishMarker(string $channel, string $payload): int;
 
+    /** The port of the data node a channel is published on now (the primary; on Cluster its slot's owner). */
+    public function nodeOf(string $channel): ?int;
+
     /** Every data node still running (for the stale-connection check). */
     public function liveNodes(): array;
 
@@ -122,6 +125,11 @@ final class SentinelTopology implements Topology
     public function publishMarker(string $channel, string $payload): int
     {
         return (int) $this->primary()->command('PUBLISH', $channel, $payload);
+    }
+
+    public function nodeOf(string $channel): ?int
+    {
+        return $this->primary()->port();
     }
 
     public function liveNodes(): array
@@ -225,10 +233,46 @@ final class ClusterTopology implements Topology
         return (int) $this->owner($channel)->command('SPUBLISH', $channel, $payload);
     }
 
+    public function nodeOf(string $channel): ?int
+    {
+        return $this->ownerPort($this->slot($channel), $this->liveNodes()[0]);
+    }
+
     public function stop(): void
     {
         $this->cluster->stop();
     }
+}
+
+/**
+ * Waits until every replica of the topology has acknowledged what its primary had when asked: each
+ * running primary's ROLE lists its replicas with their offsets, and each running replica's link is up.
+ */
+function waitReplicated(Topology $t, float $seconds): void
+{
+    $targets = [];
+    foreach ($t->liveNodes() as $n) {
+        $role = $n->command('ROLE');
+        if (($role[0] ?? '') === 'master') {
+            $targets[$n->port()] = (int) $role[1];
+        }
+    }
+    waitForTopology(function () use ($t, $targets): bool {
+        foreach ($t->liveNodes() as $n) {
+            $role = $n->command('ROLE');
+            if (($role[0] ?? '') === 'slave' && ($role[3] ?? '') !== 'connected') {
+                return false;
+            }
+            if (($role[0] ?? '') === 'master' && isset($targets[$n->port()])) {
+                foreach ($role[2] as $replica) {
+                    if ((int) $replica[2] < $targets[$n->port()]) {
+                        return false;
+                    }
+                }
+            }
+        }
+        return true;
+    }, $seconds, 'every replica to have what its primary had');
 }
 
 /** The node taken down in a cycle comes back before the next one (as a replica: the topology's own doing). */
