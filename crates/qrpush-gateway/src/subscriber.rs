@@ -18,7 +18,7 @@
 //! Failures to connect or route back off exponentially (with jitter) between attempts.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -148,6 +148,16 @@ pub async fn run(
     let mut check = tokio::time::interval(me.settings.redis_ping_interval);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     check.tick().await;
+    // Sentinel: the Sentinels are asked again at this interval (see `primary_moved_from`).
+    let sentinel_every = me
+        .config
+        .sentinel_check_interval
+        .max(Duration::from_millis(100));
+    let mut sentinel_check = tokio::time::interval(sentinel_every);
+    sentinel_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sentinel_check.tick().await;
+    let sentinel_asking = Arc::new(AtomicBool::new(false));
+    let is_sentinel = matches!(me.topology, Topology::Sentinel(_));
     loop {
         if me.retry_at.is_none_or(|at| Instant::now() >= at) {
             me.retry_at = None;
@@ -178,6 +188,7 @@ pub async fn run(
             }
             _ = me.hub.changed.notified() => {}
             _ = check.tick() => me.check_links(),
+            _ = sentinel_check.tick(), if is_sentinel => me.ask_sentinels(&sentinel_asking),
             _ = tokio::time::sleep_until(retry_at.unwrap_or_else(Instant::now)), if retry_at.is_some() => {}
         }
     }
@@ -530,6 +541,34 @@ impl Subscriber {
         for state in self.links.values_mut() {
             state.send(&mut redis::cmd(name), Sent::Check);
         }
+    }
+
+    /// Sentinel: asks (off the loop, one question at a time) whether the home link's node is
+    /// still the primary; when the Sentinels name another, that link is let go as lost, so its
+    /// channels are subscribed on the new primary and every waiting login gets its status.
+    fn ask_sentinels(&mut self, asking: &Arc<AtomicBool>) {
+        let Some(id) = self.home else {
+            return;
+        };
+        let Some(state) = self.links.get(&id) else {
+            return;
+        };
+        if asking.swap(true, Relaxed) {
+            return;
+        }
+        let (topology, config, events) = (
+            self.topology.clone(),
+            self.config.clone(),
+            self.events_tx.clone(),
+        );
+        let (node, asking) = (state.link.node.clone(), asking.clone());
+        tokio::spawn(async move {
+            if let Some(primary) = topology.primary_moved_from(&node, &config).await {
+                let why = format!("the Sentinels name {primary} as the primary now");
+                let _ = events.send(LinkEvent::Closed(id, why));
+            }
+            asking.store(false, Relaxed);
+        });
     }
 
     /// Reads and sends the status of every login on the channels just confirmed.

@@ -69,6 +69,31 @@ impl Topology {
         }
     }
 
+    /// Sentinel only: whether the Sentinels now name another primary than `node`, asked at most
+    /// once per `sentinel_check_interval` (the extension's own re-check). On `SENTINEL FAILOVER`
+    /// the old primary goes on saying `master` until Sentinel reconfigures it (seconds later), so
+    /// ROLE alone would keep the gateway subscribed where nothing is published any more. `None`:
+    /// still the primary, another topology, or no Sentinel answered (the links' own checks stay).
+    pub async fn primary_moved_from(
+        &self,
+        node: &Endpoint,
+        config: &Arc<Config>,
+    ) -> Option<String> {
+        let Topology::Sentinel(sentinel) = self else {
+            return None;
+        };
+        let (sentinel, config) = (sentinel.clone(), config.clone());
+        let now = blocking(move || {
+            let primary = sentinel
+                .primary(&config, std::time::Instant::now())
+                .map_err(|e| e.message().to_string())?;
+            Ok(sentinel.endpoint().member(&primary.host, primary.port))
+        })
+        .await
+        .ok()?;
+        (now != *node).then(|| now.label())
+    }
+
     /// The node every classic subscription goes to, and the one whose connection says whether
     /// the gateway is connected: the server, the primary, or (Cluster) the owner of slot 0.
     pub async fn home(&self, config: &Arc<Config>) -> Result<Endpoint, String> {

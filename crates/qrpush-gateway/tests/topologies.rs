@@ -192,14 +192,24 @@ async fn on_sentinel_a_waiting_socket_follows_a_failover_and_a_killed_primary() 
     let m = next_json(&mut ws).await;
     assert_eq!(kind_and_seq(&m), ("scanned".into(), 2));
 
-    // SENTINEL FAILOVER: the gateway leaves the demoted node (Sentinel kills its Pub/Sub
-    // clients; ROLE would say "slave" anyway), subscribes on the new primary, and first
-    // re-sends the status.
+    // SENTINEL FAILOVER: the Sentinels name the new primary at once, while the old one goes on
+    // saying "master" until Sentinel reconfigures it about 10 s later. The gateway asks the
+    // Sentinels again every sentinel_check_interval (1 s), leaves the old node, subscribes on
+    // the new primary, and first re-sends the status — well before that reconfiguration.
     let reconnects = gw.metrics().redis_reconnects.load(Relaxed);
-    let second = tokio::task::block_in_place(|| topology.failover());
+    let failover_at = Instant::now();
+    let second = tokio::task::block_in_place(|| topology.begin_failover());
     assert_ne!(second, first);
     let m = next_within(&mut ws, FAILOVER_BOUND).await;
+    let switched = failover_at.elapsed();
+    // Before the kill below: the old primary must replicate from the new one first.
+    tokio::task::block_in_place(|| topology.wait_settled(second));
     assert_eq!(kind_and_seq(&m), ("status".into(), 2), "{m}");
+    assert!(
+        switched < Duration::from_secs(7),
+        "the status came {switched:?} after SENTINEL FAILOVER: the gateway waited for the \
+         old primary's demotion instead of asking the Sentinels"
+    );
     assert_eq!(state_of(&m), "scanned");
     assert!(gw.metrics().redis_reconnects.load(Relaxed) > reconnects);
     wait_for("the subscription on the new primary", || {
@@ -237,8 +247,8 @@ async fn on_sentinel_a_waiting_socket_follows_a_failover_and_a_killed_primary() 
     let m = next_json(&mut ws).await;
     assert_eq!(kind_and_seq(&m), ("approved".into(), 3), "{m}");
     eprintln!(
-        "gateway on Sentinel: status re-sent {window:?} after kill -9 of the primary; \
-         the approve needed {failed} retries"
+        "gateway on Sentinel: status re-sent {switched:?} after SENTINEL FAILOVER and \
+         {window:?} after kill -9 of the primary; the approve needed {failed} retries"
     );
     gw.stop().await;
 }
