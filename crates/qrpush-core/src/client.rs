@@ -372,12 +372,7 @@ impl Client {
             rerouted = true;
             match redirect {
                 Some(redirect) => {
-                    cluster
-                        .redirects
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if !redirect.ask {
-                        cluster.forget_map();
-                    }
+                    cluster.following(&redirect);
                     node = redirect.node;
                     asking = redirect.ask;
                 }
@@ -456,12 +451,7 @@ impl Client {
                     for (&i, value) in indexes.iter().zip(values) {
                         match Redirect::of(&value) {
                             Some(redirect) => {
-                                cluster
-                                    .redirects
-                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                if !redirect.ask {
-                                    cluster.forget_map();
-                                }
+                                cluster.following(&redirect);
                                 add_to_group(&mut again, &redirect.node, i, redirect.ask);
                             }
                             None => replies[i] = Some(value),
@@ -526,11 +516,7 @@ impl Client {
             }
             Ok(values)
         });
-        if let Err(e) = &result {
-            if e.breaks_connection() {
-                cluster.forget_map();
-            }
-        }
+        cluster.forget_map_if_broken(&result);
         result
     }
 
@@ -693,12 +679,7 @@ impl Client {
             for (i, reply) in replies {
                 match Redirect::of(&reply) {
                     Some(redirect) => {
-                        cluster
-                            .redirects
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if !redirect.ask {
-                            cluster.forget_map();
-                        }
+                        cluster.following(&redirect);
                         add_to_group(&mut redirected, &redirect.node, i, redirect.ask);
                     }
                     None => self.settle_item(&mut outcome, reply, items, i),
@@ -783,11 +764,7 @@ impl Client {
                         }
                     }
                 });
-                if let Err(e) = &result {
-                    if e.breaks_connection() {
-                        cluster.forget_map();
-                    }
-                }
+                cluster.forget_map_if_broken(&result);
                 result
             })
             .collect()

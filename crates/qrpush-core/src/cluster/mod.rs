@@ -147,6 +147,23 @@ impl Cluster {
         *self.map.write() = None;
     }
 
+    /// A redirect is being followed: counted; a MOVED also means the cached map is stale (an
+    /// ASK is one command's detour during a migration, the map stays).
+    pub fn following(&self, redirect: &Redirect) {
+        self.redirects.fetch_add(1, Relaxed);
+        if !redirect.ask {
+            self.forget_map();
+        }
+    }
+
+    /// After a call on a node: a connection that broke may mean the node is gone, so the map is
+    /// read again next time.
+    pub fn forget_map_if_broken<T>(&self, result: &Result<T>) {
+        if result.as_ref().is_err_and(Error::breaks_connection) {
+            self.forget_map();
+        }
+    }
+
     /// Reads the slot map from the first node that answers: the known primaries, then the
     /// seeds; `CLUSTER SHARDS`, or `CLUSTER SLOTS` where that is unknown. Bounded by the
     /// deadline of the call that started at `start` as a whole.
