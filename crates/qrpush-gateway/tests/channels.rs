@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{close_code, next_json, now_ms, wait_for, Ws, BOUND};
+use common::{close_code, next_json, now_ms, quick_gateway, wait_for, Ws, BOUND, SECRET};
 use qrpush_test_support as support;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -19,44 +19,17 @@ use futures_util::StreamExt;
 use qrpush_core::channel_token;
 use qrpush_core::login::gateway_token::Key;
 use qrpush_core::{Client, Durable};
-use qrpush_gateway::{Gateway, Settings};
+use qrpush_gateway::Gateway;
 use serde_json::Value as Json;
 use support::RedisServer;
 use tokio_tungstenite::tungstenite::Message;
-
-const SECRET: &str = "gateway-test-secret-0123456789";
 
 async fn gateway(redis: &RedisServer) -> Gateway {
     gateway_with(redis, &[]).await
 }
 
 async fn gateway_with(redis: &RedisServer, extra: &[&str]) -> Gateway {
-    let url = redis.url();
-    let mut flags = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--redis-url",
-        url.as_str(),
-        "--redis-backoff-min",
-        "20ms",
-        "--redis-backoff-max",
-        "200ms",
-        "--redis-ping-interval",
-        "250ms",
-        "--redis-timeout",
-        "1s",
-        "--shutdown-timeout",
-        "2s",
-    ];
-    flags.extend_from_slice(extra);
-    let settings = Settings::from_flags(flags, SECRET).expect("settings");
-    let gw = qrpush_gateway::start(settings).await.expect("start");
-    let deadline = Instant::now() + BOUND;
-    while gw.metrics().redis_connected.load(Relaxed) != 1 {
-        assert!(Instant::now() < deadline, "the gateway did not connect");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    gw
+    quick_gateway(&redis.url(), ["20ms", "200ms"], extra).await
 }
 
 fn client(redis: &RedisServer, extra: &[(&str, &str)]) -> Arc<Client> {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{close_code, next_json, now_ms, wait_for, Ws, BOUND};
+use common::{close_code, next_json, now_ms, quick_gateway, wait_for, Ws, BOUND, SECRET};
 use qrpush_test_support as support;
 
 use std::io::{Read, Write};
@@ -19,44 +19,18 @@ use futures_util::StreamExt;
 use qrpush_core::login::gateway_token::{self, Key};
 use qrpush_core::login::{Login, Started};
 use qrpush_core::Client;
-use qrpush_gateway::{Gateway, Settings};
+use qrpush_gateway::Gateway;
 use serde_json::Value as Json;
 use support::RedisServer;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-const SECRET: &str = "gateway-test-secret-0123456789";
-
 // ---- helpers ----------------------------------------------------------------------------------
 
 /// A gateway on an ephemeral port for `redis`, with quick Redis timings; waits until subscribed.
 async fn gateway(redis: &RedisServer, flags: &[&str]) -> Gateway {
-    let url = redis.url();
-    let mut all = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--redis-url",
-        url.as_str(),
-        "--redis-backoff-min",
-        "20ms",
-        "--redis-backoff-max",
-        "200ms",
-        "--redis-ping-interval",
-        "250ms",
-        "--redis-timeout",
-        "1s",
-        "--shutdown-timeout",
-        "2s",
-    ];
-    all.extend_from_slice(flags);
-    let settings = Settings::from_flags(all, SECRET).expect("settings");
-    let gw = qrpush_gateway::start(settings).await.expect("start");
-    wait_for("the gateway to connect to Redis", || {
-        gw.metrics().redis_connected.load(Relaxed) == 1
-    })
-    .await;
-    gw
+    quick_gateway(&redis.url(), ["20ms", "200ms"], flags).await
 }
 
 /// The extension's view of `redis`: what PHP would run with (`mode`, the same secret).

@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{next_json, wait_for, Ws, BOUND};
+use common::{next_json, quick_gateway, wait_for, Ws, BOUND, SECRET};
 use qrpush_test_support as support;
 
 use std::collections::HashSet;
@@ -29,40 +29,16 @@ use std::time::{Duration, Instant};
 
 use qrpush_core::login::{Login, Started};
 use qrpush_core::{channel_token, Client, Config, ErrorKind};
-use qrpush_gateway::{Gateway, Settings};
+use qrpush_gateway::Gateway;
 use serde_json::Value as Json;
 use support::{ClusterTopology, RedisServer, SentinelTopology};
 
-const SECRET: &str = "gateway-test-secret-0123456789";
 /// A failover after kill -9 takes the Sentinels' (or the Cluster's) detection time, then an
 /// election: seconds, more on a loaded machine.
 const FAILOVER_BOUND: Duration = Duration::from_secs(40);
 
 async fn gateway(url: &str, flags: &[&str]) -> Gateway {
-    let mut all = vec![
-        "--listen",
-        "127.0.0.1:0",
-        "--redis-url",
-        url,
-        "--redis-backoff-min",
-        "50ms",
-        "--redis-backoff-max",
-        "500ms",
-        "--redis-ping-interval",
-        "250ms",
-        "--redis-timeout",
-        "1s",
-        "--shutdown-timeout",
-        "2s",
-    ];
-    all.extend_from_slice(flags);
-    let settings = Settings::from_flags(all, SECRET).expect("settings");
-    let gw = qrpush_gateway::start(settings).await.expect("start");
-    wait_for("the gateway to connect to Redis", || {
-        gw.metrics().redis_connected.load(Relaxed) == 1
-    })
-    .await;
-    gw
+    quick_gateway(url, ["50ms", "500ms"], flags).await
 }
 
 fn config(url: &str, settings: &[(&str, &str)]) -> Config {

@@ -1,11 +1,14 @@
-//! Helpers every gateway test file uses: a socket's next JSON message or its close code within
-//! the tests' bound, waiting for a condition, the wall clock in milliseconds.
+//! Helpers every gateway test file uses: a gateway with quick Redis timings, a socket's next JSON
+//! message or its close code within the tests' bound, waiting for a condition, the wall clock in
+//! milliseconds.
 // Each test file is a crate of its own and uses only some of these.
 #![allow(dead_code)]
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use qrpush_gateway::{Gateway, Settings};
 use serde_json::Value as Json;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -13,6 +16,39 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Bound of every wait in these tests.
 pub const BOUND: Duration = Duration::from_secs(10);
+
+/// The gateway secret the tests share with the PHP side (`gateway_secret`).
+pub const SECRET: &str = "gateway-test-secret-0123456789";
+
+/// A gateway on an ephemeral port for `url` with quick Redis timings (reconnect backoff
+/// `backoff` = [min, max], ping every 250 ms, 1 s reply bound, 2 s shutdown) and `flags` after
+/// them; returns once it is connected to Redis.
+pub async fn quick_gateway(url: &str, backoff: [&str; 2], flags: &[&str]) -> Gateway {
+    let mut all = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--redis-url",
+        url,
+        "--redis-backoff-min",
+        backoff[0],
+        "--redis-backoff-max",
+        backoff[1],
+        "--redis-ping-interval",
+        "250ms",
+        "--redis-timeout",
+        "1s",
+        "--shutdown-timeout",
+        "2s",
+    ];
+    all.extend_from_slice(flags);
+    let settings = Settings::from_flags(all, SECRET).expect("settings");
+    let gw = qrpush_gateway::start(settings).await.expect("start");
+    wait_for("the gateway to connect to Redis", || {
+        gw.metrics().redis_connected.load(Relaxed) == 1
+    })
+    .await;
+    gw
+}
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
