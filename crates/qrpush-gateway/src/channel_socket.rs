@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use qrpush_core::channel_token::Claims;
 use qrpush_core::durable::{Durable, Offset, ReadOutcome, Replay};
 use serde_json::{json, Value};
@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::direct::Direct;
 use crate::hub::{frame, ChannelOut, FanoutTimer, Outgoing, Peer};
 use crate::metrics::{CloseReason, DropReason};
 use crate::quiet::WakeFlag;
@@ -57,8 +58,7 @@ pub fn parse_since(value: &str) -> Option<(String, String, Offset)> {
     Some((channel.to_string(), epoch.to_string(), offset.parse().ok()?))
 }
 
-/// A position in a stream: its epoch and an entry's offset.
-type At = (Arc<str>, Offset);
+pub use crate::direct::At;
 
 /// A live message held during a replay read: its position, its frame, its fan-out.
 type Held = (Option<At>, Utf8Bytes, Arc<FanoutTimer>);
@@ -84,9 +84,13 @@ enum End {
 
 /// Serves a subscription-token socket until it ends; `since` are the positions it resumes from
 /// (channel, epoch, offset); its token is valid until `token_expires_at_ms` (skew included).
+/// With `direct`, live messages are written by the fan-out itself while the socket is idle (see
+/// `direct`); without, every message is queued to this task.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     app: Arc<App>,
     socket: WebSocket,
+    direct: Option<Arc<Direct>>,
     claims: Claims,
     since: Vec<(String, String, Offset)>,
     token_expires_at_ms: i64,
@@ -101,6 +105,7 @@ pub async fn serve(
         id: app.hub.next_peer_id(),
         tx: tx.clone(),
         slow: Arc::default(),
+        direct: direct.clone(),
     };
     let slow = peer.slow.clone();
     let peer_id = peer.id;
@@ -158,6 +163,27 @@ pub async fn serve(
             app.metrics.dropped(DropReason::Slow);
             break End::Drop;
         }
+        // Lends the write side to the fan-out while nothing is queued and every channel is live.
+        if let Some(direct) = &direct {
+            if channels.iter().all(|c| c.held.is_none()) {
+                direct.lend(
+                    || rx.is_empty(),
+                    || channels.iter().map(|c| c.at.clone()).collect(),
+                );
+            }
+        }
+        // The WebSocket layer may write while it reads (the answer to a client's ping): the write
+        // side is taken back before the read side is polled, and the rest of a frame written in
+        // part goes out first.
+        let read = std::pin::pin!(async {
+            if let Some(direct) = &direct {
+                direct.pause();
+                if direct.flush_rest(send_timeout).await.is_err() {
+                    return None;
+                }
+            }
+            Some(stream.next().await)
+        });
         tokio::select! {
             biased;
             _ = shutdown_woke.guard(shutting_down.as_mut()) => break End::Close(1001, "server shutting down"),
@@ -166,8 +192,15 @@ pub async fn serve(
                 break End::Close(4001, "token expired");
             }
             outgoing = rx.recv() => {
+                if let Some(direct) = &direct {
+                    if !own_writes(direct, &mut channels, send_timeout).await {
+                        app.metrics.dropped(DropReason::Slow);
+                        break End::Drop;
+                    }
+                }
                 let mut batch = Batch::new();
                 match outgoing {
+                    Some(Outgoing::Channel(ChannelOut::Rest)) => {} // written just above
                     Some(Outgoing::Channel(ChannelOut::Subscribed { index })) => {
                         let Some(state) = channels.get_mut(index) else { continue };
                         reads += 1;
@@ -227,11 +260,31 @@ pub async fn serve(
                     break end;
                 }
             }
-            frame = read_woke.guard(stream.next()) => match frame {
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Drop,
-                Some(Ok(_)) => pong_deadline = None,
+            frame = read_woke.guard(read) => match frame {
+                None => {
+                    app.metrics.dropped(DropReason::Slow);
+                    break End::Drop;
+                }
+                Some(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break End::Drop,
+                Some(Some(Ok(_))) => {
+                    pong_deadline = None;
+                    // Whatever the WebSocket layer may still hold (the answer to a ping) goes out
+                    // before the write side is lent again.
+                    if direct.is_some() {
+                        let flushed = tokio::time::timeout(send_timeout, sink.flush()).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            break End::Drop;
+                        }
+                    }
+                }
             },
             _ = ping_woke.guard(std::future::poll_fn(|cx| ping.poll_tick(cx))) => {
+                if let Some(direct) = &direct {
+                    if !own_writes(direct, &mut channels, send_timeout).await {
+                        app.metrics.dropped(DropReason::Slow);
+                        break End::Drop;
+                    }
+                }
                 if pong_deadline.is_none() {
                     match send_within(&mut sink, Message::Ping(Default::default()), send_timeout).await {
                         Ok(Ok(())) => {
@@ -258,9 +311,34 @@ pub async fn serve(
     app.hub.unregister_channels(&claims.channels, peer_id);
     app.metrics.connections.fetch_sub(1, Relaxed);
     tracing::debug!(peer = peer_id, "channel socket closed");
+    let mut end = end;
+    if let Some(direct) = &direct {
+        // A close frame must not cut into a frame the fan-out wrote in part.
+        direct.take_back();
+        if direct.flush_rest(send_timeout).await.is_err() {
+            end = End::Drop;
+        }
+        direct.close();
+    }
     if let End::Close(code, reason) = end {
         close_cleanly(&mut sink, &mut stream, code, reason).await;
     }
+}
+
+/// The task takes its write side back from the fan-out before it writes: the positions the
+/// fan-out sent become the socket's, and the rest of a frame written in part goes out first.
+/// False: that rest did not go out within `limit` (the socket is too slow).
+async fn own_writes(
+    direct: &Direct,
+    channels: &mut [ChannelState],
+    limit: std::time::Duration,
+) -> bool {
+    if let Some(positions) = direct.take_back() {
+        for (state, at) in channels.iter_mut().zip(positions) {
+            state.at = at;
+        }
+    }
+    direct.flush_rest(limit).await.is_ok()
 }
 
 /// Reads what the socket missed in `channel` after `at` (on the blocking pool: the core's client

@@ -154,6 +154,12 @@ pub struct Args {
     #[arg(long, env = "QRPUSH_GATEWAY_SEND_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub send_timeout: Duration,
 
+    /// How a general channel's live message reaches its sockets: `direct`, the fan-out writes the
+    /// frame to each idle socket itself (Unix; about half the CPU per socket); `queue`, a copy is
+    /// queued to each socket's task (the only way elsewhere).
+    #[arg(long, env = "QRPUSH_GATEWAY_FANOUT", default_value = "direct", value_parser = ["direct", "queue"])]
+    pub fanout: String,
+
     /// Refuse new sockets (HTTP 503) beyond this many open at once.
     #[arg(
         long,
@@ -239,6 +245,8 @@ pub struct Settings {
     pub ping_timeout: Duration,
     pub send_queue: usize,
     pub send_timeout: Duration,
+    /// The fan-out writes live frames to idle general-channel sockets itself (`--fanout direct`).
+    pub direct_fanout: bool,
     pub max_connections: usize,
     pub max_sockets_per_login: usize,
     pub max_sockets_per_address: usize,
@@ -405,6 +413,7 @@ impl Settings {
             ping_timeout: args.ping_timeout,
             send_queue: args.send_queue as usize,
             send_timeout: args.send_timeout,
+            direct_fanout: args.fanout == "direct",
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             max_sockets_per_login: args.max_sockets_per_login,
             max_sockets_per_address: args.max_sockets_per_address,

@@ -22,7 +22,9 @@ use qrpush_core::login::Login;
 use qrpush_core::Client;
 use tokio::sync::{mpsc, Notify};
 
+use crate::direct::{Delivery, Direct, Frame};
 use crate::metrics::Metrics;
+use crate::socket::now_ms;
 
 /// What a socket's task is asked to write. `ends_login`: the message tells of a final state
 /// (rejected, redeemed, cancelled, expired); nothing follows it, and the socket closes after it.
@@ -62,6 +64,8 @@ pub enum ChannelOut {
         /// Held until this socket wrote the frame (or let it go): the fan-out's duration.
         fanout: Arc<FanoutTimer>,
     },
+    /// The fan-out wrote part of a frame to the lent socket: its task writes the rest.
+    Rest,
     /// The socket's own replay read number `read`, done.
     Replayed {
         index: usize,
@@ -102,6 +106,8 @@ pub struct Peer {
     /// wake-up: a full queue has woken the task already, and it checks the flag before every
     /// message it takes (a token to wait on would cost each socket a lock per event).
     pub slow: Arc<AtomicBool>,
+    /// The fan-out's direct way to a general-channel socket (see `direct`); None for login sockets.
+    pub direct: Option<Arc<Direct>>,
 }
 
 impl Peer {
@@ -117,6 +123,9 @@ impl Peer {
         }
     }
 }
+
+/// Sockets written directly per reading of the clock for the lag metric.
+const LAG_BATCH: u64 = 256;
 
 /// The sockets of one general channel, each with the index of the channel in its token.
 struct ChannelEntry {
@@ -384,15 +393,56 @@ impl Hub {
             arrived,
             metrics: self.metrics.clone(),
         });
+        // Sockets lent to the fan-out get these bytes written at once; the others get a copy queued.
+        let wire = Frame::text(text.as_str());
+        // The lag of a durable message (its publish time on Redis → written), counted per batch of
+        // sockets: reading the clock and the histogram's counters once per socket would cost as
+        // much as a good share of the write itself.
+        let published_ms = at.as_ref().map(|(_, offset)| offset.ms as f64);
+        let (mut lag_pending, mut direct_n, mut partly_n, mut queued_n) = (0u64, 0u64, 0u64, 0u64);
         let inner = self.lock();
         for (peer, index) in inner.channels.get(channel).iter().flat_map(|e| &e.peers) {
-            peer.offer(Outgoing::Channel(ChannelOut::Live {
-                index: *index,
-                at: at.clone(),
-                text: text.clone(),
-                fanout: fanout.clone(),
-            }));
+            let queue = || {
+                peer.offer(Outgoing::Channel(ChannelOut::Live {
+                    index: *index,
+                    at: at.clone(),
+                    text: text.clone(),
+                    fanout: fanout.clone(),
+                }));
+            };
+            let Some(direct) = &peer.direct else {
+                queue();
+                queued_n += 1;
+                continue;
+            };
+            match direct.deliver(*index, at.as_ref(), &wire, queue) {
+                Delivery::Written => direct_n += 1,
+                Delivery::Partly => {
+                    partly_n += 1;
+                    peer.offer(Outgoing::Channel(ChannelOut::Rest));
+                }
+                // Its task counts it when written.
+                Delivery::Queue => {
+                    queued_n += 1;
+                    continue;
+                }
+                Delivery::Known => continue,
+            }
+            lag_pending += 1;
+            if lag_pending == LAG_BATCH {
+                if let Some(ms) = published_ms {
+                    self.metrics.forwarded_many(now_ms() - ms, lag_pending);
+                }
+                lag_pending = 0;
+            }
         }
+        drop(inner);
+        if let (Some(ms), 1..) = (published_ms, lag_pending) {
+            self.metrics.forwarded_many(now_ms() - ms, lag_pending);
+        }
+        self.metrics.fanout_direct.fetch_add(direct_n, Relaxed);
+        self.metrics.fanout_partly.fetch_add(partly_n, Relaxed);
+        self.metrics.fanout_queued.fetch_add(queued_n, Relaxed);
         true
     }
 

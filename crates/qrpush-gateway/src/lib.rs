@@ -29,6 +29,7 @@
 pub mod admission;
 pub mod channel_socket;
 pub mod config;
+pub mod direct;
 pub mod hub;
 mod link;
 mod listener;

@@ -7,7 +7,8 @@
 //! later head on a kept-alive connection), however the bytes trickle in. A connection that
 //! upgrades to a WebSocket leaves hyper and is bounded by the socket's own timers.
 //!
-//! The peer address of each connection is handed to the handlers as `ConnectInfo<SocketAddr>`.
+//! The peer address of each connection is handed to the handlers as `ConnectInfo<SocketAddr>`,
+//! and its descriptor as [`ConnectionFd`] (for the fan-out's direct writes, `direct`).
 
 use std::time::Duration;
 
@@ -40,8 +41,10 @@ pub async fn run(
             accepted = Listener::accept(&mut listener) => accepted,
         };
         let router = router.clone();
+        let fd = ConnectionFd::of(&stream);
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            request.extensions_mut().insert(fd);
             router.clone().call(request)
         });
         let shutdown = shutdown.clone();
@@ -63,5 +66,24 @@ pub async fn run(
                 tracing::debug!(peer = %peer, error = %e, "HTTP connection ended with an error");
             }
         });
+    }
+}
+
+/// The descriptor of a connection's socket (Unix), valid while the connection is: a handler
+/// that keeps it longer must duplicate it (`Direct::of`).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionFd(#[cfg(unix)] pub std::os::fd::RawFd);
+
+impl ConnectionFd {
+    fn of(stream: &tokio::net::TcpStream) -> ConnectionFd {
+        #[cfg(unix)]
+        {
+            ConnectionFd(std::os::fd::AsRawFd::as_raw_fd(stream))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = stream;
+            ConnectionFd()
+        }
     }
 }

@@ -55,6 +55,12 @@ pub struct Metrics {
     pub redis_connect_failures: AtomicU64,
     pub subscriptions: AtomicI64,
     pub logins: AtomicI64,
+    /// Copies of general channels' live messages, by how they reached their socket: written by
+    /// the fan-out whole, written in part (the socket's task wrote the rest), or queued to the
+    /// socket's task (not lent to the fan-out, or its buffer was full).
+    pub fanout_direct: AtomicU64,
+    pub fanout_partly: AtomicU64,
+    pub fanout_queued: AtomicU64,
     lag_buckets: [AtomicU64; LAG_BUCKETS.len()],
     lag_count: AtomicU64,
     lag_sum_us: AtomicU64,
@@ -81,15 +87,21 @@ impl Metrics {
 
     /// One event written to a socket, `lag_ms` after Redis's `ts` of it.
     pub fn forwarded(&self, lag_ms: f64) {
-        self.events_forwarded.fetch_add(1, Relaxed);
+        self.forwarded_many(lag_ms, 1);
+    }
+
+    /// `count` events forwarded, each `lag_ms` after it was published.
+    pub fn forwarded_many(&self, lag_ms: f64, count: u64) {
+        self.events_forwarded.fetch_add(count, Relaxed);
         let lag = (lag_ms / 1000.0).max(0.0);
         for (bound, bucket) in LAG_BUCKETS.iter().zip(&self.lag_buckets) {
             if lag <= *bound {
-                bucket.fetch_add(1, Relaxed);
+                bucket.fetch_add(count, Relaxed);
             }
         }
-        self.lag_count.fetch_add(1, Relaxed);
-        self.lag_sum_us.fetch_add((lag * 1e6) as u64, Relaxed);
+        self.lag_count.fetch_add(count, Relaxed);
+        self.lag_sum_us
+            .fetch_add((lag * 1e6) as u64 * count, Relaxed);
     }
 
     /// One message of a general channel fanned out: `took` from its arrival from Redis until the
@@ -213,6 +225,21 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "qrpush_gateway_closed_total{{reason=\"{reason}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP qrpush_gateway_fanout_writes_total Copies of general channels' live messages, by how they reached their socket (direct: written by the fan-out; partly: the socket's task wrote the rest; queued: written by the socket's task).\n# TYPE qrpush_gateway_fanout_writes_total counter"
+        );
+        for (how, value) in [
+            ("direct", &self.fanout_direct),
+            ("partly", &self.fanout_partly),
+            ("queued", &self.fanout_queued),
+        ] {
+            let _ = writeln!(
+                out,
+                "qrpush_gateway_fanout_writes_total{{how=\"{how}\"}} {}",
                 value.load(Relaxed)
             );
         }

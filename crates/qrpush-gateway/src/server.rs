@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HOST, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +15,8 @@ use qrpush_core::channel_token;
 use qrpush_core::login::gateway_token;
 
 use crate::admission::Refusal;
+use crate::direct::Direct;
+use crate::listener::ConnectionFd;
 use crate::App;
 use crate::{channel_socket, socket};
 
@@ -35,6 +37,7 @@ pub fn router(app: Arc<App>) -> Router {
 async fn websocket(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    fd: Option<Extension<ConnectionFd>>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -84,11 +87,12 @@ async fn websocket(
                 let _slot = slot;
                 match verdict {
                     Ok((claims, since)) => {
+                        let direct = fd.and_then(|Extension(fd)| direct_way(&app, fd));
                         if claims.key_id != app.settings.token_keys[0].id() {
                             app.metrics.previous_key.fetch_add(1, Relaxed);
                         }
                         let until = claims.expires_at_ms.saturating_add(skew_ms);
-                        channel_socket::serve(app, ws, claims, since, until, shutdown).await
+                        channel_socket::serve(app, ws, direct, claims, since, until, shutdown).await
                     }
                     Err((code, why)) => {
                         app.metrics.rejected_token.fetch_add(1, Relaxed);
@@ -122,6 +126,29 @@ async fn websocket(
             }
         })
     })
+}
+
+/// The fan-out's direct way to a general-channel socket (`--fanout direct`, Unix), made while
+/// its connection is open (the upgraded socket holds it). None: every message is queued.
+fn direct_way(app: &App, fd: ConnectionFd) -> Option<Arc<Direct>> {
+    if !app.settings.direct_fanout {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        match Direct::of(fd.0) {
+            Ok(direct) => Some(Arc::new(direct)),
+            Err(e) => {
+                tracing::warn!(error = %e, "no direct writes for this socket: its messages are queued");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = fd;
+        None
+    }
 }
 
 /// The socket's buffers and limits, for both kinds of socket.

@@ -123,6 +123,7 @@ pub async fn serve(
         id: app.hub.next_peer_id(),
         tx,
         slow: Arc::default(),
+        direct: None,
     };
     let slow = peer.slow.clone();
     let peer_id = peer.id;

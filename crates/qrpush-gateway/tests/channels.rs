@@ -217,9 +217,26 @@ async fn a_trimmed_or_remade_stream_is_a_resync_not_a_silent_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_gap_and_no_duplicate_while_a_publisher_runs_during_the_replay() {
+    let gw = no_gap_and_no_duplicate(&[]).await;
+    // Live messages after the replay were written by the fan-out itself.
+    assert!(gw.metrics().fanout_direct.load(Relaxed) > 0);
+    gw.stop().await;
+}
+
+/// The same with every message queued to the socket's task (the only way off Unix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gap_and_no_duplicate_with_queued_writes() {
+    let gw = no_gap_and_no_duplicate(&["--fanout", "queue"]).await;
+    assert_eq!(gw.metrics().fanout_direct.load(Relaxed), 0);
+    assert!(gw.metrics().fanout_queued.load(Relaxed) > 0);
+    gw.stop().await;
+}
+
+/// 600 messages: 300 before the socket connects, 300 published while it subscribes and replays.
+async fn no_gap_and_no_duplicate(flags: &[&str]) -> Gateway {
     let redis = RedisServer::start();
     let c = client(&redis, &[]);
-    let gw = gateway(&redis).await;
+    let gw = gateway_with(&redis, flags).await;
     let t = token(&c, &["feed"], None);
     let (epoch, start) = publish_durable(&c, "feed", "0".into()).await;
     for n in 1..=300 {
@@ -255,7 +272,79 @@ async fn no_gap_and_no_duplicate_while_a_publisher_runs_during_the_replay() {
     let parsed: Vec<qrpush_core::durable::Offset> =
         offsets.iter().map(|o| o.parse().unwrap()).collect();
     assert!(parsed.windows(2).all(|w| w[0] < w[1]));
+    // Then live ones, once the socket is idle.
+    for n in 601..=605 {
+        publish_durable(&c, "feed", n.to_string()).await;
+        let m = next_json(&mut ws).await;
+        if m["type"] == "ready" {
+            assert_eq!(next_json(&mut ws).await["data"], n);
+        } else {
+            assert_eq!(m["data"], n, "{m}");
+        }
+    }
     assert_quiet(&mut ws, Duration::from_millis(200)).await;
+    gw
+}
+
+/// Frames far larger than a socket's buffers, to a socket that reads nothing for a while: the
+/// fan-out writes what the socket takes, the socket's task writes the rest of a frame cut in
+/// part and queues the others, and the late reader still gets every frame whole and in order
+/// (a socket that reads at once gets them all too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_reads_late_gets_every_large_frame_whole_and_in_order() {
+    const COUNT: usize = 64;
+    let redis = RedisServer::start();
+    let c = client(&redis, &[]);
+    let gw = gateway(&redis).await;
+    let t = token(&c, &["big"], None);
+    let mut prompt = connect(&gw, &t, &[]).await;
+    ready(&mut prompt, "big").await;
+    let mut late = connect(&gw, &t, &[]).await;
+    ready(&mut late, "big").await;
+    let message = |n: usize| format!("{n:04}-{}", "x".repeat(256 * 1024));
+    let reader = tokio::spawn(async move {
+        let mut offsets = Vec::new();
+        for n in 0..COUNT {
+            let m = next_json(&mut prompt).await;
+            assert_eq!(m["data"].as_str().map(|d| d.len()), Some(5 + 256 * 1024));
+            assert!(m["data"].as_str().unwrap().starts_with(&format!("{n:04}-")));
+            offsets.push(m["offset"].as_str().unwrap().to_string());
+        }
+        (prompt, offsets)
+    });
+    for n in 0..COUNT {
+        publish_durable(&c, "big", message(n)).await;
+    }
+    let (_prompt, prompt_offsets) = tokio::time::timeout(BOUND, reader).await.unwrap().unwrap();
+    // 16 MiB is waiting for the late socket, more than loopback's buffers hold.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut late_offsets = Vec::new();
+    for n in 0..COUNT {
+        let m = next_json(&mut late).await;
+        assert_eq!(m["type"], "message", "{n}");
+        assert_eq!(m["data"].as_str(), Some(message(n).as_str()), "frame {n}");
+        late_offsets.push(m["offset"].as_str().unwrap().to_string());
+    }
+    assert_eq!(late_offsets, prompt_offsets);
+    assert_quiet(&mut late, Duration::from_millis(200)).await;
+    let metrics = gw.metrics();
+    let (direct, partly, queued) = (
+        metrics.fanout_direct.load(Relaxed),
+        metrics.fanout_partly.load(Relaxed),
+        metrics.fanout_queued.load(Relaxed),
+    );
+    eprintln!("fan-out writes: direct {direct}, partly {partly}, queued {queued}");
+    assert!(
+        direct > COUNT as u64,
+        "the prompt socket's frames are written directly"
+    );
+    assert!(
+        partly >= 1,
+        "a frame was cut by the late socket's full buffer"
+    );
+    assert_eq!(direct + partly + queued, 2 * COUNT as u64);
+    assert_eq!(metrics.dropped_slow.load(Relaxed), 0);
+    assert_eq!(metrics.connections.load(Relaxed), 2);
     gw.stop().await;
 }
 

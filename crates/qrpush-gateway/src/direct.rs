@@ -1,0 +1,312 @@
+//! Writing a general channel's live message straight to each socket, from the fan-out itself.
+//!
+//! Queuing a copy to each socket's task costs a wake-up, a poll of the task and the WebSocket
+//! layers for every socket, on top of the one `write` the kernel needs: for one event fanned out
+//! to 10,000 sockets that was ≈ 9 µs a socket, twice the system call. A server's frames are
+//! never masked, so every socket of a channel gets the same bytes: the fan-out builds the frame
+//! once and writes it to each socket that is *lent* to it, without waking anything.
+//!
+//! **Who writes.** A socket's task owns its write side. When it has nothing queued and every
+//! channel is live (no replay in flight), it lends the write side to the fan-out ([`Direct::lend`]),
+//! with the position it sent last on each channel. Any time it needs to write itself (a status,
+//! a replay, a ping, a close; before it reads, since the WebSocket layer may answer a ping), it
+//! takes the write side back ([`Direct::take_back`], then [`Direct::flush_rest`]). Both happen under one lock per socket, and
+//! the fan-out decides under that same lock whether to write or to queue: so a queued message is
+//! never overtaken by a direct one, and no two writers ever meet on the wire.
+//!
+//! **A write the socket cannot take whole.** Nothing written: the socket stops being lent, and the
+//! message is queued for the task (which waits for room, within the send timeout, as for any
+//! message). Part of it: the rest is kept here, the socket stops being lent, and the task writes
+//! that rest before anything else, again within the send timeout (else the socket is dropped as
+//! too slow, as before).
+//!
+//! Only on Unix: the socket is reached through a duplicate of its descriptor, closed when the
+//! socket's task ends. Elsewhere no socket is ever lent, and every message takes the queue.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use qrpush_core::durable::Offset;
+
+/// A position in a stream: its epoch and an entry's offset.
+pub type At = (Arc<str>, Offset);
+
+/// One WebSocket text frame, as the server sends it (unmasked): built once per event.
+#[derive(Clone, Debug)]
+pub struct Frame(Arc<[u8]>);
+
+impl Frame {
+    pub fn text(text: &str) -> Frame {
+        let payload = text.as_bytes();
+        let mut out = Vec::with_capacity(payload.len() + 10);
+        out.push(0x81); // FIN, text
+        match payload.len() {
+            len if len < 126 => out.push(len as u8),
+            len if len <= usize::from(u16::MAX) => {
+                out.push(126);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                out.push(127);
+                out.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(payload);
+        Frame(out.into())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// What the fan-out did with a message for one socket.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Written whole.
+    Written,
+    /// Written in part: the socket's task must be woken to write the rest.
+    Partly,
+    /// Sent already on this socket (by its replay): nothing to do.
+    Known,
+    /// Not lent, or the socket took nothing, or it needs its task (another epoch): queue it.
+    Queue,
+}
+
+#[cfg(unix)]
+type Socket = std::net::TcpStream;
+/// No socket is ever lent off Unix: this type has no value.
+#[cfg(not(unix))]
+type Socket = std::convert::Infallible;
+
+#[derive(Debug)]
+struct State {
+    socket: Option<Socket>,
+    /// The fan-out may write (the task lent the write side, and no write has failed since).
+    open: bool,
+    /// Lent since the task last took the write side back: `positions` are the fan-out's.
+    lent: bool,
+    /// The last position sent on each channel of the socket (index as in its token).
+    positions: Vec<Option<At>>,
+    /// The unwritten end of a frame the socket took only in part.
+    rest: Option<(Frame, usize)>,
+}
+
+/// The fan-out's way to one socket; see the module's text.
+#[derive(Debug)]
+pub struct Direct {
+    state: Mutex<State>,
+}
+
+impl Direct {
+    /// The way to the socket of the connection whose descriptor is `fd` (a duplicate is made:
+    /// the connection's own is closed by its owner, this one by [`Direct::close`]).
+    #[cfg(unix)]
+    pub fn of(fd: std::os::fd::RawFd) -> std::io::Result<Direct> {
+        // SAFETY: the caller passes the descriptor of a connection that is open for the whole
+        // call (its WebSocket is alive); the duplicate is ours alone from here on.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let socket = Socket::from(borrowed.try_clone_to_owned()?);
+        Ok(Direct::with(Some(socket)))
+    }
+
+    fn with(socket: Option<Socket>) -> Direct {
+        Direct {
+            state: Mutex::new(State {
+                socket,
+                open: false,
+                lent: false,
+                positions: Vec::new(),
+                rest: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No step under this lock can leave it inconsistent (plain assignments).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Offers `frame` (the message at `at` of channel `index`) to the socket; `queue` is called,
+    /// under the same lock, when the socket's task must take it.
+    pub fn deliver(
+        &self,
+        index: usize,
+        at: Option<&At>,
+        frame: &Frame,
+        queue: impl FnOnce(),
+    ) -> Delivery {
+        let mut state = self.lock();
+        let verdict = state.write(index, at, frame);
+        if verdict == Delivery::Queue {
+            queue();
+        }
+        verdict
+    }
+
+    /// The task lends the write side, if `idle()` (checked under the lock: nothing queued), with
+    /// its last position on each channel (asked only if it was not lent already: then the
+    /// positions are the fan-out's until taken back). False: not lent (no socket here, a rest to
+    /// write, or something queued).
+    pub fn lend(
+        &self,
+        idle: impl FnOnce() -> bool,
+        positions: impl FnOnce() -> Vec<Option<At>>,
+    ) -> bool {
+        let mut state = self.lock();
+        if state.socket.is_none() || state.rest.is_some() || !idle() {
+            return false;
+        }
+        if !state.lent {
+            state.positions = positions();
+            state.lent = true;
+        }
+        state.open = true;
+        true
+    }
+
+    /// The fan-out stops writing for now; the positions stay its own (lent). At once, so a
+    /// cancelled caller loses nothing.
+    pub fn pause(&self) {
+        self.lock().open = false;
+    }
+
+    /// The task takes the write side back (at once: nothing to await, so nothing is lost if the
+    /// caller is cancelled): the fan-out writes no more. Returns the positions the fan-out sent,
+    /// if the side was lent. Before the task writes, [`Direct::flush_rest`] must have succeeded.
+    pub fn take_back(&self) -> Option<Vec<Option<At>>> {
+        let mut state = self.lock();
+        state.open = false;
+        std::mem::take(&mut state.lent).then(|| std::mem::take(&mut state.positions))
+    }
+
+    /// Writes the rest of a frame the socket took in part, waiting for room within `limit`
+    /// (`Err`: it did not take it, or is gone). Cancel-safe: what is not written stays here.
+    pub async fn flush_rest(&self, limit: Duration) -> Result<(), ()> {
+        if self.lock().rest.is_none() {
+            return Ok(());
+        }
+        flush_rest(self, limit).await
+    }
+
+    /// The socket's task ends: the duplicate descriptor is closed (the fan-out writes no more).
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.open = false;
+        state.socket = None;
+    }
+}
+
+impl State {
+    fn write(&mut self, index: usize, at: Option<&At>, frame: &Frame) -> Delivery {
+        if !self.open {
+            return Delivery::Queue;
+        }
+        let Some(known) = self.positions.get(index) else {
+            return Delivery::Queue;
+        };
+        if let (Some((epoch, offset)), Some((known_epoch, known_offset))) = (at, known) {
+            if epoch != known_epoch {
+                // The stream was made again: the task tells the browser to resync first.
+                self.open = false;
+                return Delivery::Queue;
+            }
+            if offset <= known_offset {
+                return Delivery::Known;
+            }
+        }
+        let verdict = self.write_now(frame);
+        if verdict != Delivery::Queue {
+            if let Some(at) = at {
+                self.positions[index] = Some(at.clone());
+            }
+        }
+        verdict
+    }
+
+    #[cfg(unix)]
+    fn write_now(&mut self, frame: &Frame) -> Delivery {
+        use std::io::Write;
+        let Some(socket) = self.socket.as_mut() else {
+            return Delivery::Queue;
+        };
+        let bytes = frame.bytes();
+        match socket.write(bytes) {
+            Ok(n) if n == bytes.len() => Delivery::Written,
+            Ok(n) if n > 0 => {
+                self.open = false;
+                self.rest = Some((frame.clone(), n));
+                Delivery::Partly
+            }
+            // Full (or gone: the task's own write finds out and ends the socket).
+            _ => {
+                self.open = false;
+                Delivery::Queue
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn write_now(&mut self, _frame: &Frame) -> Delivery {
+        Delivery::Queue
+    }
+}
+
+/// Waits for room on a second handle of the socket (registered with the runtime for this rare
+/// wait only) and writes the rest as the socket takes it.
+#[cfg(unix)]
+async fn flush_rest(direct: &Direct, limit: Duration) -> Result<(), ()> {
+    let handle = {
+        let state = direct.lock();
+        let socket = state.socket.as_ref().ok_or(())?;
+        socket.try_clone().map_err(|_| ())?
+    };
+    let handle = tokio::net::TcpStream::from_std(handle).map_err(|_| ())?;
+    tokio::time::timeout(limit, async {
+        loop {
+            handle.writable().await.map_err(|_| ())?;
+            let mut state = direct.lock();
+            let Some((frame, written)) = state.rest.as_mut() else {
+                return Ok(());
+            };
+            match handle.try_write(&frame.bytes()[*written..]) {
+                Ok(n) if n > 0 => {
+                    *written += n;
+                    if *written == frame.bytes().len() {
+                        state.rest = None;
+                        return Ok(());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                _ => return Err(()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| ())?
+}
+
+#[cfg(not(unix))]
+async fn flush_rest(_direct: &Direct, _limit: Duration) -> Result<(), ()> {
+    Ok(()) // never a rest: nothing is lent off Unix
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_unmasked_text_frames_with_the_shortest_length() {
+        let short = Frame::text("hi");
+        assert_eq!(short.bytes(), b"\x81\x02hi");
+        let medium = "x".repeat(300);
+        let framed = Frame::text(&medium);
+        assert_eq!(&framed.bytes()[..4], &[0x81, 126, 0x01, 0x2c]);
+        assert_eq!(framed.bytes().len(), 304);
+        let long = "y".repeat(70_000);
+        let framed = Frame::text(&long);
+        assert_eq!(framed.bytes()[1], 127);
+        assert_eq!(&framed.bytes()[2..10], &70_000u64.to_be_bytes());
+        assert_eq!(framed.bytes().len(), 70_010);
+    }
+}
