@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::direct::Direct;
+use crate::direct::{CloseOnDrop, Direct};
 use crate::hub::{frame, ChannelOut, FanoutTimer, Outgoing, Peer};
 use crate::metrics::{CloseReason, DropReason};
 use crate::quiet::WakeFlag;
@@ -133,6 +133,9 @@ pub async fn serve(
     );
 
     let (mut sink, mut stream) = socket.split();
+    // Declared after the socket's halves, so dropped before them whatever ends this task: the
+    // fan-out's borrowed descriptor is never written once the connection may be closed.
+    let _inert_on_drop = CloseOnDrop(direct.clone());
     let start = Instant::now() + settings.ping_interval;
     let mut ping = tokio::time::interval_at(start, settings.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -20,8 +20,12 @@
 //! that rest before anything else, again within the send timeout (else the socket is dropped as
 //! too slow, as before).
 //!
-//! Only on Unix: the socket is reached through a duplicate of its descriptor, closed when the
-//! socket's task ends. Elsewhere no socket is ever lent, and every message takes the queue.
+//! Only on Unix: the fan-out writes to the connection's own descriptor, borrowed, not duplicated
+//! (a gateway's capacity is its open-file limit: a second descriptor per socket would halve it).
+//! The borrow is safe because every write happens under the lock, and the socket's task makes
+//! the way inert ([`Direct::close`], also run by [`CloseOnDrop`] if the task unwinds or is dropped)
+//! before the connection, and so its descriptor, can be closed. Elsewhere no socket is ever lent,
+//! and every message takes the queue.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -73,8 +77,9 @@ pub enum Delivery {
     Queue,
 }
 
+/// The connection's socket, borrowed: never closed from here (see the module's text).
 #[cfg(unix)]
-type Socket = std::net::TcpStream;
+type Socket = std::mem::ManuallyDrop<std::net::TcpStream>;
 /// No socket is ever lent off Unix: this type has no value.
 #[cfg(not(unix))]
 type Socket = std::convert::Infallible;
@@ -99,15 +104,18 @@ pub struct Direct {
 }
 
 impl Direct {
-    /// The way to the socket of the connection whose descriptor is `fd` (a duplicate is made:
-    /// the connection's own is closed by its owner, this one by [`Direct::close`]).
+    /// The way to the socket of the connection whose descriptor is `fd`.
+    ///
+    /// # Safety
+    /// `fd` must be the descriptor of an open connection, and stay open until [`Direct::close`]
+    /// has returned (hold a [`CloseOnDrop`] of this way in the task that owns the connection,
+    /// declared after the connection's value, so it is dropped first).
     #[cfg(unix)]
-    pub fn of(fd: std::os::fd::RawFd) -> std::io::Result<Direct> {
-        // SAFETY: the caller passes the descriptor of a connection that is open for the whole
-        // call (its WebSocket is alive); the duplicate is ours alone from here on.
-        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        let socket = Socket::from(borrowed.try_clone_to_owned()?);
-        Ok(Direct::with(Some(socket)))
+    pub unsafe fn of(fd: std::os::fd::RawFd) -> Direct {
+        use std::os::fd::FromRawFd;
+        // SAFETY: per this function's contract; ManuallyDrop: the descriptor is never closed here.
+        let socket = std::mem::ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+        Direct::with(Some(socket))
     }
 
     fn with(socket: Option<Socket>) -> Direct {
@@ -189,11 +197,23 @@ impl Direct {
         flush_rest(self, limit).await
     }
 
-    /// The socket's task ends: the duplicate descriptor is closed (the fan-out writes no more).
+    /// The socket's task ends: the fan-out never touches the descriptor again.
     pub fn close(&self) {
         let mut state = self.lock();
         state.open = false;
         state.socket = None;
+    }
+}
+
+/// Runs [`Direct::close`] when dropped: however the socket's task ends (returns, unwinds, or is
+/// dropped by the runtime), the way is inert before the connection's descriptor is closed.
+pub struct CloseOnDrop(pub Option<Arc<Direct>>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(direct) = &self.0 {
+            direct.close();
+        }
     }
 }
 
@@ -252,38 +272,53 @@ impl State {
     }
 }
 
-/// Waits for room on a second handle of the socket (registered with the runtime for this rare
-/// wait only) and writes the rest as the socket takes it.
+/// The first wait between two tries at the rest; doubled up to [`REST_RETRY_MAX`].
+const REST_RETRY_MIN: Duration = Duration::from_millis(1);
+const REST_RETRY_MAX: Duration = Duration::from_millis(20);
+
+/// Tries the rest again and again, on a timer: the connection's descriptor is registered with the
+/// runtime by its owner already (a second registration of it is refused), and a cut frame only
+/// happens to a socket whose buffer is full, which waits in any case.
 #[cfg(unix)]
 async fn flush_rest(direct: &Direct, limit: Duration) -> Result<(), ()> {
-    let handle = {
-        let state = direct.lock();
-        let socket = state.socket.as_ref().ok_or(())?;
-        socket.try_clone().map_err(|_| ())?
-    };
-    let handle = tokio::net::TcpStream::from_std(handle).map_err(|_| ())?;
-    tokio::time::timeout(limit, async {
-        loop {
-            handle.writable().await.map_err(|_| ())?;
+    use std::io::Write;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut wait = REST_RETRY_MIN;
+    loop {
+        {
             let mut state = direct.lock();
-            let Some((frame, written)) = state.rest.as_mut() else {
-                return Ok(());
+            let state = &mut *state;
+            let (Some((frame, written)), Some(socket)) =
+                (state.rest.as_mut(), state.socket.as_mut())
+            else {
+                return if state.rest.is_none() {
+                    Ok(())
+                } else {
+                    Err(())
+                };
             };
-            match handle.try_write(&frame.bytes()[*written..]) {
-                Ok(n) if n > 0 => {
-                    *written += n;
-                    if *written == frame.bytes().len() {
-                        state.rest = None;
-                        return Ok(());
+            loop {
+                match socket.write(&frame.bytes()[*written..]) {
+                    Ok(0) => return Err(()),
+                    Ok(n) => {
+                        *written += n;
+                        if *written == frame.bytes().len() {
+                            state.rest = None;
+                            return Ok(());
+                        }
                     }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(()),
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                _ => return Err(()),
             }
         }
-    })
-    .await
-    .map_err(|_| ())?
+        if tokio::time::Instant::now() + wait > deadline {
+            return Err(());
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(REST_RETRY_MAX);
+    }
 }
 
 #[cfg(not(unix))]

@@ -129,20 +129,18 @@ async fn websocket(
 }
 
 /// The fan-out's direct way to a general-channel socket (`--fanout direct`, Unix), made while
-/// its connection is open (the upgraded socket holds it). None: every message is queued.
+/// its connection is open (the upgraded socket holds it) and handed to `channel_socket::serve`
+/// with that socket. None: every message is queued.
 fn direct_way(app: &App, fd: ConnectionFd) -> Option<Arc<Direct>> {
     if !app.settings.direct_fanout {
         return None;
     }
     #[cfg(unix)]
     {
-        match Direct::of(fd.0) {
-            Ok(direct) => Some(Arc::new(direct)),
-            Err(e) => {
-                tracing::warn!(error = %e, "no direct writes for this socket: its messages are queued");
-                None
-            }
-        }
+        // SAFETY: called while the connection is open (its upgraded socket is alive), and the
+        // socket's task, which owns both, holds a CloseOnDrop of this way declared after the
+        // socket's halves (so the way goes inert before the descriptor can close).
+        Some(Arc::new(unsafe { Direct::of(fd.0) }))
     }
     #[cfg(not(unix))]
     {
