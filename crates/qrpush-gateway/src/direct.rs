@@ -118,6 +118,7 @@ impl Direct {
         Direct::with(Some(socket))
     }
 
+    #[cfg(unix)]
     fn with(socket: Option<Socket>) -> Direct {
         Direct {
             state: Mutex::new(State {
@@ -273,7 +274,9 @@ impl State {
 }
 
 /// The first wait between two tries at the rest; doubled up to [`REST_RETRY_MAX`].
+#[cfg(unix)]
 const REST_RETRY_MIN: Duration = Duration::from_millis(1);
+#[cfg(unix)]
 const REST_RETRY_MAX: Duration = Duration::from_millis(20);
 
 /// Tries the rest again and again, on a timer: the connection's descriptor is registered with the

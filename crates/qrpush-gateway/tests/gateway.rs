@@ -13,7 +13,7 @@ use qrpush_test_support as support;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use qrpush_core::login::gateway_token::{self, Key};
@@ -23,7 +23,6 @@ use qrpush_gateway::Gateway;
 use serde_json::Value as Json;
 use support::RedisServer;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -511,8 +510,12 @@ async fn after_a_redis_restart_the_gateway_resubscribes_resends_the_status_and_k
     gw.stop().await;
 }
 
+// SIGTERM is Unix's; on Windows the binary stops on Ctrl-C (main.rs).
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_closes_sockets_with_1001_on_sigterm_and_exits_cleanly() {
+    use std::time::Instant;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
     let redis = RedisServer::start();
     let port = support::free_port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_qrpush-gateway"))
