@@ -253,6 +253,7 @@ fn the_documented_user_publishes_replays_and_logs_in_on_every_shard() {
     // Every connection QrPush holds is logged in as the app user.
     for node in cluster.primaries() {
         let mine = node.qrpush_clients();
+        assert!(!mine.is_empty(), "port {}", node.port());
         assert!(mine.iter().all(|c| c.get("user") == Some("qrpush-app")));
     }
 
