@@ -10,8 +10,8 @@ use QrPush\ServerException;
 
 /**
  * `rediss://` as PHP sees it, against a real TLS redis-server: a CA and a server certificate
- * (localhost, 127.0.0.1) made by the openssl CLI for this class, plus an unrelated CA. The TLS
- * settings work as Client options, php.ini directives (phpinfo shows them) and in php-fpm; a
+ * (localhost, 127.0.0.1) made by the openssl CLI for this class (TestPki), plus an unrelated CA.
+ * The TLS settings work as Client options, php.ini directives (phpinfo shows them) and in php-fpm; a
  * failed verification is a ConnectionException; bad values are ValueErrors or startup warnings; no
  * password shows. How TLS itself behaves (connection reuse, names, verify none, pool keys,
  * timeouts, fork) is the core's to prove: crates/qrpush-core/tests/tls.rs.
@@ -25,38 +25,13 @@ final class TlsTest extends TestCase
 
     public static function setUpBeforeClass(): void
     {
-        self::$pki = Processes::tempDir('tls-pki');
-        $dir = self::$pki;
-        $ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-        foreach (['ca' => 'QrPush test CA', 'other-ca' => 'Some other CA'] as $name => $cn) {
-            self::openssl(['req', '-x509', ...$ec, '-keyout', "{$dir}/{$name}.key", '-out', "{$dir}/{$name}.pem",
-                '-days', '2', '-subj', "/CN={$cn}",
-                '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
-        }
-        self::openssl(['req', '-new', ...$ec, '-keyout', "{$dir}/server.key", '-out', "{$dir}/server.csr", '-subj', '/CN=localhost']);
-        file_put_contents("{$dir}/server.ext", implode("\n", [
-            'subjectAltName=DNS:localhost,IP:127.0.0.1',
-            'basicConstraints=CA:FALSE',
-            'keyUsage=critical,digitalSignature',
-            'extendedKeyUsage=serverAuth',
-        ]) . "\n");
-        self::openssl(['x509', '-req', '-in', "{$dir}/server.csr", '-CA', "{$dir}/ca.pem", '-CAkey', "{$dir}/ca.key",
-            '-set_serial', '0x' . bin2hex(random_bytes(8)), '-days', '2', '-out', "{$dir}/server.pem", '-extfile', "{$dir}/server.ext"]);
+        self::$pki = TestPki::create();
     }
 
     public static function tearDownAfterClass(): void
     {
         if (self::$pki !== '') {
             Processes::removeDir(self::$pki);
-        }
-    }
-
-    /** @param list<string> $args */
-    private static function openssl(array $args): void
-    {
-        $result = PhpProcess::exec(['openssl', ...$args], 30.0);
-        if ($result->exitCode !== 0) {
-            throw new \RuntimeException('making the test certificates failed: ' . $result->describe());
         }
     }
 
@@ -73,13 +48,7 @@ final class TlsTest extends TestCase
     private function tlsRedis(?string $password = null): array
     {
         $port = Processes::freePort();
-        $server = $this->redis($password, [
-            '--tls-port', (string) $port,
-            '--tls-cert-file', self::file('server.pem'),
-            '--tls-key-file', self::file('server.key'),
-            '--tls-ca-cert-file', self::file('ca.pem'),
-            '--tls-auth-clients', 'no',
-        ]);
+        $server = $this->redis($password, TestPki::serverArgs(self::$pki, $port));
         return [$server, $port];
     }
 

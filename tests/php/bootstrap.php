@@ -63,6 +63,7 @@ require __DIR__ . '/Support/RedisSentinel.php';
 require __DIR__ . '/Support/Subscriber.php';
 require __DIR__ . '/Support/PhpProcess.php';
 require __DIR__ . '/Support/Fpm.php';
+require __DIR__ . '/Support/TestPki.php';
 require __DIR__ . '/Support/TestCase.php';
 require __DIR__ . '/Support/JsonAgainstPhpTestCase.php';
 

@@ -49,14 +49,18 @@ abstract class TestCase extends \PHPUnit\Framework\TestCase
         return $this->owned[] = new RedisCluster();
     }
 
-    /** 1 primary + 1 replica + 3 Sentinels, stopped in tearDown. */
-    /** @param string|null $sentinelPassword The Sentinels' own requirepass (see RedisSentinel). */
-    protected function redisSentinel(?string $sentinelPassword = null): RedisSentinel
+    /**
+     * 1 primary + 1 replica + 3 Sentinels, stopped in tearDown.
+     *
+     * @param string|null $sentinelPassword The Sentinels' own requirepass (see RedisSentinel).
+     * @param string|null $pki A TestPki directory: every server on TLS too (see RedisSentinel).
+     */
+    protected function redisSentinel(?string $sentinelPassword = null, ?string $pki = null): RedisSentinel
     {
         if (ExternalServers::enabled()) {
             self::markTestSkipped('Sentinels need a config file on the side that runs redis-server');
         }
-        return $this->owned[] = new RedisSentinel($sentinelPassword);
+        return $this->owned[] = new RedisSentinel($sentinelPassword, $pki);
     }
 
     /**
