@@ -548,8 +548,11 @@ final class LoginFlowTest extends TestCase
         $error = $response->json();
         self::assertSame([$class, $code], [$error['error'] ?? null, $error['code'] ?? null], $response->body);
         self::assertIsString($error['message']);
+        // The answer without its numeric fields: the exception code (108) is no secret, and a
+        // 2-digit confirmation code may well be part of its digits.
+        $text = json_encode(array_filter($error, static fn ($value) => !is_int($value)), JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE);
         foreach ($secrets as $secret) {
-            self::assertStringNotContainsString($secret, $response->body, 'an error answer leaks a secret');
+            self::assertStringNotContainsString($secret, $text, 'an error answer leaks a secret');
         }
     }
 

@@ -377,7 +377,13 @@ async fn on_cluster_each_channel_is_followed_on_its_shard_through_a_slot_move_an
     tokio::task::block_in_place(|| manual_failover(&cluster, promoted, slot));
     until_ready(&mut ws, &channels[..2], BOUND).await;
     for channel in &channels[..2] {
-        assert_eq!(subscribers(cluster.node(promoted), channel, true), 1);
+        // `ready` may come first from a resubscription on the demoted node, if the slot map read
+        // right after its `sunsubscribe` still named it (a replica delivers shard messages too);
+        // its ROLE then sends the gateway to the promoted node.
+        wait_for("the subscription on the promoted node", || {
+            subscribers(cluster.node(promoted), channel, true) == 1
+        })
+        .await;
         publish(&client, channel, "after the manual failover").await;
         expect_message(&mut ws, channel, "after the manual failover").await;
     }
