@@ -224,6 +224,8 @@ impl State {
             return Delivery::Queue;
         }
         let Some(known) = self.positions.get(index) else {
+            // Not a channel of this socket's: its task sorts it out, and nothing overtakes it.
+            self.open = false;
             return Delivery::Queue;
         };
         if let (Some((epoch, offset)), Some((known_epoch, known_offset))) = (at, known) {
@@ -332,6 +334,116 @@ async fn flush_rest(_direct: &Direct, _limit: Duration) -> Result<(), ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connected loopback pair: the server side non-blocking, as the runtime keeps it.
+    #[cfg(unix)]
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (server, client)
+    }
+
+    #[cfg(unix)]
+    fn at(epoch: &str, ms: u64) -> Option<At> {
+        Some((Arc::from(epoch), Offset::new(ms, 0)))
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lent_socket_gets_new_messages_skips_known_ones_and_hands_its_positions_back() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let (server, mut client) = pair();
+        // SAFETY: `server` outlives every use: `close` runs before it is dropped.
+        let direct = unsafe { Direct::of(server.as_raw_fd()) };
+        let never = || panic!("queued");
+        assert_eq!(
+            direct.deliver(0, None, &Frame::text("x"), || ()),
+            Delivery::Queue,
+            "not lent yet"
+        );
+        assert!(!direct.lend(|| false, Vec::new), "something is queued");
+        assert!(direct.lend(|| true, || vec![at("e1", 5)]));
+        let old = direct.deliver(0, at("e1", 5).as_ref(), &Frame::text("old"), never);
+        assert_eq!(old, Delivery::Known);
+        let new = direct.deliver(0, at("e1", 6).as_ref(), &Frame::text("new"), never);
+        assert_eq!(new, Delivery::Written);
+        assert_eq!(
+            direct.deliver(0, None, &Frame::text("plain"), never),
+            Delivery::Written
+        );
+        // Another epoch needs the task (a resync first): queued, and nothing overtakes it.
+        let mut queued = 0;
+        let other = direct.deliver(0, at("e2", 1).as_ref(), &Frame::text("e2"), || queued += 1);
+        assert_eq!((other, queued), (Delivery::Queue, 1));
+        let later = direct.deliver(0, at("e1", 9).as_ref(), &Frame::text("later"), || {
+            queued += 1
+        });
+        assert_eq!((later, queued), (Delivery::Queue, 2));
+        assert_eq!(direct.take_back(), Some(vec![at("e1", 6)]));
+        assert_eq!(direct.take_back(), None, "taken back once");
+        let mut got = [0u8; 12];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"\x81\x03new\x81\x05plain");
+        direct.close();
+        assert!(!direct.lend(|| true, Vec::new), "closed: never lent again");
+        drop(server);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_frame_the_socket_takes_in_part_is_finished_before_anything_else() {
+        use std::io::Read;
+        use std::os::fd::AsRawFd;
+        let (server, mut client) = pair();
+        // SAFETY: as above.
+        let direct = unsafe { Direct::of(server.as_raw_fd()) };
+        assert!(direct.lend(|| true, || vec![None]));
+        let frame = Frame::text(&"z".repeat(64 * 1024));
+        let mut sent = 0usize;
+        loop {
+            assert!(sent < 100_000_000, "the socket's buffer never filled");
+            match direct.deliver(0, None, &frame, || panic!("queued before a cut")) {
+                Delivery::Written => sent += frame.bytes().len(),
+                Delivery::Partly => break,
+                other => panic!("{other:?} before the buffer cut a frame"),
+            }
+        }
+        sent += frame.bytes().len();
+        assert!(
+            !direct.lend(|| true, Vec::new),
+            "a rest is pending: not lent again"
+        );
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut buf = vec![0u8; 1 << 16];
+            while all.len() < sent {
+                let n = client.read(&mut buf).unwrap();
+                assert!(n > 0);
+                all.extend_from_slice(&buf[..n]);
+            }
+            all
+        });
+        direct.take_back();
+        direct
+            .flush_rest(Duration::from_secs(10))
+            .await
+            .expect("the rest went out");
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), sent);
+        assert!(
+            all.chunks(frame.bytes().len()).all(|c| c == frame.bytes()),
+            "whole frames only"
+        );
+        assert!(
+            direct.lend(|| true, || vec![None]),
+            "lent again once the rest is out"
+        );
+        direct.close();
+        drop(server);
+    }
 
     #[test]
     fn frames_are_unmasked_text_frames_with_the_shortest_length() {
