@@ -135,31 +135,22 @@ function loop_body(string $who, string $ch, string $msg): callable
                 return $lat;
             };
         case 'phpredis_spread':
-            $redis = bench_phpredis_pconnect();
+        case 'phpredis_cl':
+            // One loop for both: Redis and RedisCluster share publish() and getLastError(), so
+            // the timed path is the same code. RedisCluster has no spublish(): its publish() is
+            // the classic, broadcast PUBLISH.
+            [$redis, $what] = $who === 'phpredis_cl'
+                ? [bench_phpredis_cluster(), 'RedisCluster']
+                : [bench_phpredis_pconnect(), 'phpredis'];
             $chs = bench_channels();
-            return function (int $n) use ($redis, $chs, $msg): array {
+            return function (int $n) use ($redis, $what, $chs, $msg): array {
                 $lat = [];
                 $k = count($chs);
                 for ($i = 0; $i < $n; $i++) {
                     $t = hrtime(true);
                     $r = $redis->publish($chs[$i % $k], $msg);
                     $lat[] = hrtime(true) - $t;
-                    if ($r === false) fail('phpredis publish failed: ' . $redis->getLastError());
-                }
-                return $lat;
-            };
-        case 'phpredis_cl':
-            // RedisCluster has no spublish(): its publish() is the classic, broadcast PUBLISH.
-            $cluster = bench_phpredis_cluster();
-            $chs = bench_channels();
-            return function (int $n) use ($cluster, $chs, $msg): array {
-                $lat = [];
-                $k = count($chs);
-                for ($i = 0; $i < $n; $i++) {
-                    $t = hrtime(true);
-                    $r = $cluster->publish($chs[$i % $k], $msg);
-                    $lat[] = hrtime(true) - $t;
-                    if ($r === false) fail('RedisCluster publish failed: ' . $cluster->getLastError());
+                    if ($r === false) fail("{$what} publish failed: " . $redis->getLastError());
                 }
                 return $lat;
             };
@@ -203,7 +194,13 @@ function batch_body(string $who, string $ch, string $msg, int $batch): callable
     $pairs = array_fill(0, $batch, [$ch, $msg]);
     switch ($who) {
         case 'qrpush_many':
+        case 'qrpush_many_spread':
+            // The Cluster section's variant sends batches going round bench_channels() (34/33/33
+            // over the 3 shards) through the same timed loop.
             QrPush::ping();
+            if ($who === 'qrpush_many_spread') {
+                $pairs = bench_spread_pairs($msg, $batch);
+            }
             return function (int $n) use ($pairs, $batch): array {
                 $lat = [];
                 for ($i = 0; $i < $n; $i++) {
@@ -261,19 +258,6 @@ function batch_body(string $who, string $ch, string $msg, int $batch): callable
                 return $lat;
             };
         // The Cluster section: batches going round bench_channels() (34/33/33 over the 3 shards).
-        case 'qrpush_many_spread':
-            QrPush::ping();
-            $spread = bench_spread_pairs($msg, $batch);
-            return function (int $n) use ($spread, $batch): array {
-                $lat = [];
-                for ($i = 0; $i < $n; $i++) {
-                    $t = hrtime(true);
-                    $r = QrPush::publishMany($spread);
-                    $lat[] = hrtime(true) - $t;
-                    if (count($r) !== $batch) fail('publishMany returned ' . count($r) . ' counts');
-                }
-                return $lat;
-            };
         case 'phpredis_pipeline_spread':
             $redis = bench_phpredis_pconnect();
             $spread = bench_spread_pairs($msg, $batch);

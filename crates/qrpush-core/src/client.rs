@@ -553,6 +553,26 @@ impl Client {
         }
     }
 
+    /// A connection of `pool` on `terms` (those of the call that started at `terms.now`), and
+    /// when the request on it must be answered: `timeout` after the call's start when the pool
+    /// lent it at once (no clock read), else `timeout` after it was ready, but never later than
+    /// a connection got at the last allowed moment would have had. Shared by every request
+    /// path so that single publishes and Cluster groups are bounded alike.
+    fn lease_for_request<'p>(
+        &self,
+        pool: &'p Pool,
+        terms: &LeaseTerms,
+    ) -> Result<(Lease<'p>, Instant)> {
+        let lease = pool.lease_within(terms)?;
+        let timeout = self.config.timeout;
+        let request_by = match lease.ready_at {
+            // Lent at once: the request's time starts with the call.
+            None => terms.now + timeout,
+            Some(ready) => (ready + timeout).min(terms.connect_by() + timeout),
+        };
+        Ok((lease, request_by))
+    }
+
     /// `op` on a connection of `pool`, within the deadline of the call that started at `start`,
     /// with the silent retry `run` describes; no stats.
     fn on_pool<T>(
@@ -561,22 +581,10 @@ impl Client {
         start: Instant,
         mut op: impl FnMut(&mut Connection, Instant) -> Result<T>,
     ) -> Result<T> {
-        let terms = LeaseTerms {
-            now: start,
-            connect_timeout: self.config.connect_timeout,
-            breaker_cooldown: self.config.breaker_cooldown,
-            idle_check_after: self.config.idle_check_after,
-        };
+        let terms = LeaseTerms::for_call(&self.config, start);
         let mut retried = false;
         loop {
-            let mut lease = pool.lease_within(&terms)?;
-            let request_by = match lease.ready_at {
-                // Lent at once: the request's time starts with the call.
-                None => start + self.config.timeout,
-                Some(ready) => {
-                    (ready + self.config.timeout).min(terms.connect_by() + self.config.timeout)
-                }
-            };
+            let (mut lease, request_by) = self.lease_for_request(pool, &terms)?;
             match op(lease.connection(), request_by) {
                 Ok(v) => {
                     // Retired by its request (a Cluster redirect, a primary check in doubt):
@@ -781,23 +789,12 @@ impl Client {
         mode: ClusterPublish,
         start: Instant,
     ) -> Result<(Lease<'p>, Sent)> {
-        let terms = LeaseTerms {
-            now: start,
-            connect_timeout: self.config.connect_timeout,
-            breaker_cooldown: self.config.breaker_cooldown,
-            idle_check_after: self.config.idle_check_after,
-        };
+        let terms = LeaseTerms::for_call(&self.config, start);
         let sharded = mode == ClusterPublish::Sharded;
         let prefix = self.config.channel_prefix.as_bytes();
         let mut retried = false;
         loop {
-            let mut lease = pool.lease_within(&terms)?;
-            let request_by = match lease.ready_at {
-                None => start + self.config.timeout,
-                Some(ready) => {
-                    (ready + self.config.timeout).min(terms.connect_by() + self.config.timeout)
-                }
-            };
+            let (mut lease, request_by) = self.lease_for_request(pool, &terms)?;
             let written = lease.connection().write_request(request_by, |p| {
                 for &i in indexes {
                     let (channel, payload) = items[i];

@@ -18,6 +18,8 @@
 //! - [`breaker`]: the circuit breaker that fails calls fast after a slow connection failure.
 //! - [`stats`]: counters and the latency histogram behind `stats()` and phpinfo.
 //! - [`pool`]: the per-process, fork-aware, bounded pool shared by clients of an endpoint.
+//! - `lookup`: a topology question (the slot map, the primary) asked of several servers in turn
+//!   within one call's deadline, and the error when none answers.
 //! - [`cluster`]: Redis Cluster routing: hash slots, the slot map, a pool per node, redirects.
 //! - [`sentinel`]: Redis Sentinel: the service's primary, asked of the Sentinels, verified with ROLE.
 //! - [`client`]: [`Client`]: publish, publish_many, ping with validation, retry rules and stats.
@@ -50,6 +52,7 @@ pub mod stats;
 mod stream;
 
 pub mod cluster;
+mod lookup;
 pub mod sentinel;
 
 pub mod client;

@@ -15,6 +15,7 @@ use once_cell::sync::Lazy;
 use parking_lot::{Condvar, Mutex};
 
 use crate::breaker::Breaker;
+use crate::config::Config;
 use crate::connection::Connection;
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
@@ -77,6 +78,16 @@ impl LeaseTerms {
             connect_timeout,
             breaker_cooldown: Duration::ZERO,
             idle_check_after: Duration::ZERO,
+        }
+    }
+
+    /// The terms of a call made with `config` that started at `start`.
+    pub fn for_call(config: &Config, start: Instant) -> Self {
+        LeaseTerms {
+            now: start,
+            connect_timeout: config.connect_timeout,
+            breaker_cooldown: config.breaker_cooldown,
+            idle_check_after: config.idle_check_after,
         }
     }
 

@@ -40,7 +40,8 @@ use crate::config::Config;
 use crate::connection::server_error;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::{shared_pool, LeaseTerms, Pool};
+use crate::lookup::{ask_in_turn, lease_for_question};
+use crate::pool::{shared_pool, Pool};
 use crate::stats::{Stats, StatsSnapshot, TopologySnapshot};
 
 pub struct Sentinel {
@@ -164,56 +165,38 @@ impl Sentinel {
     fn ask_sentinels(&self, config: &Config, deadline: Instant) -> Result<Node> {
         let count = self.sentinel_pools.len();
         let first = self.preferred.load(Relaxed);
-        let mut last = None;
-        for k in 0..count {
-            let i = (first + k) % count;
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            // A Sentinel that does not answer (a stopped process, a lost route) takes only its
-            // share of what is left, so that the others are still asked in time.
-            let share = deadline.saturating_duration_since(now) / (count - k) as u32;
-            match self.ask(&self.sentinel_pools[i], config, now + share) {
-                Ok(node) => {
-                    self.preferred.store(i, Relaxed);
-                    let mut last_primary = self.last_primary.lock();
-                    if last_primary.as_ref().is_some_and(|old| *old != node) {
-                        self.failovers.fetch_add(1, Relaxed);
-                    }
-                    *last_primary = Some(node.clone());
-                    *self.primary.write() = Some((node.clone(), Instant::now()));
-                    return Ok(node);
-                }
-                Err(e) => last = Some(e),
-            }
+        let (i, node) = ask_in_turn(
+            (0..count).map(|k| (first + k) % count),
+            deadline,
+            config,
+            || {
+                format!(
+                    "no primary of the Sentinel service '{}' found through {}",
+                    self.service(),
+                    self.endpoint.label()
+                )
+            },
+            |i, now, left| {
+                // A Sentinel that does not answer (a stopped process, a lost route) takes only
+                // its share of what is left, so that the others are still asked in time.
+                let share = deadline.saturating_duration_since(now) / left as u32;
+                let node = self.ask(&self.sentinel_pools[i], config, now + share)?;
+                Ok((i, node))
+            },
+        )?;
+        self.preferred.store(i, Relaxed);
+        let mut last_primary = self.last_primary.lock();
+        if last_primary.as_ref().is_some_and(|old| *old != node) {
+            self.failovers.fetch_add(1, Relaxed);
         }
-        let why = last
-            .map(|e| e.message().to_string())
-            .unwrap_or_else(|| format!("no time left within {:?}", config.call_bound()));
-        Err(Error::new(
-            ErrorKind::Connection,
-            format!(
-                "no primary of the Sentinel service '{}' found through {}: {why}",
-                self.service(),
-                self.endpoint.label()
-            ),
-        ))
+        *last_primary = Some(node.clone());
+        *self.primary.write() = Some((node.clone(), Instant::now()));
+        Ok(node)
     }
 
     /// One question to the Sentinel of `pool`, on a pooled connection (dropped if it fails).
     fn ask(&self, pool: &Pool, config: &Config, deadline: Instant) -> Result<Node> {
-        let now = Instant::now();
-        let terms = LeaseTerms {
-            now,
-            connect_timeout: config
-                .connect_timeout
-                .min(deadline.saturating_duration_since(now)),
-            breaker_cooldown: config.breaker_cooldown,
-            idle_check_after: config.idle_check_after,
-        };
-        let mut lease = pool.lease_within(&terms)?;
-        let request_by = (lease.ready_at.unwrap_or(now) + config.timeout).min(deadline);
+        let (mut lease, request_by) = lease_for_question(pool, config, deadline)?;
         let service = self.service();
         let reply = match lease.connection().request_one(request_by, |p| {
             p.command(|cmd| {
@@ -263,15 +246,7 @@ impl Sentinel {
 
     /// The calls through this service, with the current primary's pool numbers.
     pub fn snapshot(&self) -> StatsSnapshot {
-        let mut snapshot = StatsSnapshot {
-            published: self.stats.published.load(Relaxed),
-            failed: self.stats.failed.load(Relaxed),
-            last_error: self.stats.last_error(),
-            latency: self.stats.latency(),
-            endpoint: self.endpoint.redacted_url(),
-            pid: crate::process::current_pid(),
-            ..StatsSnapshot::default()
-        };
+        let mut snapshot = self.stats.snapshot_for(&self.endpoint);
         let primary = self.current_primary();
         snapshot.topology = TopologySnapshot {
             kind: "sentinel",

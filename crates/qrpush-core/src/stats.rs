@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::endpoint::Endpoint;
+
 const SUB_BUCKETS: u32 = 4;
 /// Covers 1 µs to 2^40 µs; anything slower lands in the last bucket.
 const BUCKETS: usize = (40 * SUB_BUCKETS) as usize;
@@ -83,6 +85,21 @@ impl Stats {
     pub fn record_partial(&self, published: u64, failed: u64, message: &str) {
         self.published.fetch_add(published, Relaxed);
         self.record_failure(failed, message);
+    }
+
+    /// These counters as the snapshot of the calls made to `endpoint` by this process; the
+    /// pool and topology parts are left at their defaults for a Cluster or a Sentinel service,
+    /// whose calls go through other pools, to fill in.
+    pub fn snapshot_for(&self, endpoint: &Endpoint) -> StatsSnapshot {
+        StatsSnapshot {
+            published: self.published.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            last_error: self.last_error(),
+            latency: self.latency(),
+            endpoint: endpoint.redacted_url(),
+            pid: crate::process::current_pid(),
+            ..StatsSnapshot::default()
+        }
     }
 
     pub fn last_error(&self) -> Option<String> {

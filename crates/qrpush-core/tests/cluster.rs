@@ -12,21 +12,12 @@ use qrpush_test_support as support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use qrpush_core::cluster::{shared_cluster, slot};
+use qrpush_core::cluster::slot;
 use qrpush_core::{Client, Config, ErrorKind};
-use support::ClusterTopology;
+use support::{cluster_routing, ClusterTopology};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
-
-fn client(cluster: &ClusterTopology, settings: &[(&str, &str)]) -> Client {
-    let mut config = Config::default();
-    config.set("url", &cluster.url()).unwrap();
-    for (name, value) in settings {
-        config.set(name, value).unwrap();
-    }
-    Client::new(config)
-}
 
 /// Slots, sharded routing, publishMany order and the global mode, on one Cluster.
 #[test]
@@ -53,16 +44,13 @@ fn messages_go_to_the_owner_of_their_slot() {
         );
     }
 
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
-    let channels: Vec<String> = primaries
-        .iter()
-        .map(|port| cluster.name_on(*port, "shard-"))
-        .collect();
+    let primaries = cluster.primary_ports();
+    let channels = cluster.name_per_primary("shard-");
     let mut subs: Vec<_> = channels
         .iter()
         .map(|c| cluster.subscribe_sharded(c))
         .collect();
-    let client = client(&cluster, &[]);
+    let client = cluster.client(&[]);
 
     // Single publishes: each subscriber gets exactly its own channel's messages.
     for round in 0..5 {
@@ -129,7 +117,7 @@ fn messages_go_to_the_owner_of_their_slot() {
 }
 
 fn client_global(cluster: &ClusterTopology) -> Client {
-    client(cluster, &[("cluster_publish", "global")])
+    cluster.client(&[("cluster_publish", "global")])
 }
 
 /// A slot moved after the client cached the map: the old owner answers MOVED, its connection is
@@ -138,11 +126,10 @@ fn client_global(cluster: &ClusterTopology) -> Client {
 #[test]
 fn a_moved_slot_is_followed_without_duplicates() {
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     let channel = cluster.name_on(primaries[0], "moving-");
-    let client = client(&cluster, &[]);
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let client = cluster.client(&[]);
+    let routing = cluster_routing(&client);
 
     let mut before = cluster.subscribe_sharded(&channel);
     assert_eq!(client.publish(channel.as_bytes(), b"before").unwrap(), 1);
@@ -182,12 +169,11 @@ fn a_moved_slot_is_followed_without_duplicates() {
 #[test]
 fn a_migrating_slot_keeps_delivering_on_its_owner() {
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     let channel = cluster.name_on(primaries[0], "migrating-");
     let mut sub = cluster.subscribe_sharded(&channel);
-    let client = client(&cluster, &[]);
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let client = cluster.client(&[]);
+    let routing = cluster_routing(&client);
     assert_eq!(client.publish(channel.as_bytes(), b"before").unwrap(), 1);
     let refreshes = routing.refreshes.load(Ordering::Relaxed);
 
@@ -212,16 +198,13 @@ fn a_migrating_slot_keeps_delivering_on_its_owner() {
 #[test]
 fn a_killed_primary_is_replaced_by_its_promoted_replica() {
     let mut cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     let channel = cluster.name_on(primaries[0], "failover-");
-    let client = client(
-        &cluster,
-        &[
-            ("connect_timeout", "0.3"),
-            ("timeout", "0.3"),
-            ("breaker_cooldown", "0"),
-        ],
-    );
+    let client = cluster.client(&[
+        ("connect_timeout", "0.3"),
+        ("timeout", "0.3"),
+        ("breaker_cooldown", "0"),
+    ]);
     assert_eq!(client.publish(channel.as_bytes(), b"before").unwrap(), 0);
 
     let victim = cluster
@@ -322,17 +305,14 @@ fn unroutable_and_unreachable_fail_typed() {
 #[test]
 fn a_batch_over_a_live_and_a_dead_node_reports_its_partial_outcome() {
     let mut cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     let dead = cluster.name_on(primaries[0], "dead-");
     let live = cluster.name_on(primaries[1], "live-");
-    let client = client(
-        &cluster,
-        &[
-            ("connect_timeout", "0.3"),
-            ("timeout", "0.3"),
-            ("breaker_cooldown", "0"),
-        ],
-    );
+    let client = cluster.client(&[
+        ("connect_timeout", "0.3"),
+        ("timeout", "0.3"),
+        ("breaker_cooldown", "0"),
+    ]);
     let mut sub = cluster.subscribe_sharded(&live);
     assert_eq!(client.publish(live.as_bytes(), b"warm").unwrap(), 1);
     assert_eq!(sub.recv(1, WAIT), vec![b"warm".to_vec()]);
@@ -384,7 +364,7 @@ fn socketio_emits_reach_each_adapters_subscribers() {
     use qrpush_core::formats::socketio::{self, Adapter, SubscriptionMode, Target};
 
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     // A room whose channel, socket.io#/#<room>#, lives on each primary.
     let rooms: Vec<String> = primaries
         .iter()
@@ -401,7 +381,7 @@ fn socketio_emits_reach_each_adapters_subscribers() {
         .map(|c| cluster.subscribe_sharded(c))
         .collect();
     let sharded = Target::new(Adapter::Sharded(SubscriptionMode::Dynamic), "socket.io").unwrap();
-    for client in [client(&cluster, &[]), client_global(&cluster)] {
+    for client in [cluster.client(&[]), client_global(&cluster)] {
         for (room, sub) in rooms.iter().zip(subs.iter_mut()) {
             let encoded = sharded
                 .to(&[room.as_str()], true)
@@ -422,7 +402,7 @@ fn socketio_emits_reach_each_adapters_subscribers() {
     let other = *primaries.iter().find(|&&p| p != owner).unwrap();
     let mut elsewhere = cluster.node(other).subscribe(&["socket.io#/#"]);
     let mut sharded_sub = cluster.subscribe_sharded("socket.io#/#");
-    assert_eq!(socketio::emit(&client(&cluster, &[]), &encoded).unwrap(), 0);
+    assert_eq!(socketio::emit(&cluster.client(&[]), &encoded).unwrap(), 0);
     assert_eq!(elsewhere.recv(1, WAIT), vec![encoded.message.clone()]);
     sharded_sub.nothing_more(QUIET);
 }
@@ -434,14 +414,10 @@ fn socketio_emits_reach_each_adapters_subscribers() {
 #[test]
 fn a_batch_over_every_node_follows_a_moved_slot_once() {
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
-    let names: Vec<String> = primaries
-        .iter()
-        .map(|port| cluster.name_on(*port, "spread-"))
-        .collect();
-    let client = client(&cluster, &[]);
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let primaries = cluster.primary_ports();
+    let names = cluster.name_per_primary("spread-");
+    let client = cluster.client(&[]);
+    let routing = cluster_routing(&client);
 
     // Warm: the slot map cached, a connection open to every primary.
     let mut subs: Vec<_> = names.iter().map(|n| cluster.subscribe_sharded(n)).collect();

@@ -13,24 +13,14 @@ use qrpush_test_support as support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use qrpush_core::cluster::shared_cluster;
 use qrpush_core::durable::socketio::{self, Broadcast, StreamOptions};
 use qrpush_core::durable::{wire, Durable, Published, Replay};
-use qrpush_core::{Client, Config, ErrorKind, Subject};
+use qrpush_core::{ErrorKind, Subject};
 use redis::Value;
-use support::ClusterTopology;
+use support::{cluster_routing, ClusterTopology};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
-
-fn client(cluster: &ClusterTopology, settings: &[(&str, &str)]) -> Client {
-    let mut config = Config::default();
-    config.set("url", &cluster.url()).unwrap();
-    for (name, value) in settings {
-        config.set(name, value).unwrap();
-    }
-    Client::new(config)
-}
 
 fn batch(durable: &Durable<'_>, items: &[(String, String)]) -> qrpush_core::Result<Vec<Published>> {
     let mut batch = durable.batch(items.len());
@@ -43,16 +33,13 @@ fn batch(durable: &Durable<'_>, items: &[(String, String)]) -> qrpush_core::Resu
 #[test]
 fn durable_publishes_run_on_the_owner_of_their_channel_and_replay_there() {
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
-    let channels: Vec<String> = primaries
-        .iter()
-        .map(|port| cluster.name_on(*port, "durable-"))
-        .collect();
+    let primaries = cluster.primary_ports();
+    let channels = cluster.name_per_primary("durable-");
     let mut subs: Vec<_> = channels
         .iter()
         .map(|c| cluster.subscribe_sharded(c))
         .collect();
-    let client = client(&cluster, &[]);
+    let client = cluster.client(&[]);
     let durable = Durable::new(&client);
 
     // One publish per shard: stored on the owner, SPUBLISHed there with its header.
@@ -143,7 +130,7 @@ fn durable_publishes_run_on_the_owner_of_their_channel_and_replay_there() {
 
     // Global mode: a classic PUBLISH from the script, heard by a SUBSCRIBE on another node; the
     // braces no longer matter (PUBLISH has no slot).
-    let global = self::client(&cluster, &[("cluster_publish", "global")]);
+    let global = cluster.client(&[("cluster_publish", "global")]);
     let durable = Durable::new(&global);
     let mut classic = cluster.node(primaries[1]).subscribe(&[&channels[0]]);
     let at = durable.publish(channels[0].as_bytes(), b"global").unwrap();
@@ -172,11 +159,10 @@ fn durable_publishes_run_on_the_owner_of_their_channel_and_replay_there() {
 #[test]
 fn a_durable_publish_follows_a_moved_slot_once() {
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     let channel = cluster.name_on(primaries[0], "moving-");
-    let client = client(&cluster, &[]);
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let client = cluster.client(&[]);
+    let routing = cluster_routing(&client);
     let durable = Durable::new(&client);
     let before = durable.publish(channel.as_bytes(), b"before").unwrap();
 
@@ -221,7 +207,7 @@ fn a_durable_publish_follows_a_moved_slot_once() {
 #[test]
 fn socketio_stream_emits_run_on_the_owner_of_the_stream() {
     let cluster = ClusterTopology::start();
-    let client = client(&cluster, &[]);
+    let client = cluster.client(&[]);
     let broadcast = Broadcast {
         namespace: socketio::namespace("chat"),
         event: "message".into(),

@@ -13,35 +13,20 @@ use qrpush_test_support as support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Barrier};
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
 
-use qrpush_core::cluster::shared_cluster;
-use qrpush_core::login::{Login, LoginError, Started, State};
-use qrpush_core::{Client, Config, ErrorKind};
+use qrpush_core::login::{Login, LoginError, Redeemed, Started, State};
 use redis::Value;
 use serde_json::Value as Json;
-use support::{ClusterTopology, Subscriber};
+use support::{cluster_routing, ClusterTopology, Subscriber};
+
+#[path = "common/login_race.rs"]
+mod login_race;
+use login_race::{login_err, racing_scans_pass_exactly};
 
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(300);
-
-fn client(cluster: &ClusterTopology, settings: &[(&str, &str)]) -> Client {
-    let mut config = Config::default();
-    config.set("url", &cluster.url()).unwrap();
-    for (name, value) in settings {
-        config.set(name, value).unwrap();
-    }
-    Client::new(config)
-}
-
-fn login_err(e: qrpush_core::Error) -> LoginError {
-    match e.kind() {
-        ErrorKind::Login(l) => l,
-        other => panic!("expected a login error, got {other:?}: {e}"),
-    }
-}
 
 /// The next `n` events on `sub` as (type, seq), checking their channel and login id.
 fn events(sub: &mut Subscriber, n: usize, channel: &str, id: &str) -> Vec<(String, i64)> {
@@ -73,23 +58,65 @@ fn complete(login: &Login<'_>, started: &Started, user: &str) {
     assert_eq!(scanned.status.state, State::Scanned);
     assert_eq!(scanned.browser_ip, "198.51.100.7");
     let code = login.approve(id, user, "User").unwrap().confirmation_code;
-    let ticket = login
-        .status(id, Some(started.browser_secret.expose()))
-        .unwrap()
-        .ticket
-        .expect("an approved login gives its browser a ticket");
-    let redeemed = login
-        .redeem(
-            id,
-            ticket.value.expose(),
-            started.browser_secret.expose(),
-            code.expose(),
-        )
-        .unwrap();
+    let redeemed = redeem_as_browser(login, started, code.expose());
     assert_eq!(
         (redeemed.user_id.as_str(), redeemed.status.version),
         (user, 4)
     );
+}
+
+/// Redeems an approved login as its browser does: the ticket read from status (a browser that
+/// missed the approved event), then the confirmation `code` the phone showed.
+fn redeem_as_browser(login: &Login<'_>, started: &Started, code: &str) -> Redeemed {
+    let browser_secret = started.browser_secret.expose();
+    let ticket = login
+        .status(&started.status.id, Some(browser_secret))
+        .unwrap()
+        .ticket
+        .expect("an approved login gives its browser a ticket");
+    login
+        .redeem(
+            &started.status.id,
+            ticket.value.expose(),
+            browser_secret,
+            code,
+        )
+        .unwrap()
+}
+
+/// A login started and scanned, its scanned event heard once on its shard, for a test that then
+/// moves its slot.
+struct LoginToMove {
+    started: Started,
+    /// The slot of its channel (and key).
+    slot: u16,
+    /// The slot's owner now.
+    from: u16,
+    /// Another primary, to move the slot to.
+    to: u16,
+    /// A sharded subscriber to its channel on `from`, the scanned event already read.
+    sub: Subscriber,
+}
+
+fn scanned_login_to_move(cluster: &ClusterTopology, login: &Login<'_>, user: &str) -> LoginToMove {
+    let started = login.start("198.51.100.7", "UA").unwrap();
+    let (id, channel) = (&started.status.id, &started.status.channel);
+    let slot = cluster.slot_of(channel);
+    let from = cluster.owner_of_slot(slot).port();
+    let to = cluster.primary_other_than(from);
+    let mut sub = cluster.subscribe_sharded(channel);
+    login.scan(started.qr.expose(), user, "").unwrap();
+    assert_eq!(
+        events(&mut sub, 1, channel, id),
+        vec![("scanned".to_string(), 2)]
+    );
+    LoginToMove {
+        started,
+        slot,
+        from,
+        to,
+        sub,
+    }
 }
 
 /// Starts logins until one has its channel on each primary; returns them by owner port.
@@ -113,7 +140,7 @@ fn one_login_per_shard(cluster: &ClusterTopology, login: &Login<'_>) -> BTreeMap
 #[test]
 fn login_flows_on_every_shard_reach_the_sharded_subscriber_once_in_order() {
     let cluster = ClusterTopology::start();
-    let client = client(&cluster, &[("login_channel_mode", "per_login")]);
+    let client = cluster.client(&[("login_channel_mode", "per_login")]);
     let login = Login::new(&client);
     let logins = one_login_per_shard(&cluster, &login);
     assert_eq!(logins.len(), 3);
@@ -133,12 +160,7 @@ fn login_flows_on_every_shard_reach_the_sharded_subscriber_once_in_order() {
         assert_eq!(cluster.node(*owner).cmd(&["EXISTS", &key]), Value::Int(1));
 
         let mut sharded = cluster.subscribe_sharded(channel);
-        let other = cluster
-            .primaries()
-            .into_iter()
-            .find(|n| n.port() != *owner)
-            .unwrap()
-            .port();
+        let other = cluster.primary_other_than(*owner);
         let mut classic = cluster.node(other).subscribe(&[channel]);
         complete(&login, started, "alice");
         assert_eq!(events(&mut sharded, 3, channel, id), flow_events());
@@ -146,31 +168,22 @@ fn login_flows_on_every_shard_reach_the_sharded_subscriber_once_in_order() {
         classic.nothing_more(Duration::from_millis(50));
     }
     // 3 flows of 5 script runs plus the starts, all on the right node at once: no redirect.
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let routing = cluster_routing(&client);
     assert_eq!(routing.redirects.load(Ordering::Relaxed), 0);
     let stats = client.stats();
     assert_eq!(stats.failed, 0, "{:?}", stats.last_error);
 
     // Global mode: classic PUBLISH from the script, which the Cluster bus carries to a
     // SUBSCRIBE on every node (here: one that does not own the channel's slot).
-    let global = self::client(
-        &cluster,
-        &[
-            ("login_channel_mode", "per_login"),
-            ("cluster_publish", "global"),
-        ],
-    );
+    let global = cluster.client(&[
+        ("login_channel_mode", "per_login"),
+        ("cluster_publish", "global"),
+    ]);
     let login = Login::new(&global);
     let started = login.start("198.51.100.7", "UA").unwrap();
     let (id, channel) = (&started.status.id, &started.status.channel);
     let owner = cluster.owner_of(channel).port();
-    let elsewhere = cluster
-        .primaries()
-        .into_iter()
-        .find(|n| n.port() != owner)
-        .unwrap()
-        .port();
+    let elsewhere = cluster.primary_other_than(owner);
     let mut classic = cluster.node(elsewhere).subscribe(&[channel]);
     let mut sharded = cluster.subscribe_sharded(channel);
     complete(&login, &started, "bob");
@@ -180,7 +193,7 @@ fn login_flows_on_every_shard_reach_the_sharded_subscriber_once_in_order() {
 
     // The single channel: every login's key and event in the channel's one slot (the hot slot
     // docs/TOPOLOGY.md warns of), events with sessionId, for logins started anywhere.
-    let single = self::client(&cluster, &[]);
+    let single = cluster.client(&[]);
     let login = Login::new(&single);
     let mut sub = cluster.subscribe_sharded("qr-login-events");
     let owner = cluster.owner_of("qr-login-events").port();
@@ -216,14 +229,11 @@ fn login_flows_on_every_shard_reach_the_sharded_subscriber_once_in_order() {
 #[test]
 fn the_scan_limit_holds_across_shards_and_refusals_do_not_use_it_up() {
     let cluster = ClusterTopology::start();
-    let client = client(
-        &cluster,
-        &[
-            ("login_channel_mode", "per_login"),
-            ("login_scan_limit", "3"),
-            ("login_scan_window", "60"),
-        ],
-    );
+    let client = cluster.client(&[
+        ("login_channel_mode", "per_login"),
+        ("login_scan_limit", "3"),
+        ("login_scan_window", "60"),
+    ]);
     let login = Login::new(&client);
     let logins: Vec<Started> = one_login_per_shard(&cluster, &login)
         .into_values()
@@ -269,42 +279,17 @@ fn the_scan_limit_holds_across_shards_and_refusals_do_not_use_it_up() {
 
     // Twelve racing scans by one user of logins on all shards: exactly the limit wins, and
     // exactly the winners' logins moved.
-    let racing = Arc::new(self::client(
-        &cluster,
-        &[
-            ("login_channel_mode", "per_login"),
-            ("login_scan_limit", "3"),
-            ("login_scan_window", "60"),
-            ("pool_size", "12"),
-        ],
-    ));
+    let racing = Arc::new(cluster.client(&[
+        ("login_channel_mode", "per_login"),
+        ("login_scan_limit", "3"),
+        ("login_scan_window", "60"),
+        ("pool_size", "12"),
+    ]));
     let starts: Vec<Started> = (0..12)
         .map(|_| Login::new(&racing).start("", "").unwrap())
         .collect();
-    let barrier = Arc::new(Barrier::new(starts.len()));
-    let handles: Vec<_> = starts
-        .iter()
-        .map(|s| {
-            let (client, barrier) = (racing.clone(), barrier.clone());
-            let qr = s.qr.expose().to_string();
-            thread::spawn(move || {
-                barrier.wait();
-                Login::new(&client)
-                    .scan(&qr, "racer", "")
-                    .map(|_| ())
-                    .map_err(login_err)
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        3,
-        "{results:?}"
-    );
-    assert!(results
-        .iter()
-        .all(|r| matches!(r, Ok(()) | Err(LoginError::RateLimited))));
+    let qrs = starts.iter().map(|s| s.qr.expose().to_string()).collect();
+    racing_scans_pass_exactly(&racing, qrs, "racer", 3);
     let scanned = starts
         .iter()
         .filter(|s| {
@@ -334,46 +319,24 @@ fn recent_scans(cluster: &ClusterTopology, key: &str) -> usize {
 #[test]
 fn a_login_whose_slot_moved_follows_moved_once() {
     let cluster = ClusterTopology::start();
-    let client = client(&cluster, &[("login_channel_mode", "per_login")]);
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let client = cluster.client(&[("login_channel_mode", "per_login")]);
+    let routing = cluster_routing(&client);
     let login = Login::new(&client);
-    let started = login.start("198.51.100.7", "UA").unwrap();
+    let LoginToMove {
+        started,
+        slot,
+        to,
+        sub: _before,
+        ..
+    } = scanned_login_to_move(&cluster, &login, "dave");
     let (id, channel) = (&started.status.id, &started.status.channel);
-    let slot = cluster.slot_of(channel);
-    let from = cluster.owner_of_slot(slot).port();
-    let to = cluster
-        .primaries()
-        .into_iter()
-        .find(|n| n.port() != from)
-        .unwrap()
-        .port();
-
-    let mut before = cluster.subscribe_sharded(channel);
-    login.scan(started.qr.expose(), "dave", "").unwrap();
-    assert_eq!(
-        events(&mut before, 1, channel, id),
-        vec![("scanned".to_string(), 2)]
-    );
     cluster.move_slot(slot, to);
     let mut after = cluster.subscribe_sharded(channel);
     let code = login.approve(id, "dave", "Dave").unwrap().confirmation_code;
     assert_eq!(routing.redirects.load(Ordering::Relaxed), 1);
     let approved = events(&mut after, 1, channel, id);
     assert_eq!(approved, vec![("approved".to_string(), 3)]);
-    let ticket = login
-        .status(id, Some(started.browser_secret.expose()))
-        .unwrap()
-        .ticket
-        .unwrap();
-    login
-        .redeem(
-            id,
-            ticket.value.expose(),
-            started.browser_secret.expose(),
-            code.expose(),
-        )
-        .unwrap();
+    redeem_as_browser(&login, &started, code.expose());
     assert_eq!(
         events(&mut after, 1, channel, id),
         vec![("redeemed".to_string(), 4)]
@@ -445,26 +408,17 @@ fn redis_allows_a_script_spublish_only_in_its_keys_slot() {
 #[test]
 fn a_login_in_a_migrating_slot_follows_ask_once() {
     let cluster = ClusterTopology::start();
-    let client = client(&cluster, &[("login_channel_mode", "per_login")]);
-    let config = client.config().clone();
-    let routing = shared_cluster(&config.endpoint, config.pool_size);
+    let client = cluster.client(&[("login_channel_mode", "per_login")]);
+    let routing = cluster_routing(&client);
     let login = Login::new(&client);
-    let started = login.start("198.51.100.7", "UA").unwrap();
+    let LoginToMove {
+        started,
+        slot,
+        from,
+        to,
+        mut sub,
+    } = scanned_login_to_move(&cluster, &login, "erin");
     let (id, channel) = (&started.status.id, &started.status.channel);
-    let slot = cluster.slot_of(channel);
-    let from = cluster.owner_of_slot(slot).port();
-    let to = cluster
-        .primaries()
-        .into_iter()
-        .find(|n| n.port() != from)
-        .unwrap()
-        .port();
-    let mut sub = cluster.subscribe_sharded(channel);
-    login.scan(started.qr.expose(), "erin", "").unwrap();
-    assert_eq!(
-        events(&mut sub, 1, channel, id),
-        vec![("scanned".to_string(), 2)]
-    );
 
     cluster.begin_move(slot, to);
     let key = Login::cluster_key(id, channel);
@@ -497,19 +451,7 @@ fn a_login_in_a_migrating_slot_follows_ask_once() {
 
     cluster.move_slot(slot, to);
     let mut after = cluster.subscribe_sharded(channel);
-    let ticket = login
-        .status(id, Some(started.browser_secret.expose()))
-        .unwrap()
-        .ticket
-        .unwrap();
-    login
-        .redeem(
-            id,
-            ticket.value.expose(),
-            started.browser_secret.expose(),
-            code.expose(),
-        )
-        .unwrap();
+    redeem_as_browser(&login, &started, code.expose());
     assert_eq!(
         events(&mut after, 1, channel, id),
         vec![("redeemed".to_string(), 4)]

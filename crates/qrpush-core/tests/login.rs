@@ -17,19 +17,16 @@ use redis::Value;
 use serde_json::Value as Json;
 use support::{RedisServer, Subscriber};
 
+#[path = "common/login_race.rs"]
+mod login_race;
+use login_race::{login_err, racing_scans_pass_exactly};
+
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(150);
 const CHANNEL: &str = "qr-login-events";
 
 fn kind(e: qrpush_core::Error) -> ErrorKind {
     e.kind()
-}
-
-fn login_err(e: qrpush_core::Error) -> LoginError {
-    match e.kind() {
-        ErrorKind::Login(l) => l,
-        other => panic!("expected a login error, got {other:?}: {e}"),
-    }
 }
 
 /// The next event as JSON, checking the channel.
@@ -675,29 +672,7 @@ fn login_scans_beyond_the_per_user_limit_are_refused() {
                 .to_string()
         })
         .collect();
-    let barrier = Arc::new(Barrier::new(qrs.len()));
-    let handles: Vec<_> = qrs
-        .into_iter()
-        .map(|qr| {
-            let (client, barrier) = (client.clone(), barrier.clone());
-            thread::spawn(move || {
-                barrier.wait();
-                Login::new(&client)
-                    .scan(&qr, "racer", "")
-                    .map(|_| ())
-                    .map_err(login_err)
-            })
-        })
-        .collect();
-    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(
-        results.iter().filter(|r| r.is_ok()).count(),
-        3,
-        "{results:?}"
-    );
-    assert!(results
-        .iter()
-        .all(|r| matches!(r, Ok(()) | Err(LoginError::RateLimited))));
+    racing_scans_pass_exactly(&client, qrs, "racer", 3);
 
     // login_scan_limit 0: no limit, and nothing is counted.
     let unlimited = server.client(&[("login_scan_limit", "0")]);

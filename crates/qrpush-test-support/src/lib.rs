@@ -34,7 +34,9 @@ pub use proxy::Proxy;
 pub use server::{qrpush_name, redis_cli_binary, redis_server_binary, Login, RedisServer};
 pub use subscriber::{Next, Subscriber};
 pub use tls::{Pki, TlsServer};
-pub use topology::{ClusterTopology, SentinelSecrets, SentinelTopology, SlotRange, SERVICE};
+pub use topology::{
+    cluster_routing, ClusterTopology, SentinelSecrets, SentinelTopology, SlotRange, SERVICE,
+};
 
 /// Asserts `elapsed` lies within `[min, max]`.
 #[track_caller]

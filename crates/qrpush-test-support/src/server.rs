@@ -423,19 +423,26 @@ impl RedisServer {
 
     /// A config for this server (URL set first, so `settings` may override it).
     pub fn config(&self, settings: &[(&str, &str)]) -> Config {
-        let mut config = Config::default();
-        config.set("url", &self.url()).expect("url");
-        for (name, value) in settings {
-            config
-                .set(name, value)
-                .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
-        }
-        config
+        config_for(&self.url(), settings)
     }
 
     pub fn set_login(&mut self, login: Login) {
         self.login = login;
     }
+}
+
+/// A config for the server or topology at `url` with `settings` applied over the defaults (the
+/// URL first, so `settings` may override it); a setting the core refuses fails the test, naming
+/// it. Shared by the single server and the Cluster.
+pub(crate) fn config_for(url: &str, settings: &[(&str, &str)]) -> Config {
+    let mut config = Config::default();
+    config.set("url", url).expect("url");
+    for (name, value) in settings {
+        config
+            .set(name, value)
+            .unwrap_or_else(|e| panic!("{name}={value}: {e}"));
+    }
+    config
 }
 
 impl Drop for RedisServer {

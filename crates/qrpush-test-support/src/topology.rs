@@ -13,14 +13,17 @@
 //! GET-MASTER-ADDR-BY-NAME`, `CLUSTER KEYSLOT`, `CLUSTER SLOTS`), never from QrPush's own routing.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use qrpush_core::cluster::{shared_cluster, Cluster};
+use qrpush_core::Client;
 use redis::Value;
 
 use crate::admin::text;
 use crate::ports;
-use crate::server::{redis_cli_binary, Login, RedisServer};
+use crate::server::{config_for, redis_cli_binary, Login, RedisServer};
 use crate::subscriber::Subscriber;
 
 /// The Sentinel service name of [`SentinelTopology`].
@@ -474,6 +477,22 @@ impl ClusterTopology {
         format!("redis-cluster://{}", seeds.join(","))
     }
 
+    /// The port of a primary other than the one on `port` (where a test moves a slot to, or
+    /// subscribes to hear what the Cluster bus carries).
+    pub fn primary_other_than(&self, port: u16) -> u16 {
+        self.primaries()
+            .into_iter()
+            .find(|n| n.port() != port)
+            .unwrap_or_else(|| panic!("no primary other than the one on port {port}"))
+            .port()
+    }
+
+    /// A client of this Cluster (every node a seed, see [`url`](Self::url)) with `settings`
+    /// applied over the defaults.
+    pub fn client(&self, settings: &[(&str, &str)]) -> Client {
+        Client::new(config_for(&self.url(), settings))
+    }
+
     /// The slot of `key` as the server computes it (`CLUSTER KEYSLOT`).
     pub fn slot_of(&self, key: &str) -> u16 {
         int(&self.live_node().cmd(&["CLUSTER", "KEYSLOT", key])) as u16
@@ -506,6 +525,21 @@ impl ClusterTopology {
         ports.sort_unstable();
         ports.dedup();
         ports.into_iter().map(|p| self.node(p)).collect()
+    }
+
+    /// The ports of the primaries, in the order of [`primaries`](Self::primaries).
+    pub fn primary_ports(&self) -> Vec<u16> {
+        self.primaries().iter().map(|n| n.port()).collect()
+    }
+
+    /// One name per primary, in the order of [`primary_ports`](Self::primary_ports), each
+    /// starting with `prefix` and in a slot of its primary (see [`name_on`](Self::name_on)):
+    /// channels that spread a test's traffic over every shard.
+    pub fn name_per_primary(&self, prefix: &str) -> Vec<String> {
+        self.primary_ports()
+            .into_iter()
+            .map(|port| self.name_on(port, prefix))
+            .collect()
     }
 
     /// A sharded subscriber (SSUBSCRIBE) to `channel` on the primary owning its slot.
@@ -671,6 +705,13 @@ fn info_field_cluster(node: &RedisServer, field: &str) -> Option<String> {
     info.lines()
         .find_map(|line| line.strip_prefix(&prefix))
         .map(|value| value.trim().to_string())
+}
+
+/// The process-wide Cluster routing `client` publishes through (the core's own, whose redirect
+/// and slot-map counters the tests read), as the client itself finds it.
+pub fn cluster_routing(client: &Client) -> Arc<Cluster> {
+    let config = client.config();
+    shared_cluster(&config.endpoint, config.pool_size)
 }
 
 impl Drop for ClusterTopology {

@@ -21,7 +21,8 @@ use redis::Value;
 use crate::config::Config;
 use crate::endpoint::{Address, Endpoint};
 use crate::error::{Error, ErrorKind, Result};
-use crate::pool::{shared_pool, LeaseTerms, Pool};
+use crate::lookup::{ask_in_turn, lease_for_question};
+use crate::pool::{shared_pool, Pool};
 use crate::stats::{Stats, StatsSnapshot, TopologySnapshot};
 
 pub use map::{Node, SlotMap};
@@ -187,31 +188,22 @@ impl Cluster {
                 }
             }
         }
-        let mut last = None;
-        for node in candidates {
-            if Instant::now() >= deadline {
-                break;
-            }
-            match self.read_map(&node, config, deadline, tls) {
-                Ok(map) => {
-                    let map = Arc::new(map);
-                    *self.map.write() = Some(Arc::clone(&map));
-                    self.refreshes.fetch_add(1, Relaxed);
-                    return Ok(map);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let why = last
-            .map(|e| e.message().to_string())
-            .unwrap_or_else(|| format!("no time left within {:?}", config.call_bound()));
-        Err(Error::new(
-            ErrorKind::Connection,
-            format!(
-                "could not read the slot map of the Redis Cluster at {}: {why}",
-                self.endpoint.label()
-            ),
-        ))
+        let map = ask_in_turn(
+            candidates.into_iter(),
+            deadline,
+            config,
+            || {
+                format!(
+                    "could not read the slot map of the Redis Cluster at {}",
+                    self.endpoint.label()
+                )
+            },
+            |node, _, _| self.read_map(&node, config, deadline, tls),
+        )?;
+        let map = Arc::new(map);
+        *self.map.write() = Some(Arc::clone(&map));
+        self.refreshes.fetch_add(1, Relaxed);
+        Ok(map)
     }
 
     fn read_map(
@@ -222,17 +214,7 @@ impl Cluster {
         tls: bool,
     ) -> Result<SlotMap> {
         let pool = self.node_pool(node);
-        let now = Instant::now();
-        let terms = LeaseTerms {
-            now,
-            connect_timeout: config
-                .connect_timeout
-                .min(deadline.saturating_duration_since(now)),
-            breaker_cooldown: config.breaker_cooldown,
-            idle_check_after: config.idle_check_after,
-        };
-        let mut lease = pool.lease_within(&terms)?;
-        let request_by = (lease.ready_at.unwrap_or(now) + config.timeout).min(deadline);
+        let (mut lease, request_by) = lease_for_question(&pool, config, deadline)?;
         let ask = |lease: &mut crate::pool::Lease<'_>, sub: &str| {
             lease.connection().request_one(request_by, |p| {
                 p.command(|cmd| {
@@ -268,15 +250,7 @@ impl Cluster {
             .as_ref()
             .map(|m| m.primaries())
             .unwrap_or_default();
-        let mut snapshot = StatsSnapshot {
-            published: self.stats.published.load(Relaxed),
-            failed: self.stats.failed.load(Relaxed),
-            last_error: self.stats.last_error(),
-            latency: self.stats.latency(),
-            endpoint: self.endpoint.redacted_url(),
-            pid: crate::process::current_pid(),
-            ..StatsSnapshot::default()
-        };
+        let mut snapshot = self.stats.snapshot_for(&self.endpoint);
         snapshot.topology = TopologySnapshot {
             kind: "cluster",
             redirects: self.redirects.load(Relaxed),
