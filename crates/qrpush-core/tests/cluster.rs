@@ -451,3 +451,55 @@ fn a_batch_over_every_node_follows_a_moved_slot_once() {
     let stats = client.stats();
     assert_eq!((stats.published, stats.failed), (7, 0));
 }
+
+/// A batch over the 3 primaries checks every pooled connection it is about to write to, for one
+/// system call in all: two connections that their servers closed while idle are replaced before
+/// anything is written to them, silently. Every message arrives once, over a new connection to
+/// each of those two nodes, and the third node's connection is kept.
+#[test]
+fn a_batch_over_every_node_replaces_connections_closed_while_idle() {
+    let cluster = ClusterTopology::start();
+    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let names: Vec<String> = primaries
+        .iter()
+        .map(|port| cluster.name_on(*port, "idle-"))
+        .collect();
+    let client = client(&cluster, &[]);
+    let mut subs: Vec<_> = names.iter().map(|n| cluster.subscribe_sharded(n)).collect();
+    let warm: Vec<(&[u8], &[u8])> = names.iter().map(|n| (n.as_bytes(), &b"warm"[..])).collect();
+    assert_eq!(client.publish_many(&warm).unwrap(), vec![1, 1, 1]);
+    for sub in &mut subs {
+        assert_eq!(sub.recv(1, WAIT), vec![b"warm".to_vec()]);
+    }
+    let only_id = |port: u16| {
+        let clients = cluster.node(port).qrpush_clients();
+        assert_eq!(clients.len(), 1, "one pooled connection to {port}");
+        clients[0].id()
+    };
+    let before: Vec<u64> = primaries.iter().map(|&port| only_id(port)).collect();
+
+    for (&port, id) in primaries.iter().zip(&before).take(2) {
+        let node = cluster.node(port);
+        node.cmd(&["CLIENT", "KILL", "ID", &id.to_string()]);
+        node.wait_until("the pooled connection to be closed", WAIT, |node| {
+            node.qrpush_clients().is_empty()
+        });
+    }
+    let batch: Vec<(&[u8], &[u8])> = names
+        .iter()
+        .zip([&b"b0"[..], b"b1", b"b2"])
+        .map(|(n, payload)| (n.as_bytes(), payload))
+        .collect();
+    assert_eq!(client.publish_many(&batch).unwrap(), vec![1, 1, 1]);
+    for (sub, want) in subs.iter_mut().zip(["b0", "b1", "b2"]) {
+        assert_eq!(sub.recv(1, WAIT), vec![want.as_bytes().to_vec()]);
+        sub.nothing_more(QUIET);
+    }
+
+    let after: Vec<u64> = primaries.iter().map(|&port| only_id(port)).collect();
+    assert_ne!(after[0], before[0]);
+    assert_ne!(after[1], before[1]);
+    assert_eq!(after[2], before[2]);
+    let stats = client.stats();
+    assert_eq!((stats.published, stats.failed, stats.reconnects), (6, 0, 2));
+}
