@@ -459,12 +459,12 @@ fn a_batch_over_every_node_follows_a_moved_slot_once() {
 #[test]
 fn a_batch_over_every_node_replaces_connections_closed_while_idle() {
     let cluster = ClusterTopology::start();
-    let primaries: Vec<u16> = cluster.primaries().iter().map(|n| n.port()).collect();
+    let primaries = cluster.primary_ports();
     let names: Vec<String> = primaries
         .iter()
         .map(|port| cluster.name_on(*port, "idle-"))
         .collect();
-    let client = client(&cluster, &[]);
+    let client = cluster.client(&[]);
     let mut subs: Vec<_> = names.iter().map(|n| cluster.subscribe_sharded(n)).collect();
     let warm: Vec<(&[u8], &[u8])> = names.iter().map(|n| (n.as_bytes(), &b"warm"[..])).collect();
     assert_eq!(client.publish_many(&warm).unwrap(), vec![1, 1, 1]);
