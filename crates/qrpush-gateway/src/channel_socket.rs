@@ -36,8 +36,8 @@ use tokio_util::sync::CancellationToken;
 use crate::direct::{CloseOnDrop, Direct};
 use crate::hub::{frame, ChannelOut, FanoutTimer, Outgoing, Peer};
 use crate::metrics::{CloseReason, DropReason};
-use crate::quiet::WakeFlag;
-use crate::socket::{close_cleanly, instant_at, now_ms, send_within};
+use crate::quiet::Wakes;
+use crate::socket::{close_cleanly, instant_at, now_ms, write_frame, End, Heartbeat};
 use crate::App;
 
 /// The most entries one replay sends; a browser further behind is told to resync.
@@ -75,11 +75,6 @@ struct ChannelState {
     held: Option<Vec<Held>>,
     /// The replay read that counts (an older one, overtaken by a resubscribe, is ignored).
     read: u64,
-}
-
-enum End {
-    Close(u16, &'static str),
-    Drop,
 }
 
 /// Serves a subscription-token socket until it ends; `since` are the positions it resumes from
@@ -136,10 +131,7 @@ pub async fn serve(
     // Declared after the socket's halves, so dropped before them whatever ends this task: the
     // fan-out's borrowed descriptor is never written once the connection may be closed.
     let _inert_on_drop = CloseOnDrop(direct.clone());
-    let start = Instant::now() + settings.ping_interval;
-    let mut ping = tokio::time::interval_at(start, settings.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pong_deadline: Option<Instant> = None;
+    let mut heartbeat = Heartbeat::new(settings.ping_interval, settings.ping_timeout);
     let send_timeout = settings.send_timeout;
     let token_expired = sleep_until(instant_at(token_expires_at_ms));
     tokio::pin!(token_expired);
@@ -153,13 +145,7 @@ pub async fn serve(
     tokio::pin!(heartbeat_lost);
     // A fan-out wakes each socket once per message, for its queue alone: the read side, the
     // timers and the shutdown wait are polled only when they woke the task themselves.
-    let (shutdown_woke, token_woke, read_woke, ping_woke, heartbeat_woke) = (
-        WakeFlag::new(),
-        WakeFlag::new(),
-        WakeFlag::new(),
-        WakeFlag::new(),
-        WakeFlag::new(),
-    );
+    let wakes = Wakes::new();
 
     let end = loop {
         if slow.load(Acquire) {
@@ -189,8 +175,8 @@ pub async fn serve(
         });
         tokio::select! {
             biased;
-            _ = shutdown_woke.guard(shutting_down.as_mut()) => break End::Close(1001, "server shutting down"),
-            _ = token_woke.guard(token_expired.as_mut()) => {
+            _ = wakes.shutdown.guard(shutting_down.as_mut()) => break End::Close(1001, "server shutting down"),
+            _ = wakes.token.guard(token_expired.as_mut()) => {
                 app.metrics.closed(CloseReason::TokenExpired);
                 break End::Close(4001, "token expired");
             }
@@ -242,35 +228,26 @@ pub async fn serve(
                 }
                 let mut end = None;
                 for (text, published_ms, _fanout) in batch {
-                    match send_within(&mut sink, Message::Text(text), send_timeout).await {
-                        Ok(Ok(())) => {
-                            if let Some(ms) = published_ms {
-                                app.metrics.forwarded(now_ms() - ms as f64);
-                            }
-                        }
-                        Ok(Err(_)) => {
-                            end = Some(End::Drop);
-                            break;
-                        }
-                        Err(_) => {
-                            app.metrics.dropped(DropReason::Slow);
-                            end = Some(End::Drop);
-                            break;
-                        }
+                    if let Err(failed) = write_frame(&mut sink, Message::Text(text), send_timeout, &app.metrics).await {
+                        end = Some(failed);
+                        break;
+                    }
+                    if let Some(ms) = published_ms {
+                        app.metrics.forwarded(now_ms() - ms as f64);
                     }
                 }
                 if let Some(end) = end {
                     break end;
                 }
             }
-            frame = read_woke.guard(read) => match frame {
+            frame = wakes.read.guard(read) => match frame {
                 None => {
                     app.metrics.dropped(DropReason::Slow);
                     break End::Drop;
                 }
                 Some(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => break End::Drop,
                 Some(Some(Ok(_))) => {
-                    pong_deadline = None;
+                    heartbeat.alive();
                     // Whatever the WebSocket layer may still hold (the answer to a ping) goes out
                     // before the write side is lent again.
                     if direct.is_some() {
@@ -281,30 +258,21 @@ pub async fn serve(
                     }
                 }
             },
-            _ = ping_woke.guard(std::future::poll_fn(|cx| ping.poll_tick(cx))) => {
+            _ = wakes.ping.guard(std::future::poll_fn(|cx| heartbeat.poll_tick(cx))) => {
                 if let Some(direct) = &direct {
                     if !own_writes(direct, &mut channels, send_timeout).await {
                         app.metrics.dropped(DropReason::Slow);
                         break End::Drop;
                     }
                 }
-                if pong_deadline.is_none() {
-                    match send_within(&mut sink, Message::Ping(Default::default()), send_timeout).await {
-                        Ok(Ok(())) => {
-                            let deadline = Instant::now() + settings.ping_timeout;
-                            pong_deadline = Some(deadline);
-                            heartbeat_lost.as_mut().reset(deadline);
-                            heartbeat_woke.set();
-                        }
-                        Ok(Err(_)) => break End::Drop,
-                        Err(_) => {
-                            app.metrics.dropped(DropReason::Slow);
-                            break End::Drop;
-                        }
-                    }
+                if let Err(end) = heartbeat
+                    .ping(&mut sink, send_timeout, &app.metrics, heartbeat_lost.as_mut(), &wakes.heartbeat)
+                    .await
+                {
+                    break end;
                 }
             }
-            _ = heartbeat_woke.guard(heartbeat_lost.as_mut()), if pong_deadline.is_some() => {
+            _ = wakes.heartbeat.guard(heartbeat_lost.as_mut()), if heartbeat.awaiting_pong() => {
                 app.metrics.dropped(DropReason::Heartbeat);
                 break End::Drop;
             }

@@ -60,6 +60,27 @@ impl WakeFlag {
     }
 }
 
+/// The flags of the futures a socket's task polls besides its queue, one per future.
+pub(crate) struct Wakes {
+    pub shutdown: WakeFlag,
+    pub token: WakeFlag,
+    pub read: WakeFlag,
+    pub ping: WakeFlag,
+    pub heartbeat: WakeFlag,
+}
+
+impl Wakes {
+    pub(crate) fn new() -> Wakes {
+        Wakes {
+            shutdown: WakeFlag::new(),
+            token: WakeFlag::new(),
+            read: WakeFlag::new(),
+            ping: WakeFlag::new(),
+            heartbeat: WakeFlag::new(),
+        }
+    }
+}
+
 pub(crate) struct Guarded<'a, F> {
     flag: &'a WakeFlag,
     future: F,

@@ -23,19 +23,96 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Outgoing, Peer, RegisterError};
-use crate::metrics::{CloseReason, DropReason};
-use crate::quiet::WakeFlag;
+use crate::metrics::{CloseReason, DropReason, Metrics};
+use crate::quiet::{WakeFlag, Wakes};
 use crate::status;
 use crate::App;
 
 /// How long a closing handshake may take before the TCP connection is simply dropped.
 const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
-enum End {
+/// How a socket's task ends (login and channel sockets alike).
+pub(crate) enum End {
     /// Send this close frame (best effort), then drop.
     Close(u16, &'static str),
     /// Drop without a word: the peer is gone, dead or too slow to take a close frame.
     Drop,
+}
+
+/// Writes one frame within `limit`; the socket's end if it could not: gone, or too slow (counted).
+pub(crate) async fn write_frame<S>(
+    sink: &mut S,
+    message: Message,
+    limit: Duration,
+    metrics: &Metrics,
+) -> Result<(), End>
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    match send_within(sink, message, limit).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Drop),
+        Err(_) => {
+            metrics.dropped(DropReason::Slow);
+            Err(End::Drop)
+        }
+    }
+}
+
+/// A socket's heartbeat: a ping every `--ping-interval` (none while a pong is awaited), and the
+/// socket is lost when no frame comes back within `--ping-timeout` of one.
+pub(crate) struct Heartbeat {
+    ping: tokio::time::Interval,
+    timeout: Duration,
+    pong_deadline: Option<Instant>,
+}
+
+impl Heartbeat {
+    pub(crate) fn new(interval: Duration, timeout: Duration) -> Heartbeat {
+        let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Heartbeat {
+            ping,
+            timeout,
+            pong_deadline: None,
+        }
+    }
+
+    /// Ready when a ping is due.
+    pub(crate) fn poll_tick(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Instant> {
+        self.ping.poll_tick(cx)
+    }
+
+    /// A frame came: the peer is alive (the browser sends nothing but pongs).
+    pub(crate) fn alive(&mut self) {
+        self.pong_deadline = None;
+    }
+
+    pub(crate) fn awaiting_pong(&self) -> bool {
+        self.pong_deadline.is_some()
+    }
+
+    /// Sends the ping that is due (unless one is unanswered yet) and arms `lost` for its answer.
+    pub(crate) async fn ping<S>(
+        &mut self,
+        sink: &mut S,
+        limit: Duration,
+        metrics: &Metrics,
+        lost: std::pin::Pin<&mut tokio::time::Sleep>,
+        lost_woke: &WakeFlag,
+    ) -> Result<(), End>
+    where
+        S: futures_util::Sink<Message> + Unpin,
+    {
+        if self.pong_deadline.is_none() {
+            write_frame(sink, Message::Ping(Default::default()), limit, metrics).await?;
+            let deadline = Instant::now() + self.timeout;
+            self.pong_deadline = Some(deadline);
+            lost.reset(deadline);
+            lost_woke.set();
+        }
+        Ok(())
+    }
 }
 
 pub fn now_ms() -> f64 {
@@ -150,10 +227,7 @@ pub async fn serve(
     tracing::debug!(login = %login_id, peer = peer_id, "socket open");
 
     let (mut sink, mut stream) = socket.split();
-    let start = Instant::now() + settings.ping_interval;
-    let mut ping = tokio::time::interval_at(start, settings.ping_interval);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pong_deadline: Option<Instant> = None;
+    let mut heartbeat = Heartbeat::new(settings.ping_interval, settings.ping_timeout);
     let send_timeout = settings.send_timeout;
     // The highest seq written; None until the first status.
     let mut last_seq: Option<i64> = None;
@@ -170,13 +244,7 @@ pub async fn serve(
     tokio::pin!(heartbeat_lost);
     // A fan-out wakes each socket once per message, for its queue alone: the read side, the
     // timers and the shutdown wait are polled only when they woke the task themselves.
-    let (shutdown_woke, token_woke, read_woke, ping_woke, heartbeat_woke) = (
-        WakeFlag::new(),
-        WakeFlag::new(),
-        WakeFlag::new(),
-        WakeFlag::new(),
-        WakeFlag::new(),
-    );
+    let wakes = Wakes::new();
 
     let end = loop {
         if slow.load(Acquire) {
@@ -185,8 +253,8 @@ pub async fn serve(
         }
         tokio::select! {
             biased;
-            _ = shutdown_woke.guard(shutting_down.as_mut()) => break End::Close(1001, "server shutting down"),
-            _ = token_woke.guard(token_expired.as_mut()) => {
+            _ = wakes.shutdown.guard(shutting_down.as_mut()) => break End::Close(1001, "server shutting down"),
+            _ = wakes.token.guard(token_expired.as_mut()) => {
                 app.metrics.closed(CloseReason::TokenExpired);
                 break End::Close(4001, "token expired");
             }
@@ -226,21 +294,14 @@ pub async fn serve(
                 }
                 let mut end = None;
                 for (text, lag_from, ends_login) in batch {
-                    match send_within(&mut sink, Message::Text(text), send_timeout).await {
-                        Ok(Ok(())) => match lag_from {
-                            Some(ts) => app.metrics.forwarded(now_ms() - ts as f64),
-                            None => {
-                                app.metrics.status_sent.fetch_add(1, Relaxed);
-                            }
-                        },
-                        Ok(Err(_)) => {
-                            end = Some(End::Drop);
-                            break;
-                        }
-                        Err(_) => {
-                            app.metrics.dropped(DropReason::Slow);
-                            end = Some(End::Drop);
-                            break;
+                    if let Err(failed) = write_frame(&mut sink, Message::Text(text), send_timeout, &app.metrics).await {
+                        end = Some(failed);
+                        break;
+                    }
+                    match lag_from {
+                        Some(ts) => app.metrics.forwarded(now_ms() - ts as f64),
+                        None => {
+                            app.metrics.status_sent.fetch_add(1, Relaxed);
                         }
                     }
                     if ends_login {
@@ -254,30 +315,21 @@ pub async fn serve(
                     break end;
                 }
             }
-            frame = read_woke.guard(stream.next()) => match frame {
+            frame = wakes.read.guard(stream.next()) => match frame {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break End::Drop,
                 // Any frame proves the peer alive; the browser sends nothing else (tungstenite
                 // answers pings itself).
-                Some(Ok(_)) => pong_deadline = None,
+                Some(Ok(_)) => heartbeat.alive(),
             },
-            _ = ping_woke.guard(std::future::poll_fn(|cx| ping.poll_tick(cx))) => {
-                if pong_deadline.is_none() {
-                    match send_within(&mut sink, Message::Ping(Default::default()), send_timeout).await {
-                        Ok(Ok(())) => {
-                            let deadline = Instant::now() + settings.ping_timeout;
-                            pong_deadline = Some(deadline);
-                            heartbeat_lost.as_mut().reset(deadline);
-                            heartbeat_woke.set();
-                        }
-                        Ok(Err(_)) => break End::Drop,
-                        Err(_) => {
-                            app.metrics.dropped(DropReason::Slow);
-                            break End::Drop;
-                        }
-                    }
+            _ = wakes.ping.guard(std::future::poll_fn(|cx| heartbeat.poll_tick(cx))) => {
+                if let Err(end) = heartbeat
+                    .ping(&mut sink, send_timeout, &app.metrics, heartbeat_lost.as_mut(), &wakes.heartbeat)
+                    .await
+                {
+                    break end;
                 }
             }
-            _ = heartbeat_woke.guard(heartbeat_lost.as_mut()), if pong_deadline.is_some() => {
+            _ = wakes.heartbeat.guard(heartbeat_lost.as_mut()), if heartbeat.awaiting_pong() => {
                 app.metrics.dropped(DropReason::Heartbeat);
                 break End::Drop;
             }
