@@ -19,19 +19,7 @@ use QrPush\ConnectionException;
 #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
 final class SentinelTlsTest extends TestCase
 {
-    private static string $pki = '';
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$pki = TestPki::create();
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        if (self::$pki !== '') {
-            Processes::removeDir(self::$pki);
-        }
-    }
+    use UsesTestPki;
 
     public function testPublishesThroughTlsSentinelsTrustingTheConfiguredCaOnly(): void
     {

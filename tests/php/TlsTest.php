@@ -21,19 +21,7 @@ use QrPush\ServerException;
 #[\PHPUnit\Framework\Attributes\RequiresOperatingSystemFamily('Linux')]
 final class TlsTest extends TestCase
 {
-    private static string $pki = '';
-
-    public static function setUpBeforeClass(): void
-    {
-        self::$pki = TestPki::create();
-    }
-
-    public static function tearDownAfterClass(): void
-    {
-        if (self::$pki !== '') {
-            Processes::removeDir(self::$pki);
-        }
-    }
+    use UsesTestPki;
 
     private static function file(string $name): string
     {

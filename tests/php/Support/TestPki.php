@@ -59,3 +59,24 @@ final class TestPki
         }
     }
 }
+
+/**
+ * For a test class that needs the certificates: one TestPki directory for the whole class, in
+ * `self::$pki`, removed after its last test.
+ */
+trait UsesTestPki
+{
+    private static string $pki = '';
+
+    public static function setUpBeforeClass(): void
+    {
+        self::$pki = TestPki::create();
+    }
+
+    public static function tearDownAfterClass(): void
+    {
+        if (self::$pki !== '') {
+            Processes::removeDir(self::$pki);
+        }
+    }
+}
