@@ -268,17 +268,7 @@ fn the_documented_user_publishes_replays_and_logs_in_on_every_shard() {
     let to = *primaries.iter().find(|p| **p != from).unwrap();
     cluster.begin_move(slot, to);
     let key = Login::cluster_key(id, channel);
-    let to_port = to.to_string();
-    cluster.node(from).admin().ok(&[
-        "MIGRATE",
-        "127.0.0.1",
-        &to_port,
-        "",
-        "0",
-        "5000",
-        "KEYS",
-        &key,
-    ]);
+    cluster.migrate_keys(from, to, std::slice::from_ref(&key));
     let config = client.config().clone();
     let routing = shared_cluster(&config.endpoint, config.pool_size);
     let redirects = routing.redirects.load(Ordering::Relaxed);

@@ -422,17 +422,7 @@ fn a_login_in_a_migrating_slot_follows_ask_once() {
 
     cluster.begin_move(slot, to);
     let key = Login::cluster_key(id, channel);
-    let to_port = to.to_string();
-    cluster.node(from).admin().ok(&[
-        "MIGRATE",
-        "127.0.0.1",
-        &to_port,
-        "",
-        "0",
-        "5000",
-        "KEYS",
-        &key,
-    ]);
+    cluster.migrate_keys(from, to, std::slice::from_ref(&key));
     let code = login.approve(id, "erin", "Erin").unwrap().confirmation_code;
     assert_eq!(routing.redirects.load(Ordering::Relaxed), 1, "one ASK");
     // It ran on the importing node, once: the key there is approved, version 3. Its SPUBLISH

@@ -47,6 +47,16 @@ fn poll<T>(what: &str, bound: Duration, mut probe: impl FnMut() -> Result<T, Str
     }
 }
 
+/// Waits until `node` says `role:master` (after a failover, or once it is configured).
+fn wait_for_master(node: &RedisServer, what: &str) {
+    poll(what, SETTLE_BOUND, || {
+        match info_field(node, "replication", "role").as_deref() {
+            Some("master") => Ok(()),
+            other => Err(format!("role {other:?}")),
+        }
+    });
+}
+
 /// One `field:value` line of an INFO reply.
 fn info_field(server: &RedisServer, section: &str, field: &str) -> Option<String> {
     let reply = server.try_admin().ok()?.try_cmd(&["INFO", section]).ok()?;
@@ -279,14 +289,7 @@ impl SentinelTopology {
             .find(|p| *p != old)
             .expect("two data nodes");
         let new_node = self.node(new);
-        poll(
-            "the new primary to say role:master",
-            SETTLE_BOUND,
-            || match info_field(new_node, "replication", "role").as_deref() {
-                Some("master") => Ok(()),
-                other => Err(format!("role {other:?}")),
-            },
-        );
+        wait_for_master(new_node, "the new primary to say role:master");
         for sentinel in &self.sentinels {
             poll(
                 &format!("Sentinel {} to name primary {new}", sentinel.port()),
@@ -330,14 +333,7 @@ impl SentinelTopology {
             );
         }
         let primary_node = self.node(primary);
-        poll(
-            "the primary to say role:master",
-            SETTLE_BOUND,
-            || match info_field(primary_node, "replication", "role").as_deref() {
-                Some("master") => Ok(()),
-                other => Err(format!("role {other:?}")),
-            },
-        );
+        wait_for_master(primary_node, "the primary to say role:master");
         for replica in self.nodes.iter().filter(|n| n.port() != primary) {
             poll("the replica's link to the primary", SETTLE_BOUND, || {
                 let port = info_field(replica, "replication", "master_port");
@@ -585,13 +581,8 @@ impl ClusterTopology {
             if keys.is_empty() {
                 break;
             }
-            let to_text = to.to_string();
-            let mut args: Vec<String> = ["MIGRATE", "127.0.0.1", &to_text, "", "0", "5000", "KEYS"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            args.extend(keys.iter().map(text));
-            source.admin().ok(&args);
+            let keys: Vec<String> = keys.iter().map(text).collect();
+            self.migrate_keys(from, to, &keys);
         }
         for node in [target, source] {
             node.admin()
@@ -609,6 +600,18 @@ impl ClusterTopology {
             to,
             "slot {slot} did not move"
         );
+    }
+
+    /// MIGRATEs `keys` from the node on `from` to the node on `to` (a slot move's middle step; in
+    /// the middle of one begun with [`ClusterTopology::begin_move`], the moved keys answer ASK).
+    pub fn migrate_keys(&self, from: u16, to: u16, keys: &[String]) {
+        let to_text = to.to_string();
+        let mut args: Vec<String> = ["MIGRATE", "127.0.0.1", &to_text, "", "0", "5000", "KEYS"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(keys.iter().cloned());
+        self.node(from).admin().ok(&args);
     }
 
     /// The first half of a slot move: `slot` MIGRATING on its owner, IMPORTING on the primary on
