@@ -818,10 +818,23 @@ fn login_redis_holds_hashes_never_secrets() {
     assert!(dump.contains("ip=198.51.100.1"));
     assert!(dump.contains("user=bob"));
     assert!(dump.contains("name=Bob"));
+    // No user id (nor login id) in key names: after the prefix, each is a SHA-256 in base64url
+    // (43 characters), which may of course spell "bob" by chance, so the shape is what is checked.
+    let hashed = |key: &str| {
+        let tail = key
+            .strip_prefix("qrpush:login:scans:")
+            .or_else(|| key.strip_prefix("qrpush:login:"));
+        tail.is_some_and(|t| {
+            t.len() == 43
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    };
     assert!(
-        keys.iter().all(|k| !k.contains("bob")),
+        keys.iter().all(|k| hashed(k)),
         "no user id in key names: {keys:?}"
     );
+    assert!(!Login::scans_key("bob").contains("bob"));
 }
 
 #[test]
